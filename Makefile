@@ -1,0 +1,37 @@
+# Everything a fresh clone needs. `make demo` curates examples/; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel of torch 2.13.0 (installed only when the venv has no torch). On a GPU machine, install
+# your CUDA build of torch into the venv first, or pass TORCH_SPEC='torch' to take PyPI's default build.
+TORCH_SPEC ?= torch==2.13.0
+DEMO_OUT ?= out/demo
+
+.PHONY: install dev demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+demo: install
+	RAY_AUTH_MODE=disabled $(VENV)/bin/s2 curate --input examples/audio --output $(DEMO_OUT)
+	@echo "shards: $(DEMO_OUT)/shards/  index: $(DEMO_OUT)/index.json  manifest: $(DEMO_OUT)/manifest.parquet"
+
+test: dev
+	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest
+
+clean:
+	rm -rf out bench_out

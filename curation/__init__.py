@@ -1,0 +1,1 @@
+"""Ray-agnostic stage logic: functions and callable classes over batches of columns."""

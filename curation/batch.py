@@ -1,0 +1,82 @@
+"""The row contract every stage shares, and helpers to read and update rows in a batch.
+
+A batch is a dict of equal-length columns. Rows flow from decode to the writer; a rejected row keeps
+flowing (untouched by later stages) so that every input ends in exactly one place.
+
+Columns:
+  key          segment key ('<16 hex>_<5 digits>'); at file level '<16 hex>'
+  input_index  position of the input in the run plan
+  unit         work unit of the input (the grain of resume)
+  source_uri   input URI
+  pcm          float32 little-endian mono samples (bytes)
+  sample_rate  rate of `pcm`
+  sample_json  the Sample record so far (JSON), or '' before segmentation
+  reject_json  the Reject record (JSON) once rejected, else ''
+  file_rows    how many rows the input produced (set by segmentation; the writer knows an input is complete)
+  meta_json    file-level facts carried from ingest/decode to segmentation (JSON)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from schemas.sample import Reject, Sample
+
+COLUMNS = ("key", "input_index", "unit", "source_uri", "pcm", "sample_rate", "sample_json", "reject_json", "file_rows", "meta_json")
+
+Batch = dict[str, list]
+
+
+def as_lists(batch: Mapping[str, Any]) -> Batch:
+    """Ray hands numpy columns (fixed-width strings would truncate on assignment): work on lists."""
+    return {k: (v.tolist() if isinstance(v, np.ndarray) and v.dtype != object else list(v)) for k, v in batch.items()}
+
+
+def live(batch: Batch) -> list[int]:
+    """Indices of rows not rejected yet."""
+    return [i for i, r in enumerate(batch["reject_json"]) if not r]
+
+
+def audio(batch: Batch, i: int) -> np.ndarray:
+    return np.frombuffer(batch["pcm"][i], dtype="<f4")
+
+
+def set_audio(batch: Batch, i: int, x: np.ndarray, sample_rate: int | None = None) -> None:
+    batch["pcm"][i] = np.ascontiguousarray(x, dtype="<f4").tobytes()
+    if sample_rate is not None:
+        batch["sample_rate"][i] = int(sample_rate)
+
+
+def sample(batch: Batch, i: int) -> Sample:
+    return Sample.model_validate_json(batch["sample_json"][i])
+
+
+def set_sample(batch: Batch, i: int, s: Sample) -> None:
+    batch["sample_json"][i] = s.model_dump_json(exclude_none=True)
+
+
+def reject_row(row: dict, stage: str, reason: str, detail: str = "") -> dict:
+    """Mark a row (a dict of column values) rejected. Its audio is dropped: nothing downstream needs it."""
+    key = row["key"] if "_" in row["key"] else None
+    start_s = end_s = None
+    if row.get("sample_json"):
+        src = Sample.model_validate_json(row["sample_json"]).source
+        start_s, end_s = src.start_s, src.end_s
+    rec = Reject(input=row["source_uri"], key=key, stage=stage, reason=reason, detail=detail[:2000], start_s=start_s, end_s=end_s)
+    row["reject_json"] = rec.model_dump_json()
+    row["pcm"] = b""
+    return row
+
+
+def reject(batch: Batch, i: int, stage: str, reason: str, detail: str = "") -> None:
+    row = reject_row({c: batch[c][i] for c in ("key", "source_uri", "sample_json")} | {"pcm": b""}, stage, reason, detail)
+    batch["reject_json"][i] = row["reject_json"]
+    batch["pcm"][i] = b""
+
+
+def iter_waveforms(batch: Batch, rows: list[int]) -> Iterator[np.ndarray]:
+    for i in rows:
+        yield audio(batch, i)

@@ -1,0 +1,190 @@
+"""Writing the dataset: FLAC encoding, deterministic tar shards per work unit, completion records,
+and the final index.json (wids), manifest.parquet and rejects.parquet.
+
+Exactly-once: a unit's shards are written atomically, then its completion record (which lists them)
+is written last. Finalisation reads completion records only, so a shard without a record is never
+indexed, and a rerun of an unfinished unit rewrites byte-identical shards under the same names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections import defaultdict
+
+import numpy as np
+import soundfile as sf
+
+from curation import storage
+from curation.batch import Batch, as_lists, audio, live
+from curation.keys import shard_name
+from curation.plan import RunPlan, unit_record_uri
+from schemas.config import ShardConfig
+from schemas.sample import Reject, Sample
+from schemas.transcript import RichTranscript
+
+SHARDS_DIR = "shards"
+
+
+def encode_flac(x: np.ndarray, sample_rate: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(x, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def encode_audio(batch) -> Batch:
+    """pcm (float32) -> flac bytes, in place, for kept rows. Runs as parallel tasks before the writer."""
+    batch = as_lists(batch)
+    for i in live(batch):
+        batch["pcm"][i] = encode_flac(audio(batch, i), batch["sample_rate"][i])
+    return batch
+
+
+def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    """A tar whose bytes depend only on the members (fixed mtime, owner and mode)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o444
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _plain_text(t: RichTranscript | None) -> str | None:
+    return " ".join(turn.text for turn in t.turns) if t else None
+
+
+def manifest_row(s: Sample, shard: str) -> dict:
+    q = s.quality.dimensions() if s.quality else {}
+    return {
+        "key": s.key,
+        "shard": shard,
+        "source_uri": s.source.uri,
+        "start_s": s.source.start_s,
+        "end_s": s.source.end_s,
+        "duration_s": s.audio.duration_s,
+        "sample_rate": s.audio.sample_rate,
+        "n_speakers": len({t.speaker for t in s.transcript.turns}) if s.transcript else None,
+        "text": _plain_text(s.transcript),
+        **{f"quality_{k}": v for k, v in q.items()},
+        "sample_json": s.model_dump_json(exclude_none=True),
+    }
+
+
+def write_unit(output: str, unit: int, rows: list[dict], cfg: ShardConfig) -> dict:
+    """Write one unit's shards and, last, its completion record. Returns the record."""
+    kept = sorted((r for r in rows if not r["reject_json"]), key=lambda r: r["key"])
+    shards, manifest, part, members, size = [], [], 0, [], 0
+
+    def flush() -> None:
+        nonlocal part, members, size
+        if not members:
+            return
+        name = shard_name(unit, part)
+        data = _tar_bytes(members)
+        storage.write_bytes(storage.join(output, SHARDS_DIR, name), data)
+        shards.append({"url": f"{SHARDS_DIR}/{name}", "nsamples": len(members) // 2, "filesize": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        part, members, size = part + 1, [], 0
+
+    for r in kept:
+        if members and (len(members) // 2 >= cfg.samples_per_shard or size + len(r["pcm"]) > cfg.max_shard_bytes):
+            flush()
+        s = Sample.model_validate_json(r["sample_json"])
+        members += [(f"{s.key}.flac", r["pcm"]), (f"{s.key}.json", s.model_dump_json(exclude_none=True, indent=1).encode())]
+        size += len(r["pcm"])
+        manifest.append(manifest_row(s, f"{SHARDS_DIR}/{shard_name(unit, part)}"))
+    flush()
+
+    seconds_in: dict[str, float] = {}
+    for r in rows:
+        facts = json.loads(r["meta_json"]).get("audio") if r["meta_json"] else None
+        if facts is None and r["sample_json"]:
+            facts = Sample.model_validate_json(r["sample_json"]).source.audio.model_dump()
+        if facts:
+            seconds_in[r["source_uri"]] = facts["duration_s"]
+    rejects = sorted((json.loads(r["reject_json"]) | {"sample_json": r["sample_json"] or None} for r in rows if r["reject_json"]), key=lambda d: (d["input"], d["key"] or ""))
+    record = {
+        "unit": unit,
+        "inputs": sorted({r["source_uri"] for r in rows}),
+        "shards": shards,
+        "samples": manifest,
+        "rejects": rejects,
+        "seconds_in": sum(seconds_in.values()),
+        "seconds_out": sum(m["duration_s"] for m in manifest),
+    }
+    storage.write_text(unit_record_uri(output, unit), json.dumps(record))
+    return record
+
+
+class UnitWriter:
+    """Buffers rows until every input of a unit has delivered all its rows, then writes the unit.
+
+    Rows arrive in any order; an input is complete when `file_rows` of its rows have arrived, a unit
+    when all its inputs are. One writer sees every row (Ray: a single actor), so nothing is split.
+    """
+
+    def __init__(self, output: str, units: dict[int, int], cfg: ShardConfig):
+        self.output, self.units, self.cfg = output, units, cfg
+        self.rows: dict[int, list[dict]] = defaultdict(list)
+        self.seen: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.done_inputs: dict[int, int] = defaultdict(int)
+
+    def __call__(self, batch) -> dict[str, list]:
+        batch = as_lists(batch)
+        finished = []
+        for i in range(len(batch["key"])):
+            row = {c: batch[c][i] for c in batch}
+            unit, idx = row["unit"], row["input_index"]
+            self.rows[unit].append(row)
+            self.seen[unit][idx] += 1
+            if self.seen[unit][idx] == row["file_rows"]:
+                self.done_inputs[unit] += 1
+                if self.done_inputs[unit] == self.units[unit]:
+                    record = write_unit(self.output, unit, self.rows.pop(unit), self.cfg)
+                    finished.append(record)
+        return {
+            "unit": [r["unit"] for r in finished],
+            "samples": [len(r["samples"]) for r in finished],
+            "rejects": [len(r["rejects"]) for r in finished],
+        }
+
+
+def _parquet(uri: str, rows: list[dict], columns: list[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows) if rows else pa.table({c: pa.array([], pa.string()) for c in columns})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    storage.write_bytes(uri, buf.getvalue())
+
+
+def finalize(output: str, plan: RunPlan) -> dict:
+    """Build index.json, manifest.parquet and rejects.parquet from the completion records; return totals."""
+    records = [json.loads(storage.read_text(unit_record_uri(output, u))) for u in sorted(plan.units)]
+    shards = [s for r in records for s in r["shards"]]
+    samples = [m for r in records for m in r["samples"]]
+    rejects = [j for r in records for j in r["rejects"]]
+    index = {"__kind__": "wids-shard-index-v1", "name": "s2-curated", "wids_version": 1, "shardlist": shards}
+    storage.write_text(storage.join(output, "index.json"), json.dumps(index, indent=1))
+    _parquet(storage.join(output, "manifest.parquet"), samples, ["key"])
+    _parquet(storage.join(output, "rejects.parquet"), rejects, list(Reject.model_fields))
+    rejected_inputs = {j["input"] for j in rejects} - {m["source_uri"] for m in samples}
+    by_reason: dict[str, int] = defaultdict(int)
+    for j in rejects:
+        by_reason[f"{j['stage']}/{j['reason']}"] += 1
+    return {
+        "inputs": len(plan.inputs),
+        "inputs_with_samples": len({m["source_uri"] for m in samples}),
+        "inputs_rejected": len(rejected_inputs),
+        "segments_kept": len(samples),
+        "segments_rejected": sum(1 for j in rejects if j["key"]),
+        "rejects_by_reason": dict(sorted(by_reason.items())),
+        "hours_in": sum(r["seconds_in"] for r in records) / 3600,
+        "hours_out": sum(r["seconds_out"] for r in records) / 3600,
+        "shards": len(shards),
+    }

@@ -1,0 +1,50 @@
+"""The `s2` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+SCHEMAS = {
+    "sample": ("schemas.sample", "Sample"),
+    "reject": ("schemas.sample", "Reject"),
+    "config": ("schemas.config", "CurateConfig"),
+    "quality": ("schemas.quality", "QualityScores"),
+    "transcript": ("schemas.transcript", "RichTranscript"),
+}
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import importlib
+
+    module, name = SCHEMAS[args.name]
+    print(json.dumps(getattr(importlib.import_module(module), name).model_json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from jobs import curate
+
+    parser = argparse.ArgumentParser(prog="s2", description="Speech-data curation for S2-style TTS.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    curate.register(sub)
+    p = sub.add_parser("schema", help="print the JSON Schema of a record")
+    p.add_argument("name", choices=sorted(SCHEMAS))
+    p.set_defaults(func=_schema)
+    for module in ("jobs.train_quality_head",):
+        try:
+            __import__(module, fromlist=["register"]).register(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The curation graph on Ray Data.
+
+decode (tasks) -> separation -> VAD segmentation -> quality -> transcription (actor pools)
+-> FLAC encode (tasks) -> unit writer (one actor) -> driver.
+
+Each stage is its own Ray Data operation with the resources of its config, so a cluster can give
+model stages GPU fractions while decoding runs on CPUs. Only small per-unit summaries reach the
+driver. Completed work units are skipped on restart (curation/plan.py, curation/shards.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+
+import ray
+from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
+
+from curation import storage
+from curation.decode import decode_batch, input_rows
+from curation.ingest import list_inputs
+from curation.plan import completed_units, load_or_create_plan
+from curation.shards import SHARDS_DIR, UnitWriter, encode_audio, finalize
+from pipelines.ray_env import ensure_ray
+from pipelines.stages import model_stages, preflight, working_rate
+from schemas.config import CurateConfig
+
+
+class StageActor:
+    """Hosts one curation stage in a Ray actor: limits torch threads to the actor's CPUs, builds once."""
+
+    def __init__(self, factory: Callable, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.stage = factory()
+
+    def __call__(self, batch):
+        return self.stage(batch)
+
+
+class IncompleteRunError(RuntimeError):
+    pass
+
+
+def build_dataset(cfg: CurateConfig, inputs: list[dict], units: dict[int, int]) -> ray.data.Dataset:
+    rows = input_rows(inputs)
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)))
+    dec = cfg.decode.resources
+    ds = ds.map_batches(
+        decode_batch,
+        fn_kwargs={"cfg": cfg.decode, "sample_rate": working_rate(cfg)},
+        batch_size=dec.batch_size,
+        batch_format="numpy",
+        compute=TaskPoolStrategy(size=dec.concurrency),
+        num_cpus=dec.num_cpus,
+    )
+    for stage in model_stages(cfg):
+        res = stage.resources
+        ds = ds.map_batches(
+            StageActor,
+            fn_constructor_kwargs={"factory": stage.factory, "threads": int(max(1, round(res.num_cpus)))},
+            batch_size=res.batch_size,
+            batch_format="numpy",
+            compute=ActorPoolStrategy(size=res.concurrency),
+            num_cpus=res.num_cpus,
+            num_gpus=res.num_gpus,
+        )
+    ds = ds.map_batches(encode_audio, batch_size=16, batch_format="numpy", compute=TaskPoolStrategy(size=dec.concurrency), num_cpus=dec.num_cpus)
+    return ds.map_batches(
+        StageActor,
+        fn_constructor_kwargs={"factory": functools.partial(UnitWriter, cfg.output, units, cfg.shards), "threads": 1},
+        batch_size=None,
+        batch_format="numpy",
+        compute=ActorPoolStrategy(size=1),
+        num_cpus=0,
+    )
+
+
+def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
+    """Run (or resume) a curation job; returns the summary, also written to OUTPUT/summary.json."""
+    t0 = time.time()
+    progress = sys.stderr.isatty() if progress is None else progress
+    preflight(cfg)
+    plan, resumed = load_or_create_plan(cfg, lambda: list_inputs(cfg.input, cfg.extensions))
+    storage.remove_stale_temporaries(storage.join(cfg.output, SHARDS_DIR))
+    done = completed_units(cfg.output, plan)
+    todo_units = {u: n for u, n in plan.units.items() if u not in done}
+    todo_inputs = [i for i in plan.inputs if i["unit"] in todo_units]
+
+    if todo_inputs:
+        ensure_ray(cfg.ray.address, cfg.ray.num_cpus)
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        ds = build_dataset(cfg, todo_inputs, todo_units)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(plan.units), initial=len(done), unit="unit", desc="curate", file=sys.stderr)
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            if bar is not None:
+                bar.update(len(batch["unit"]))
+        if bar is not None:
+            bar.close()
+
+    missing = set(plan.units) - completed_units(cfg.output, plan)
+    if missing:
+        raise IncompleteRunError(f"{len(missing)} work units did not complete (e.g. {sorted(missing)[:5]}); run the same command again to resume")
+    summary = finalize(cfg.output, plan)
+    wall = time.time() - t0
+    summary.update(
+        resumed=resumed,
+        units_skipped=len(done),
+        wall_s=round(wall, 2),
+        audio_hours_per_hour=round(summary["hours_in"] * 3600 / wall, 2) if wall > 0 else None,
+        output=cfg.output,
+    )
+    storage.write_text(storage.join(cfg.output, "summary.json"), json.dumps(summary, indent=1))
+    return summary

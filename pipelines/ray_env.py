@@ -1,0 +1,23 @@
+"""Connecting to Ray: a cluster when an address is given (or RAY_ADDRESS is set), else a quiet local Ray."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    # Ray Data logs every execution at INFO, and the core worker warns about restartable actors
+    # whose constructor arguments live in the object store (all Ray Data actors): keep both quiet.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    else:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)

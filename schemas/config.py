@@ -1,0 +1,156 @@
+"""Job configuration. Defaults are the `local` profile (offline, CPU); jobs/configs/*.yaml are the profiles.
+
+Load order: defaults <- profile YAML <- --config YAML <- --set key.path=value overrides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(_Strict):
+    """How to build one model wrapper. The same spec builds it in a Ray stage, a reward function or a service."""
+
+    name: str = Field(description="Implementation, e.g. 'spleeter', 'htdemucs', 'silero', 'dnsmos', 'w2vbert', 'pocketsphinx', 'qwen3-omni'.")
+    checkpoint: str | None = Field(default=None, description="Hub id, pretrained name or local path; None = the implementation's bundled weights.")
+    device: str = Field(default="auto", description="'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available).")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="Compute dtype on GPU; CPU always runs float32.")
+    batch_size: int = Field(default=8, gt=0, description="Items per model call.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Implementation-specific settings.")
+
+
+class Resources(_Strict):
+    """Ray resources of one stage. Model stages run as actor pools of `concurrency` actors."""
+
+    num_cpus: float = Field(default=1.0, ge=0)
+    num_gpus: float = Field(default=0.0, ge=0, description="GPU fraction per actor, e.g. 0.25 to pack four actors on a GPU.")
+    concurrency: int = Field(default=1, gt=0, description="Actors (model stages) or max parallel tasks (CPU stages).")
+    batch_size: int = Field(default=8, gt=0, description="Rows per Ray Data batch.")
+
+
+class DecodeConfig(_Strict):
+    sample_rate: int = Field(default=16000, gt=0, description="Rate of analysis and of the written audio.")
+    max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="Longer inputs are rejected (a header claiming more is not trusted).")
+    min_duration_s: float = Field(default=0.5, ge=0, description="Shorter inputs are rejected as too short.")
+    resources: Resources = Field(default_factory=lambda: Resources(concurrency=2, batch_size=4))
+
+
+class SeparationConfig(_Strict):
+    enabled: bool = True
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="spleeter", batch_size=4))
+    chunk_s: float = Field(default=30.0, gt=0, description="Chunk length for long inputs (bounded memory).")
+    overlap_s: float = Field(default=1.0, ge=0, description="Overlap between chunks, cross-faded.")
+    resources: Resources = Field(default_factory=lambda: Resources(batch_size=2))
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> SeparationConfig:
+        if self.overlap_s * 2 >= self.chunk_s:
+            raise ValueError("separation.overlap_s must be less than half of separation.chunk_s")
+        return self
+
+
+class SegmentationConfig(_Strict):
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="silero", device="cpu"))
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability threshold.")
+    min_s: float = Field(default=3.0, gt=0, description="Shortest utterance kept.")
+    max_s: float = Field(default=30.0, gt=0, description="Longest utterance; longer speech is split at its longest pause.")
+    merge_gap_s: float = Field(default=0.5, ge=0, description="Neighbouring speech closer than this is merged.")
+    merge_short_gap_s: float = Field(default=1.0, ge=0, description="A too-short utterance is merged with a neighbour at most this far away (if the result fits max_s).")
+    min_speech_s: float = Field(default=0.25, ge=0, description="Speech islands shorter than this are ignored.")
+    pad_s: float = Field(default=0.2, ge=0, description="Silence kept on each side of an utterance (clipped to the file and to neighbours).")
+    resources: Resources = Field(default_factory=lambda: Resources(batch_size=4))
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SegmentationConfig:
+        if self.min_s >= self.max_s:
+            raise ValueError("segmentation.min_s must be less than segmentation.max_s")
+        return self
+
+
+class QualityConfig(_Strict):
+    enabled: bool = True
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="dnsmos", batch_size=16))
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"overall": 2.8, "recording_quality": 3.2},
+        description="Minimum per dimension (QualityScores field names); a segment failing any is rejected.",
+    )
+    resources: Resources = Field(default_factory=lambda: Resources(batch_size=16))
+
+
+class TranscriptionConfig(_Strict):
+    enabled: bool = True
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="pocketsphinx", device="cpu", batch_size=4))
+    speaker_model: ModelSpec | None = Field(default_factory=lambda: ModelSpec(name="resemblyzer", device="cpu"), description="Speaker embedder for offline turn assignment; None = single speaker.")
+    language: str | None = Field(default=None, description="Expected language (ISO 639-1); a mismatch is rejected.")
+    use_sidecar: bool = Field(default=True, description="Use .txt/.lab beside the input or the manifest's text column.")
+    max_sidecar_wer: float = Field(default=0.6, ge=0, description="Reject when ASR and sidecar disagree more than this.")
+    max_repeated_ngram: int = Field(default=4, gt=0, description="Reject when an n-gram (n>=2) repeats more than this many times in a row.")
+    rate_iqr_k: float = Field(default=3.0, gt=0, description="Words-per-second outliers beyond k x IQR of the batch are rejected.")
+    resources: Resources = Field(default_factory=lambda: Resources(batch_size=4))
+
+
+class ShardConfig(_Strict):
+    samples_per_shard: int = Field(default=1000, gt=0)
+    max_shard_bytes: int = Field(default=1 << 30, gt=0)
+    inputs_per_unit: int = Field(default=64, gt=0, description="Inputs per work unit: the grain of resume; a shard never spans units.")
+    audio_format: Literal["flac"] = "flac"
+
+
+class RayConfig(_Strict):
+    address: str | None = Field(default=None, description="Cluster address; None = RAY_ADDRESS or a local in-process Ray.")
+    num_cpus: int | None = Field(default=None, description="CPUs for a local Ray (None = all).")
+    max_blocks: int = Field(default=200, gt=0, description="Upper bound on input blocks.")
+
+
+class CurateConfig(_Strict):
+    input: str = Field(description="Directory, s3:// prefix, or a .jsonl/.parquet manifest with a 'uri' column.")
+    output: str = Field(description="Directory or s3:// prefix for shards, index, manifest, rejects and report.")
+    profile: str = "local"
+    extensions: list[str] = Field(default_factory=lambda: ["wav", "flac", "mp3", "ogg", "opus", "m4a", "mp4", "mkv", "webm"])
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    separation: SeparationConfig = Field(default_factory=SeparationConfig)
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    transcription: TranscriptionConfig = Field(default_factory=TranscriptionConfig)
+    shards: ShardConfig = Field(default_factory=ShardConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_override(item: str) -> dict:
+    """'quality.thresholds.overall=3.1' -> nested dict; the value is parsed as YAML (numbers, bools, lists)."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like key.path=value")
+    path, raw = item.split("=", 1)
+    value: Any = yaml.safe_load(raw) if raw else ""
+    for part in reversed(path.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def load_config(*layers: dict | str | Path | None, overrides: list[str] = ()) -> CurateConfig:
+    """Merge YAML files / dicts in order, then key=value overrides, and validate."""
+    merged: dict = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        if not isinstance(layer, dict):
+            layer = yaml.safe_load(Path(layer).read_text()) or {}
+        merged = deep_merge(merged, layer)
+    for item in overrides:
+        merged = deep_merge(merged, parse_override(item))
+    return CurateConfig.model_validate(merged)

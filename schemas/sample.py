@@ -1,0 +1,78 @@
+"""The per-sample record written as KEY.json, and the reject record."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.quality import QualityScores
+from schemas.transcript import RichTranscript
+
+SCHEMA_VERSION = "1.0"
+
+
+class AudioFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: int = Field(gt=0)
+    channels: int = Field(gt=0)
+    duration_s: float = Field(ge=0)
+    format: str | None = Field(default=None, description="Container/codec as detected at decode, e.g. 'WAV', 'FLAC', 'mp3'.")
+
+
+class SourceRef(BaseModel):
+    """Where a sample came from: the input URI, the span in it, and what came with the input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    audio: AudioFacts = Field(description="Facts of the whole source file before any processing.")
+    text: str | None = Field(default=None, description="Sidecar transcript given with the input (.txt/.lab or manifest).")
+    speaker: str | None = None
+    language: str | None = None
+
+
+class SeparationInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str
+    chunk_s: float
+    overlap_s: float
+
+
+class VadInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str
+    threshold: float
+    speech_s: float = Field(description="Seconds of detected speech inside the segment.")
+
+
+class Sample(BaseModel):
+    """KEY.json: everything known about one kept utterance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = SCHEMA_VERSION
+    key: str
+    source: SourceRef
+    audio: AudioFacts = Field(description="Facts of the audio written beside this record (KEY.flac).")
+    separation: SeparationInfo | None = None
+    vad: VadInfo | None = None
+    quality: QualityScores | None = None
+    transcript: RichTranscript | None = None
+
+
+class Reject(BaseModel):
+    """A rejected input or segment: it ends here, with the reason, instead of in a shard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = Field(description="Source URI.")
+    key: str | None = Field(default=None, description="Segment key, when the reject is a segment.")
+    stage: str = Field(description="ingest, decode, separation, segmentation, quality, transcription or write.")
+    reason: str = Field(description="A short stable code, e.g. 'decode_failed', 'no_speech', 'quality_below_threshold'.")
+    detail: str = Field(default="", description="Human-readable specifics: the error, the failed thresholds.")
+    start_s: float | None = None
+    end_s: float | None = None

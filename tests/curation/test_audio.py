@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from curation.audio import DecodeError, decode_file
+from curation.decode import DecodeStage, input_rows
+from schemas.config import DecodeConfig
+from tests.badfiles import make_bad_inputs
+from tests.conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def bad_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    return root, make_bad_inputs(root)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (DATA / "speech").iterdir()))
+def test_every_corpus_format_decodes_to_mono_16k(name):
+    info_rate = None if name.endswith(".mp3") else sf.info(DATA / "speech" / name).samplerate
+    d = decode_file(str(DATA / "speech" / name), 16000)
+    assert d.sample_rate == 16000 and d.audio.dtype == np.float32 and d.audio.ndim == 1
+    assert abs(len(d.audio) / 16000 - d.facts.duration_s) < 0.01
+    assert info_rate is None or d.facts.sample_rate == info_rate
+    assert np.abs(d.audio).max() > 0.01
+
+
+def test_stereo_44k_is_downmixed_and_resampled(tmp_path):
+    t = np.arange(44100 * 2) / 44100
+    left, right = np.sin(2 * np.pi * 440 * t), np.zeros_like(t)
+    sf.write(tmp_path / "s.flac", np.stack([left, right], 1) * 0.5, 44100)
+    d = decode_file(str(tmp_path / "s.flac"), 16000)
+    assert d.facts.channels == 2 and d.facts.sample_rate == 44100
+    assert len(d.audio) == 32000
+    assert abs(np.sqrt(np.mean(d.audio[1000:-1000] ** 2)) - 0.25 / np.sqrt(2)) < 0.01
+
+
+def test_decode_errors_have_reasons(bad_dir):
+    root, expected = bad_dir
+    for name, reason in expected.items():
+        if reason in ("unreadable_container", "non_finite_samples", "no_audio_stream"):
+            with pytest.raises(DecodeError) as err:
+                decode_file(str(root / name), 16000, 4 * 3600)
+            assert err.value.reason == reason, name
+
+
+def test_lying_header_is_not_trusted(bad_dir):
+    root, _ = bad_dir
+    d = decode_file(str(root / "lying_header.wav"), 16000, 3600)
+    assert abs(len(d.audio) / 16000 - 1.0) < 0.01
+
+
+def test_real_overlength_is_rejected(tmp_path):
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 30, np.float32), 16000)
+    with pytest.raises(DecodeError, match="too_long"):
+        decode_file(str(tmp_path / "long.wav"), 16000, 10)
+
+
+def test_decode_stage_rejects_rows_without_raising(bad_dir):
+    root, expected = bad_dir
+    items = [{"uri": str(root / n), "index": i, "unit": 0} for i, n in enumerate(sorted(expected))]
+    out = DecodeStage(DecodeConfig(), 16000)({k: [r[k] for r in input_rows(items)] for k in input_rows(items)[0]})
+    import json
+
+    for uri, rej, pcm in zip(out["source_uri"], out["reject_json"], out["pcm"]):
+        name = uri.rsplit("/", 1)[1]
+        want = expected[name] if expected[name] in ("unreadable_container", "non_finite_samples", "no_audio_stream", "too_short") else None
+        assert (json.loads(rej)["reason"] if rej else None) == want, name
+        assert bool(pcm) == (want is None)

@@ -1,0 +1,37 @@
+import pytest
+from pydantic import ValidationError
+
+from schemas.config import CurateConfig, load_config, parse_override
+
+
+def test_defaults_are_the_local_profile():
+    cfg = CurateConfig(input="in", output="out")
+    assert cfg.separation.model.name == "spleeter"
+    assert cfg.quality.model.name == "dnsmos"
+    assert cfg.transcription.model.name == "pocketsphinx"
+    assert (cfg.segmentation.min_s, cfg.segmentation.max_s) == (3.0, 30.0)
+
+
+def test_layers_and_overrides_merge_in_order(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("input: a\noutput: b\nsegmentation: {min_s: 2.0}\nquality: {thresholds: {overall: 3.0}}\n")
+    cfg = load_config({"input": "x", "output": "y"}, job, overrides=["segmentation.max_s=20", "quality.enabled=false", "output=s3://b/p"])
+    assert cfg.input == "a" and cfg.output == "s3://b/p"
+    assert cfg.segmentation.min_s == 2.0 and cfg.segmentation.max_s == 20.0
+    assert cfg.quality.enabled is False and cfg.quality.thresholds == {"overall": 3.0}
+
+
+def test_override_values_are_typed():
+    assert parse_override("a.b=1.5") == {"a": {"b": 1.5}}
+    assert parse_override("a=[1, 2]") == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="key.path=value"):
+        parse_override("novalue")
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [("segmentation.min_s=40", "min_s"), ("separation.overlap_s=20", "overlap_s"), ("segmentation.nonsense=1", "nonsense"), ("decode.sample_rate=-1", "sample_rate")],
+)
+def test_bad_configuration_fails_naming_the_field(override, field):
+    with pytest.raises(ValidationError, match=field):
+        load_config({"input": "i", "output": "o"}, overrides=[override])
