@@ -18,8 +18,11 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e .
 	touch $@
 
+# Headless Chromium renders the run report in a test (Debian package; needs root to install).
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[dev]"
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the report rendering test will be skipped"
 	touch $@
 
 install: $(VENV)/.installed

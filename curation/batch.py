@@ -12,8 +12,10 @@ Columns:
   sample_rate  rate of `pcm`
   sample_json  the Sample record so far (JSON), or '' before segmentation
   reject_json  the Reject record (JSON) once rejected, else ''
-  file_rows    how many rows the input produced (set by segmentation; the writer knows an input is complete)
+  file_rows    how many rows this piece of the input produced (set by segmentation)
   meta_json    file-level facts carried from ingest/decode to segmentation (JSON)
+  piece        index of the piece of the input (long inputs are decoded in pieces)
+  last_piece   whether this is the input's last piece; with file_rows the writer knows when an input is complete
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from schemas.sample import Reject, Sample
 
-COLUMNS = ("key", "input_index", "unit", "source_uri", "pcm", "sample_rate", "sample_json", "reject_json", "file_rows", "meta_json")
+COLUMNS = ("key", "input_index", "unit", "source_uri", "pcm", "sample_rate", "sample_json", "reject_json", "file_rows", "meta_json", "piece", "last_piece")
 
 Batch = dict[str, list]
 

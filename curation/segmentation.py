@@ -13,6 +13,10 @@ from models.vad import SileroVad
 from schemas.config import SegmentationConfig
 from schemas.sample import AudioFacts, Sample, SeparationInfo, SourceRef, VadInfo
 
+# segment index = piece * stride + index in piece: keys stay unique and in time order across pieces
+# (a 600 s piece holds at most 200 utterances of the 3 s minimum)
+PIECE_KEY_STRIDE = 1000
+
 
 class SegmentationStage:
     def __init__(self, cfg: SegmentationConfig):
@@ -43,15 +47,16 @@ class SegmentationStage:
         if not kept and not short:
             return [reject_row(base, "segmentation", "no_speech", f"no speech above threshold {self.cfg.threshold} in {len(x) / sr:.1f} s")]
         source_audio = AudioFacts(**meta["audio"])
+        offset = meta.get("offset_s", 0.0)
         separation = SeparationInfo(**meta["separation"]) if "separation" in meta else None
         rows = []
         for idx, span in enumerate(sorted(kept + short, key=lambda s: s.start_s)):
-            key = segment_key(uri, idx)
+            key = segment_key(uri, batch["piece"][i] * PIECE_KEY_STRIDE + idx)
             a, b = int(round(span.start_s * sr)), int(round(span.end_s * sr))
             piece = x[a:b]
             s = Sample(
                 key=key,
-                source=SourceRef(uri=uri, start_s=a / sr, end_s=b / sr, audio=source_audio, text=meta.get("text"), speaker=meta.get("speaker"), language=meta.get("language")),
+                source=SourceRef(uri=uri, start_s=offset + a / sr, end_s=offset + b / sr, audio=source_audio, text=meta.get("text"), speaker=meta.get("speaker"), language=meta.get("language")),
                 audio=AudioFacts(sample_rate=sr, channels=1, duration_s=len(piece) / sr, format="FLAC"),
                 separation=separation,
                 vad=VadInfo(model_id=self.vad.model_id, threshold=self.cfg.threshold, speech_s=span.speech_s),

@@ -123,29 +123,38 @@ def write_unit(output: str, unit: int, rows: list[dict], cfg: ShardConfig) -> di
 class UnitWriter:
     """Buffers rows until every input of a unit has delivered all its rows, then writes the unit.
 
-    Rows arrive in any order; an input is complete when `file_rows` of its rows have arrived, a unit
-    when all its inputs are. One writer sees every row (Ray: a single actor), so nothing is split.
+    Rows arrive in any order. A piece of an input is complete when `file_rows` of its rows have
+    arrived; an input when its last piece and all pieces before it are; a unit when all its inputs
+    are. One writer sees every row (Ray: a single actor), so nothing is split.
     """
 
     def __init__(self, output: str, units: dict[int, int], cfg: ShardConfig):
         self.output, self.units, self.cfg = output, units, cfg
         self.rows: dict[int, list[dict]] = defaultdict(list)
-        self.seen: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.seen: dict[tuple[int, int], int] = defaultdict(int)  # (input, piece) -> rows arrived
+        self.pieces_done: dict[int, set[int]] = defaultdict(set)
+        self.n_pieces: dict[int, int] = {}
         self.done_inputs: dict[int, int] = defaultdict(int)
+
+    def _input_complete(self, idx: int) -> bool:
+        return idx in self.n_pieces and len(self.pieces_done[idx]) == self.n_pieces[idx]
 
     def __call__(self, batch) -> dict[str, list]:
         batch = as_lists(batch)
         finished = []
         for i in range(len(batch["key"])):
             row = {c: batch[c][i] for c in batch}
-            unit, idx = row["unit"], row["input_index"]
+            unit, idx, piece = row["unit"], row["input_index"], row["piece"]
             self.rows[unit].append(row)
-            self.seen[unit][idx] += 1
-            if self.seen[unit][idx] == row["file_rows"]:
-                self.done_inputs[unit] += 1
-                if self.done_inputs[unit] == self.units[unit]:
-                    record = write_unit(self.output, unit, self.rows.pop(unit), self.cfg)
-                    finished.append(record)
+            self.seen[idx, piece] += 1
+            if row["last_piece"]:
+                self.n_pieces[idx] = piece + 1
+            if self.seen[idx, piece] == row["file_rows"]:
+                self.pieces_done[idx].add(piece)
+                if self._input_complete(idx):
+                    self.done_inputs[unit] += 1
+                    if self.done_inputs[unit] == self.units[unit]:
+                        finished.append(write_unit(self.output, unit, self.rows.pop(unit), self.cfg))
         return {
             "unit": [r["unit"] for r in finished],
             "samples": [len(r["samples"]) for r in finished],
@@ -163,8 +172,10 @@ def _parquet(uri: str, rows: list[dict], columns: list[str]) -> None:
     storage.write_bytes(uri, buf.getvalue())
 
 
-def finalize(output: str, plan: RunPlan) -> dict:
-    """Build index.json, manifest.parquet and rejects.parquet from the completion records; return totals."""
+def finalize(output: str, plan: RunPlan) -> tuple[dict, list[dict], list[dict]]:
+    """Build index.json, manifest.parquet and rejects.parquet from the completion records.
+
+    Returns (totals, manifest rows, reject rows)."""
     records = [json.loads(storage.read_text(unit_record_uri(output, u))) for u in sorted(plan.units)]
     shards = [s for r in records for s in r["shards"]]
     samples = [m for r in records for m in r["samples"]]
@@ -177,7 +188,7 @@ def finalize(output: str, plan: RunPlan) -> dict:
     by_reason: dict[str, int] = defaultdict(int)
     for j in rejects:
         by_reason[f"{j['stage']}/{j['reason']}"] += 1
-    return {
+    totals = {
         "inputs": len(plan.inputs),
         "inputs_with_samples": len({m["source_uri"] for m in samples}),
         "inputs_rejected": len(rejected_inputs),
@@ -188,3 +199,4 @@ def finalize(output: str, plan: RunPlan) -> dict:
         "hours_out": sum(r["seconds_out"] for r in records) / 3600,
         "shards": len(shards),
     }
+    return totals, samples, rejects

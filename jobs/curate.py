@@ -52,6 +52,7 @@ def format_summary(s: dict) -> str:
     if s["rejects_by_reason"]:
         lines.append("rejects by reason " + ", ".join(f"{k}={v}" for k, v in s["rejects_by_reason"].items()))
     lines.append(f"output            {s['output']}  (index.json, manifest.parquet, rejects.parquet, shards/)")
+    lines.append(f"report            {s['report']}")
     return "\n".join(lines)
 
 

@@ -11,7 +11,6 @@ driver. Completed work units are skipped on restart (curation/plan.py, curation/
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from curation import storage
 from curation.decode import decode_batch, input_rows
 from curation.ingest import list_inputs
 from curation.plan import completed_units, load_or_create_plan
+from curation.report import write_report
 from curation.shards import SHARDS_DIR, UnitWriter, encode_audio, finalize
 from pipelines.ray_env import ensure_ray
 from pipelines.stages import model_stages, preflight, working_rate
@@ -81,7 +81,7 @@ def build_dataset(cfg: CurateConfig, inputs: list[dict], units: dict[int, int]) 
 
 
 def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
-    """Run (or resume) a curation job; returns the summary, also written to OUTPUT/summary.json."""
+    """Run (or resume) a curation job; returns the summary, also in OUTPUT/report/summary.json."""
     t0 = time.time()
     progress = sys.stderr.isatty() if progress is None else progress
     preflight(cfg)
@@ -111,7 +111,7 @@ def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
     missing = set(plan.units) - completed_units(cfg.output, plan)
     if missing:
         raise IncompleteRunError(f"{len(missing)} work units did not complete (e.g. {sorted(missing)[:5]}); run the same command again to resume")
-    summary = finalize(cfg.output, plan)
+    summary, samples, rejects = finalize(cfg.output, plan)
     wall = time.time() - t0
     summary.update(
         resumed=resumed,
@@ -120,5 +120,5 @@ def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
         audio_hours_per_hour=round(summary["hours_in"] * 3600 / wall, 2) if wall > 0 else None,
         output=cfg.output,
     )
-    storage.write_text(storage.join(cfg.output, "summary.json"), json.dumps(summary, indent=1))
+    summary["report"] = write_report(cfg.output, samples, rejects, summary, cfg.quality.thresholds if cfg.quality.enabled else {})
     return summary

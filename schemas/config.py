@@ -40,6 +40,7 @@ class DecodeConfig(_Strict):
     sample_rate: int = Field(default=16000, gt=0, description="Rate of analysis and of the written audio.")
     max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="Longer inputs are rejected (a header claiming more is not trusted).")
     min_duration_s: float = Field(default=0.5, ge=0, description="Shorter inputs are rejected as too short.")
+    piece_s: float = Field(default=600.0, ge=60, description="Longer inputs are cut into pieces of about this length at quiet points, bounding memory per row.")
     resources: Resources = Field(default_factory=lambda: Resources(concurrency=2, batch_size=4))
 
 

@@ -1,8 +1,10 @@
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from curation.audio import DecodeError, decode_file
+from curation.audio import DecodeError, decode_file, iter_pieces
 from curation.decode import DecodeStage, input_rows
 from schemas.config import DecodeConfig
 from tests.badfiles import make_bad_inputs
@@ -59,11 +61,26 @@ def test_real_overlength_is_rejected(tmp_path):
 def test_decode_stage_rejects_rows_without_raising(bad_dir):
     root, expected = bad_dir
     items = [{"uri": str(root / n), "index": i, "unit": 0} for i, n in enumerate(sorted(expected))]
-    out = DecodeStage(DecodeConfig(), 16000)({k: [r[k] for r in input_rows(items)] for k in input_rows(items)[0]})
-    import json
+    rows = input_rows(items)
+    parts = list(DecodeStage(DecodeConfig(), 16000)({k: [r[k] for r in rows] for k in rows[0]}))
+    out = {k: [v for p in parts for v in p[k]] for k in parts[0]}
+    assert len(out["key"]) == len(items) and all(out["last_piece"])
 
     for uri, rej, pcm in zip(out["source_uri"], out["reject_json"], out["pcm"]):
         name = uri.rsplit("/", 1)[1]
         want = expected[name] if expected[name] in ("unreadable_container", "non_finite_samples", "no_audio_stream", "too_short") else None
         assert (json.loads(rej)["reason"] if rej else None) == want, name
         assert bool(pcm) == (want is None)
+
+
+def test_long_audio_is_cut_into_bounded_pieces_at_quiet_points():
+    sr = 1000
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.3, 100 * sr).astype(np.float32)
+    x[47 * sr : 47 * sr + 200] = 0  # the only quiet moment in the first search window
+    blocks = (x[i : i + 777] for i in range(0, len(x), 777))
+    pieces = list(iter_pieces(blocks, sr, piece_s=50, search_s=10))
+    assert pieces[0][0] == 0 and 47 * sr <= len(pieces[0][1]) <= 47 * sr + 200
+    assert all(len(p) <= 60 * sr for _, p in pieces)
+    assert np.array_equal(np.concatenate([p for _, p in pieces]), x)
+    assert [o for o, _ in pieces] == list(np.cumsum([0] + [len(p) for _, p in pieces[:-1]]))

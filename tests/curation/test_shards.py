@@ -21,7 +21,7 @@ def rows_for(uri: str, index: int, unit: int, n: int, rejected: set[int] = froze
         key = segment_key(uri, k)
         x = np.sin(np.arange(16000 * 3) * (0.01 + 0.001 * k + index)).astype(np.float32) * 0.3
         s = Sample(key=key, source=SourceRef(uri=uri, start_s=k * 3.0, end_s=k * 3.0 + 3, audio=facts), audio=AudioFacts(sample_rate=16000, channels=1, duration_s=3.0, format="FLAC"))
-        row = {"key": key, "input_index": index, "unit": unit, "source_uri": uri, "pcm": encode_flac(x, 16000), "sample_rate": 16000, "sample_json": s.model_dump_json(exclude_none=True), "reject_json": "", "file_rows": n, "meta_json": ""}
+        row = {"key": key, "input_index": index, "unit": unit, "source_uri": uri, "pcm": encode_flac(x, 16000), "sample_rate": 16000, "sample_json": s.model_dump_json(exclude_none=True), "reject_json": "", "file_rows": n, "meta_json": "", "piece": 0, "last_piece": True}
         rows.append(reject_row(row, "quality", "quality_below_threshold", "overall 1.0 < 2.8") if k in rejected else row)
     return rows
 
@@ -85,7 +85,7 @@ def test_finalize_reconciles_index_manifest_and_rejects(tmp_path):
     cfg = CurateConfig(input="i", output=str(tmp_path), shards={"inputs_per_unit": 2, "samples_per_shard": 3})
     plan = RunPlan.create(items, cfg)
     feed(UnitWriter(str(tmp_path), plan.units, cfg.shards), make_rows(), 3)
-    summary = finalize(str(tmp_path), plan)
+    summary, _, _ = finalize(str(tmp_path), plan)
     index = json.loads((tmp_path / "index.json").read_text())
     assert sum(s["nsamples"] for s in index["shardlist"]) == summary["segments_kept"] == 11
     for s in index["shardlist"]:
