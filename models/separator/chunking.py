@@ -1,0 +1,110 @@
+"""Separating inputs of any length with bounded memory: overlapping chunks, cross-faded back together.
+
+Each input is cut into chunks of `chunk` samples that overlap their neighbours by `overlap` samples.
+Chunks of all inputs are batched by length (most are full length), separated, and cross-faded with
+raised-cosine ramps whose sum is 1, so an identity separation gives the input back. Finished samples
+stream into a sink per stem (optionally resampled on the fly), so no full-length intermediate is held
+beyond the outputs themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import soxr
+
+# (batch, samples) float32 -> (batch, stems, samples) float32
+SeparateBatch = Callable[[np.ndarray], np.ndarray]
+
+
+def chunk_spans(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) of each chunk. All but the last are `chunk` long; the last is longer than `overlap`,
+    so every chunk overlaps only its direct neighbours."""
+    if not 0 <= 2 * overlap < chunk:
+        raise ValueError(f"overlap ({overlap}) must be less than half of chunk ({chunk})")
+    if n == 0:
+        return []
+    if n <= chunk:
+        return [(0, n)]
+    hop = chunk - overlap
+    count = math.ceil((n - overlap) / hop)
+    return [(k * hop, min(k * hop + chunk, n)) for k in range(count)]
+
+
+def fade_in(overlap: int) -> np.ndarray:
+    """Raised-cosine ramp r with r[i] + r[overlap-1-i] == 1: a fade-in plus the mirrored fade-out is flat."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / overlap)).astype(np.float32)
+
+
+class StemSink:
+    """Collects one stem of one input, in order, resampled from `rate_in` to `rate_out` as it streams in.
+    The output is as long as soxr makes it, hence as long as models.signal.resample would."""
+
+    def __init__(self, n_in: int, rate_in: int, rate_out: int):
+        self._buf = np.zeros(n_in if rate_in == rate_out else math.ceil(n_in * rate_out / rate_in) + 1, dtype=np.float32)
+        self._pos = 0
+        self._stream = None if rate_in == rate_out else soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+
+    @property
+    def out(self) -> np.ndarray:
+        return self._buf[: self._pos]
+
+    def write(self, block: np.ndarray, last: bool = False) -> None:
+        if self._stream is not None:
+            block = self._stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32), last=last)
+        take = min(len(block), len(self._buf) - self._pos)
+        self._buf[self._pos : self._pos + take] = block[:take]
+        self._pos += take
+
+
+class _Assembler:
+    """Cross-fades the chunk outputs of one input, which must arrive in order."""
+
+    def __init__(self, spans: list[tuple[int, int]], overlap: int, ramp: np.ndarray, sinks: Sequence[StemSink | None]):
+        self.spans, self.overlap, self.ramp, self.sinks = spans, overlap, ramp, sinks
+        self.next = 0
+        self.pending: np.ndarray | None = None  # faded-out tail of the previous chunk, (stems, overlap)
+
+    def add(self, k: int, y: np.ndarray) -> None:
+        assert k == self.next, "chunks of one input must be assembled in order"
+        last = k == len(self.spans) - 1
+        o = self.overlap
+        head = y[:, :o] * self.ramp + self.pending if k > 0 else y[:, :0]
+        body = y[:, (o if k > 0 else 0) : (y.shape[1] if last else y.shape[1] - o)]
+        self.pending = None if last else y[:, y.shape[1] - o :] * self.ramp[::-1]
+        for s, sink in enumerate(self.sinks):
+            if sink is not None:
+                sink.write(head[s])
+                sink.write(body[s], last=last)
+        self.next += 1
+
+
+def separate_in_chunks(
+    waveforms: Sequence[np.ndarray],
+    separate_batch: SeparateBatch,
+    chunk: int,
+    overlap: int,
+    batch_size: int,
+    sinks: Sequence[Sequence[StemSink | None]],
+) -> None:
+    """Run `separate_batch` over overlapping chunks of every waveform and stream the cross-faded stems
+    into `sinks[input][stem]` (None = stem not wanted). Chunks of equal length share a model call."""
+    ramp = fade_in(overlap)
+    plans = [chunk_spans(len(x), chunk, overlap) for x in waveforms]
+    assemblers = [_Assembler(spans, overlap, ramp, s) for spans, s in zip(plans, sinks)]
+    # Stable sort by length: full chunks first; an input's chunks keep their order (only its last is shorter).
+    jobs = sorted(((i, k, a, b) for i, spans in enumerate(plans) for k, (a, b) in enumerate(spans)), key=lambda j: j[2] - j[3])
+    start = 0
+    while start < len(jobs):
+        length = jobs[start][3] - jobs[start][2]
+        stop = start + 1
+        while stop < len(jobs) and stop - start < batch_size and jobs[stop][3] - jobs[stop][2] == length:
+            stop += 1
+        group = jobs[start:stop]
+        x = np.stack([waveforms[i][a:b] for i, _, a, b in group]).astype(np.float32, copy=False)
+        y = separate_batch(x)
+        for (i, k, _, _), yi in zip(group, y):
+            assemblers[i].add(k, yi)
+        start = stop
