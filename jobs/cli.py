@@ -24,7 +24,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import curate
+    from jobs import curate, train_quality_head
 
     parser = argparse.ArgumentParser(prog="s2", description="Speech-data curation for S2-style TTS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -32,12 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of a record")
     p.add_argument("name", choices=sorted(SCHEMAS))
     p.set_defaults(func=_schema)
-    for module in ("jobs.train_quality_head",):
-        try:
-            __import__(module, fromlist=["register"]).register(sub)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    train_quality_head.register(sub)
     return parser
 
 
