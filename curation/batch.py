@@ -65,8 +65,11 @@ def reject_row(row: dict, stage: str, reason: str, detail: str = "") -> dict:
     key = row["key"] if "_" in row["key"] else None
     start_s = end_s = None
     if row.get("sample_json"):
-        src = Sample.model_validate_json(row["sample_json"]).source
-        start_s, end_s = src.start_s, src.end_s
+        try:
+            src = Sample.model_validate_json(row["sample_json"]).source
+            start_s, end_s = src.start_s, src.end_s
+        except ValueError:  # an unreadable record still gets its reject, without times
+            pass
     rec = Reject(input=row["source_uri"], key=key, stage=stage, reason=reason, detail=detail[:2000], start_s=start_s, end_s=end_s)
     row["reject_json"] = rec.model_dump_json()
     row["pcm"] = b""

@@ -95,6 +95,7 @@ class TranscriptionConfig(_Strict):
     max_sidecar_wer: float = Field(default=0.6, ge=0, description="Reject when ASR and sidecar disagree more than this.")
     max_repeated_ngram: int = Field(default=4, gt=0, description="Reject when an n-gram (n>=2) repeats more than this many times in a row.")
     rate_iqr_k: float = Field(default=3.0, gt=0, description="Words-per-second outliers beyond k x IQR of the batch are rejected.")
+    unknown_tags: Literal["keep", "reject"] = Field(default="keep", description="Tags outside schemas.transcript.KNOWN_TAGS: keep them (listed in RichTranscript.unknown_tags) or reject the segment ('unknown_tag').")
     resources: Resources = Field(default_factory=lambda: Resources(batch_size=4))
 
 

@@ -1,0 +1,92 @@
+"""Offline English ASR with pocketsphinx 5: the acoustic model, language model and dictionary ship in its wheel."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.checkpoints import CheckpointUnavailableError
+from models.signal import resample, to_mono
+from schemas.config import ModelSpec
+from schemas.transcript import RichTranscript, TranscriptionResult, Turn, WordConfidence
+
+_ALT_PRONUNCIATION = re.compile(r"\(\d+\)$")
+SILENCE_PEAK = 1e-4  # about -80 dBFS: below this everywhere the input is digital silence
+
+
+def model_files(spec: ModelSpec) -> dict[str, str]:
+    """hmm/lm/dict paths: spec.options overrides, else the en-us model in the wheel."""
+    from pocketsphinx import get_model_path
+
+    base = Path(get_model_path()) / "en-us"
+    files = {"hmm": str(base / "en-us"), "lm": str(base / "en-us.lm.bin"), "dict": str(base / "cmudict-en-us.dict")}
+    files.update({k: str(spec.options[k]) for k in files if k in spec.options})
+    return files
+
+
+def preflight(spec: ModelSpec) -> None:
+    try:
+        files = model_files(spec)
+    except ImportError as exc:
+        raise CheckpointUnavailableError(f"pocketsphinx is not installed ({exc}); `pip install pocketsphinx>=5`") from exc
+    absent = [f"{k}={v}" for k, v in files.items() if not Path(v).exists()]
+    if absent:
+        raise CheckpointUnavailableError(
+            f"pocketsphinx model files missing: {', '.join(absent)}; set transcription.model.options.hmm/lm/dict to existing paths")
+
+
+class PocketsphinxTranscriber:
+    """Single-speaker transcripts with per-word times and posterior confidences; English only."""
+
+    sample_rate = 16000
+    language = "en"
+    writes_speaker_turns = False  # one turn; speakers come from diarization
+
+    def __init__(self, spec: ModelSpec):
+        from pocketsphinx import Decoder
+
+        preflight(spec)
+        files = model_files(spec)
+        self.decoder = Decoder(loglevel="FATAL", samprate=self.sample_rate, **files)
+        self.frame_rate = int(self.decoder.config["frate"])
+        self.model_id = "pocketsphinx:" + ("en-us" if not any(k in spec.options for k in files) else Path(files["hmm"]).name)
+
+    def _decode(self, x: np.ndarray) -> tuple[str, list[WordConfidence]]:
+        pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        words: list[WordConfidence] = []
+        for seg in self.decoder.seg():
+            # Fillers (<s>, </s>, <sil>, [NOISE], ++...++) are not words.
+            if seg.word[0] in "<[+":
+                continue
+            words.append(WordConfidence(
+                word=_ALT_PRONUNCIATION.sub("", seg.word),
+                confidence=float(min(1.0, max(0.0, seg.prob))),  # lattice posterior, already linear
+                start_s=seg.start_frame / self.frame_rate,
+                end_s=(seg.end_frame + 1) / self.frame_rate,
+            ))
+        return " ".join(w.word for w in words), words
+
+    def transcribe(self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None = None) -> list[TranscriptionResult]:
+        results = []
+        for x in waveforms:
+            if language not in (None, self.language):
+                results.append(TranscriptionResult(raw="", error=f"pocketsphinx transcribes English only, asked for {language!r}"))
+                continue
+            x = resample(to_mono(x), sample_rate, self.sample_rate)
+            if not np.any(np.abs(x) > SILENCE_PEAK):  # the decoder hallucinates a word on digital silence
+                results.append(TranscriptionResult(raw="", error="empty output (digital silence)"))
+                continue
+            text, words = self._decode(x)
+            if not words:
+                results.append(TranscriptionResult(raw=text, error="empty output"))
+                continue
+            transcript = RichTranscript(turns=[Turn(speaker=0, text=text, start_s=words[0].start_s, end_s=words[-1].end_s)],
+                                        language=self.language, words=words, model_id=self.model_id)
+            results.append(TranscriptionResult(transcript=transcript, raw=text))
+        return results

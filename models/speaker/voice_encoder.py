@@ -1,0 +1,101 @@
+"""Resemblyzer's GE2E voice encoder (3x256 LSTM, linear, ReLU, L2 norm) over 1.6 s partials of 40-band
+mels, with the `pretrained.pt` that ships in the resemblyzer wheel. The package is located, not
+imported: its import needs webrtcvad and pkg_resources, which modern environments lack."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.checkpoints import CheckpointUnavailableError, pick_device
+from models.signal import resample, to_mono
+from models.speaker import frontend
+from schemas.config import ModelSpec
+
+PARTIAL_FRAMES = 160  # 1.6 s of mel frames per partial utterance
+PARTIAL_RATE = 1.3  # partials per second of audio
+MIN_COVERAGE = 0.75  # a last partial needs this much real audio to be kept
+
+
+def weights_path(spec: ModelSpec) -> Path:
+    if spec.checkpoint:
+        path = Path(spec.checkpoint).expanduser()
+    else:
+        found = importlib.util.find_spec("resemblyzer")
+        if found is None or not found.submodule_search_locations:
+            raise CheckpointUnavailableError("resemblyzer weights: the resemblyzer package is not installed (`pip install resemblyzer`), "
+                                             "or set transcription.speaker_model.checkpoint to a pretrained.pt")
+        path = Path(next(iter(found.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise CheckpointUnavailableError(f"resemblyzer weights: {path} not found; set transcription.speaker_model.checkpoint to a pretrained.pt")
+    return path
+
+
+class VoiceEncoderNet(nn.Module):
+    def __init__(self, n_mels: int = frontend.N_MELS, hidden: int = 256, layers: int = 3, dim: int = 256):
+        super().__init__()
+        self.lstm = nn.LSTM(n_mels, hidden, layers, batch_first=True)
+        self.linear = nn.Linear(hidden, dim)
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, n_mels) -> (batch, dim) non-negative unit vectors."""
+        _, (hidden, _) = self.lstm(mels)
+        e = torch.relu(self.linear(hidden[-1]))
+        return e / e.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def partial_starts(n_samples: int) -> list[int]:
+    """Start frames of the 1.6 s partials covering `n_samples`, as resemblyzer computes them."""
+    n_frames = int(np.ceil((n_samples + 1) / frontend.HOP))
+    step = int(round(frontend.SAMPLE_RATE / PARTIAL_RATE / frontend.HOP))
+    starts = list(range(0, max(1, n_frames - PARTIAL_FRAMES + step + 1), step))
+    coverage = (n_samples - starts[-1] * frontend.HOP) / (PARTIAL_FRAMES * frontend.HOP)
+    if coverage < MIN_COVERAGE and len(starts) > 1:
+        starts.pop()
+    return starts
+
+
+class ResemblyzerEmbedder:
+    """embed(waveforms, sample_rate) -> (n, 256) unit vectors; cosine similarity compares speakers."""
+
+    sample_rate = frontend.SAMPLE_RATE
+    dim = 256
+
+    def __init__(self, spec: ModelSpec):
+        path = weights_path(spec)
+        self.model_id = "resemblyzer" if not spec.checkpoint else f"resemblyzer:{path.name}"
+        self.device = pick_device(spec.device)
+        self.batch_size = spec.batch_size
+        self.trim_silence = bool(spec.options.get("trim_silence", True))
+        self.net = VoiceEncoderNet()
+        state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
+        # The checkpoint also holds GE2E training scalars (similarity_weight/bias) that inference does not use.
+        self.net.load_state_dict({k: v for k, v in state.items() if k.startswith(("lstm.", "linear."))})
+        self.net.to(self.device).eval()
+
+    def _partials(self, wav: np.ndarray) -> np.ndarray:
+        wav = frontend.normalize_volume(wav)
+        if self.trim_silence:
+            wav = frontend.trim_long_silences(wav)
+        starts = partial_starts(len(wav))
+        end = (starts[-1] + PARTIAL_FRAMES) * frontend.HOP
+        mel = frontend.mel_spectrogram(np.pad(wav, (0, max(0, end - len(wav)))))
+        return np.stack([mel[s:s + PARTIAL_FRAMES] for s in starts])
+
+    @torch.inference_mode()
+    def embed(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        out = np.zeros((len(waveforms), self.dim), dtype=np.float32)
+        for k in range(0, len(waveforms), self.batch_size):
+            parts = [self._partials(resample(to_mono(x), sample_rate, self.sample_rate)) for x in waveforms[k:k + self.batch_size]]
+            mels = torch.from_numpy(np.concatenate(parts)).to(self.device)
+            partial = self.net(mels).cpu().numpy()
+            bounds = np.cumsum([0] + [len(p) for p in parts])
+            for j in range(len(parts)):
+                mean = partial[bounds[j]:bounds[j + 1]].mean(axis=0)
+                out[k + j] = mean / max(np.linalg.norm(mean), 1e-12)
+        return out

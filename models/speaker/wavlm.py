@@ -1,0 +1,46 @@
+"""WavLM x-vector speaker embeddings (`s2` profile): transformers `WavLMForXVector`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from models.checkpoints import pick_device, pick_dtype, resolve_hf_checkpoint
+from models.signal import resample, to_mono
+from schemas.config import ModelSpec
+
+DEFAULT_CHECKPOINT = "microsoft/wavlm-base-plus-sv"
+CONFIG_KEY = "transcription.speaker_model.checkpoint"
+
+
+class WavLMSpeakerEmbedder:
+    """embed(waveforms, sample_rate) -> (n, xvector_output_dim) unit vectors."""
+
+    sample_rate = 16000
+
+    def __init__(self, spec: ModelSpec):
+        from transformers import AutoFeatureExtractor, WavLMForXVector
+
+        checkpoint = spec.checkpoint or DEFAULT_CHECKPOINT
+        path = resolve_hf_checkpoint(checkpoint, "WavLM speaker embedder", CONFIG_KEY)
+        self.model_id = f"wavlm:{checkpoint}"
+        self.device = pick_device(spec.device)
+        self.batch_size = spec.batch_size
+        self.features = AutoFeatureExtractor.from_pretrained(path)
+        self.model = WavLMForXVector.from_pretrained(path, dtype=pick_dtype(spec.dtype, self.device)).to(self.device).eval()
+        self.dim = self.model.config.xvector_output_dim
+
+    @torch.inference_mode()
+    def embed(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        out = np.zeros((len(waveforms), self.dim), dtype=np.float32)
+        dtype = next(self.model.parameters()).dtype
+        for k in range(0, len(waveforms), self.batch_size):
+            audio = [resample(to_mono(x), sample_rate, self.sample_rate) for x in waveforms[k:k + self.batch_size]]
+            inputs = self.features(audio, sampling_rate=self.sample_rate, padding=True, return_attention_mask=True, return_tensors="pt")
+            emb = self.model(input_values=inputs["input_values"].to(self.device, dtype),
+                             attention_mask=inputs["attention_mask"].to(self.device)).embeddings.float()
+            emb = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            out[k:k + len(audio)] = emb.cpu().numpy()
+        return out

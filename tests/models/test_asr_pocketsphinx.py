@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from curation.wer import wer
+from models.asr import load_transcriber, preflight
+from models.checkpoints import CheckpointUnavailableError
+from models.signal import resample
+from schemas.config import ModelSpec
+
+SPEECH = Path(__file__).parent.parent / "data" / "speech"
+REFERENCE = "Mr. Quilter is the apostle of the middle classes and we are glad to welcome his gospel."
+
+
+@pytest.fixture(scope="module")
+def sphinx():
+    return load_transcriber(ModelSpec(name="pocketsphinx", device="cpu"))
+
+
+def test_transcribes_a_real_clip_with_timed_confident_words(sphinx):
+    x, sr = sf.read(SPEECH / "leopard__test.wav", dtype="float32")
+    # Offered at 22.05 kHz: the wrapper resamples to its native 16 kHz.
+    (result,) = sphinx.transcribe([resample(x, sr, 22050)], 22050)
+    t = result.transcript
+    assert result.error is None and t is not None
+    assert t.model_id == "pocketsphinx:en-us" and t.language == "en"
+    assert [turn.speaker for turn in t.turns] == [0]
+    assert wer(REFERENCE, t.plain_text()) < 0.5  # pocketsphinx gets about 0.35 here
+    assert " ".join(w.word for w in t.words) == t.plain_text() == result.raw
+    assert all(0.0 <= w.confidence <= 1.0 for w in t.words)
+    assert np.mean([w.confidence for w in t.words]) > 0.5
+    starts = [w.start_s for w in t.words]
+    assert starts == sorted(starts) and all(w.start_s < w.end_s <= len(x) / sr + 0.05 for w in t.words)
+    assert not any("(" in w.word or w.word.startswith(("<", "[")) for w in t.words)  # no fillers, no variant marks
+
+
+def test_other_languages_are_an_error_not_a_guess(sphinx):
+    (result,) = sphinx.transcribe([np.zeros(8000, np.float32)], 16000, language="zh")
+    assert result.transcript is None and "English only" in result.error
+
+
+def test_digital_silence_is_empty_not_a_hallucinated_word(sphinx):
+    (result,) = sphinx.transcribe([np.zeros(2 * 16000, np.float32)], 16000)
+    assert result.transcript is None and result.raw == "" and "empty output" in result.error
+
+
+def test_unknown_name_and_missing_model_files_fail_fast(tmp_path):
+    with pytest.raises(ValueError, match="transcription.model.name"):
+        preflight(ModelSpec(name="whisper-xl"))
+    with pytest.raises(CheckpointUnavailableError, match="hmm="):
+        preflight(ModelSpec(name="pocketsphinx", options={"hmm": str(tmp_path / "absent")}))

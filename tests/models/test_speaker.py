@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from models.checkpoints import CheckpointUnavailableError
+from models.signal import resample
+from models.speaker import load_speaker_embedder, preflight
+from models.speaker.frontend import mel_filterbank, mel_spectrogram
+from schemas.config import ModelSpec
+
+SPEECH = Path(__file__).parent.parent / "data" / "speech"
+
+
+def _clip(name: str) -> np.ndarray:
+    x, sr = sf.read(SPEECH / f"pyroomacoustics__cmu_arctic_us_{name}.wav", dtype="float32")
+    assert sr == 16000
+    return x
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models gain nothing from intra-op threads, and OpenMP spin-waits stall them on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def resemblyzer():
+    return load_speaker_embedder(ModelSpec(name="resemblyzer", device="cpu", batch_size=2))
+
+
+def test_resemblyzer_weights_load_without_importing_the_package(resemblyzer):
+    assert resemblyzer.model_id == "resemblyzer"
+    assert "resemblyzer" not in sys.modules
+
+
+def test_mel_front_end_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    x = _clip("aew_a0001")
+    ours = mel_spectrogram(x)
+    ref = librosa.feature.melspectrogram(y=x, sr=16000, n_fft=400, hop_length=160, n_mels=40, pad_mode="reflect").T
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() <= 1e-5 * ref.max()
+    assert np.allclose(mel_filterbank(), librosa.filters.mel(sr=16000, n_fft=400, n_mels=40), atol=1e-7)
+
+
+def test_embeddings_separate_speakers(resemblyzer):
+    a1, a2, b1 = _clip("aew_a0001"), _clip("aew_a0002"), _clip("axb_a0004")
+    e = resemblyzer.embed([a1, a2, b1], 16000)
+    assert e.shape == (3, 256) and e.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    same, different = e[0] @ e[1], e[0] @ e[2]
+    assert same > 0.8 and different < 0.7
+
+
+def test_batching_and_resampling_do_not_change_embeddings(resemblyzer):
+    a, b = _clip("aew_a0003"), _clip("axb_a0005")
+    together = resemblyzer.embed([a, b], 16000)
+    alone = np.concatenate([resemblyzer.embed([a], 16000), resemblyzer.embed([b], 16000)])
+    assert np.allclose(together, alone, atol=1e-5)
+    assert resemblyzer.embed([resample(a, 16000, 44100)], 44100)[0] @ together[0] > 0.98
+
+
+def test_wavlm_xvector_from_a_tiny_checkpoint(tmp_path):
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    torch.manual_seed(0)
+    config = WavLMConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                         conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                         num_conv_pos_embedding_groups=2, tdnn_dim=(8, 8), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1),
+                         xvector_output_dim=12, num_buckets=16, max_bucket_distance=40, feat_extract_norm="layer")
+    WavLMForXVector(config).save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(tmp_path)
+    embedder = load_speaker_embedder(ModelSpec(name="wavlm", checkpoint=str(tmp_path), device="cpu", batch_size=2))
+    a, b = _clip("aew_a0001")[:16000], _clip("axb_a0004")[:24000]
+    e = embedder.embed([a, b], 16000)
+    assert e.shape == (2, 12) and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert embedder.model_id == f"wavlm:{tmp_path}"
+    # Padding a shorter item in the batch must not change its embedding.
+    assert np.allclose(embedder.embed([a], 16000)[0], e[0], atol=1e-4)
+
+
+def test_preflight_fails_fast(tmp_path):
+    preflight(ModelSpec(name="resemblyzer"))
+    with pytest.raises(CheckpointUnavailableError, match="speaker_model.checkpoint"):
+        preflight(ModelSpec(name="resemblyzer", checkpoint=str(tmp_path / "none.pt")))
+    with pytest.raises(ValueError, match="not a speaker embedder"):
+        preflight(ModelSpec(name="ecapa"))
