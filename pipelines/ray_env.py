@@ -9,8 +9,7 @@ import ray
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    # Ray Data logs every execution at INFO, and the core worker warns about restartable actors
-    # whose constructor arguments live in the object store (all Ray Data actors): keep both quiet.
+    # Ray Data logs every execution and its progress-bar setting at INFO/WARNING: keep runs quiet.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     if ray.is_initialized():
         return
@@ -20,4 +19,5 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        # "local": a fresh in-process Ray, never a cluster that `ray start` left recorded on this machine
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
