@@ -46,6 +46,23 @@ class IncompleteRunError(RuntimeError):
     pass
 
 
+class ResourceConfigError(ValueError):
+    pass
+
+
+def check_resources_fit(cfg: CurateConfig, cpus: float) -> None:
+    """Actor pools hold their CPUs for the whole run; if they leave no room for one decode and one
+    encode task, Ray Data waits forever. Say so at start instead."""
+    actors = sum(s.resources.num_cpus * s.resources.concurrency for s in model_stages(cfg))
+    tasks = 2 * cfg.decode.resources.num_cpus
+    if actors + tasks > cpus + 1e-9:
+        per_stage = ", ".join(f"{s.name}.resources.num_cpus={s.resources.num_cpus} x{s.resources.concurrency}" for s in model_stages(cfg))
+        raise ResourceConfigError(
+            f"model stages hold {actors:g} CPUs and decode/encode need {tasks:g}, but Ray has {cpus:g}: lower {per_stage} "
+            f"or decode.resources.num_cpus={cfg.decode.resources.num_cpus}, or give Ray more CPUs"
+        )
+
+
 def build_dataset(cfg: CurateConfig, inputs: list[dict], units: dict[int, int]) -> ray.data.Dataset:
     rows = input_rows(inputs)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)))
@@ -93,6 +110,7 @@ def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
 
     if todo_inputs:
         ensure_ray(cfg.ray.address, cfg.ray.num_cpus)
+        check_resources_fit(cfg, ray.cluster_resources().get("CPU", 0))
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False

@@ -28,9 +28,10 @@ class ModelSpec(_Strict):
 
 
 class Resources(_Strict):
-    """Ray resources of one stage. Model stages run as actor pools of `concurrency` actors."""
+    """Ray resources of one stage. Model stages run as actor pools of `concurrency` actors; together they
+    must leave room for a decode and an encode task (checked at start)."""
 
-    num_cpus: float = Field(default=1.0, ge=0)
+    num_cpus: float = Field(default=1.0, ge=0, description="CPUs per actor or task; torch threads = max(1, round(num_cpus)).")
     num_gpus: float = Field(default=0.0, ge=0, description="GPU fraction per actor, e.g. 0.25 to pack four actors on a GPU.")
     concurrency: int = Field(default=1, gt=0, description="Actors (model stages) or max parallel tasks (CPU stages).")
     batch_size: int = Field(default=8, gt=0, description="Rows per Ray Data batch.")
@@ -41,7 +42,7 @@ class DecodeConfig(_Strict):
     max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="Longer inputs are rejected (a header claiming more is not trusted).")
     min_duration_s: float = Field(default=0.5, ge=0, description="Shorter inputs are rejected as too short.")
     piece_s: float = Field(default=600.0, ge=60, description="Longer inputs are cut into pieces of about this length at quiet points, bounding memory per row.")
-    resources: Resources = Field(default_factory=lambda: Resources(concurrency=2, batch_size=4))
+    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, concurrency=2, batch_size=4))
 
 
 class SeparationConfig(_Strict):
@@ -49,7 +50,7 @@ class SeparationConfig(_Strict):
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="spleeter", batch_size=4))
     chunk_s: float = Field(default=30.0, gt=0, description="Chunk length for long inputs (bounded memory).")
     overlap_s: float = Field(default=1.0, ge=0, description="Overlap between chunks, cross-faded.")
-    resources: Resources = Field(default_factory=lambda: Resources(batch_size=2))
+    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.5, batch_size=2))
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> SeparationConfig:
@@ -67,7 +68,7 @@ class SegmentationConfig(_Strict):
     merge_short_gap_s: float = Field(default=1.0, ge=0, description="A too-short utterance is merged with a neighbour at most this far away (if the result fits max_s).")
     min_speech_s: float = Field(default=0.25, ge=0, description="Speech islands shorter than this are ignored.")
     pad_s: float = Field(default=0.2, ge=0, description="Silence kept on each side of an utterance (clipped to the file and to neighbours).")
-    resources: Resources = Field(default_factory=lambda: Resources(batch_size=4))
+    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
 
     @model_validator(mode="after")
     def _bounds(self) -> SegmentationConfig:
@@ -83,7 +84,7 @@ class QualityConfig(_Strict):
         default_factory=lambda: {"overall": 2.8, "recording_quality": 3.2},
         description="Minimum per dimension (QualityScores field names); a segment failing any is rejected.",
     )
-    resources: Resources = Field(default_factory=lambda: Resources(batch_size=16))
+    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=16))
 
 
 class TranscriptionConfig(_Strict):
@@ -96,7 +97,7 @@ class TranscriptionConfig(_Strict):
     max_repeated_ngram: int = Field(default=4, gt=0, description="Reject when an n-gram (n>=2) repeats more than this many times in a row.")
     rate_iqr_k: float = Field(default=3.0, gt=0, description="Words-per-second outliers beyond k x IQR of the batch are rejected.")
     unknown_tags: Literal["keep", "reject"] = Field(default="keep", description="Tags outside schemas.transcript.KNOWN_TAGS: keep them (listed in RichTranscript.unknown_tags) or reject the segment ('unknown_tag').")
-    resources: Resources = Field(default_factory=lambda: Resources(batch_size=4))
+    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.5, batch_size=8))
 
 
 class ShardConfig(_Strict):

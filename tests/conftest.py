@@ -62,14 +62,34 @@ def ray_session(s3_server):
 
 @pytest.fixture(scope="session")
 def tiny_htdemucs(tmp_path_factory) -> Path:
-    """A randomly initialised 16 kHz HTDemucs (7k parameters) saved as a demucs .safetensors checkpoint."""
     import torch
-    from demucs.htdemucs import HTDemucs
 
-    from models.separator.demucs import save_demucs
+    from tests.tiny_models import build_htdemucs
 
-    torch.manual_seed(0)
-    model = HTDemucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, nfft=512, t_layers=1, t_heads=1, segment=2, samplerate=16000, dconv_depth=1, dconv_comp=2)
-    path = tmp_path_factory.mktemp("htdemucs") / "tiny.safetensors"
-    save_demucs(model, path)
-    return path
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return build_htdemucs(tmp_path_factory.mktemp("htdemucs") / "tiny.safetensors")
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_w2vbert(tmp_path_factory) -> Path:
+    from tests.tiny_models import build_w2vbert
+
+    return build_w2vbert(tmp_path_factory.mktemp("w2vbert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_omni(tmp_path_factory) -> Path:
+    import torch
+
+    from tests.tiny_models import build_qwen3_omni_thinker
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: threads only add spin-wait overhead
+    try:
+        return build_qwen3_omni_thinker(tmp_path_factory.mktemp("qwen3_omni_thinker"))
+    finally:
+        torch.set_num_threads(threads)

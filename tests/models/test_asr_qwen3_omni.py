@@ -12,18 +12,10 @@ import pytest
 import torch
 
 from models.asr import load_transcriber, preflight
-from models.asr.qwen3_omni import (
-    audio_token_count,
-    chat_text,
-    instruction,
-    parse_output,
-)
+from models.asr.qwen3_omni import parse_output
 from models.checkpoints import CheckpointUnavailableError
 from schemas.config import ModelSpec
-
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_start|>", "<|audio_end|>", "<|audio_pad|>"]
-TARGET = "<|speaker:0|>hi [laugh]<|speaker:1|>yo"
-OPTIONS = {"prompt": "Transcribe.", "max_new_tokens": 48}
+from tests.tiny_models import OPTIONS, TARGET
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,73 +27,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _byte_tokenizer():
-    """Byte-level BPE without merges: every byte is a token, plus Qwen's chat and audio specials."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>", additional_special_tokens=SPECIALS[1:])
-
-
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from transformers import (
-        Qwen3OmniMoeThinkerConfig,
-        Qwen3OmniMoeThinkerForConditionalGeneration,
-        WhisperFeatureExtractor,
-    )
-
-    tokenizer = _byte_tokenizer()
-    ids = {s: tokenizer.convert_tokens_to_ids(s) for s in SPECIALS}
-    vocab = len(tokenizer)
-    config = Qwen3OmniMoeThinkerConfig(
-        audio_config=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16,
-                          output_dim=64, n_window=50, n_window_infer=100, downsample_hidden_size=8),
-        vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=64,
-                           deepstack_visual_indexes=[0], num_position_embeddings=16),
-        text_config=dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, head_dim=16, moe_intermediate_size=64, num_experts=2, num_experts_per_tok=1,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "interleaved": True},
-                         pad_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"]),
-        audio_token_id=ids["<|audio_pad|>"], audio_start_token_id=ids["<|audio_start|>"],
-        vision_start_token_id=vocab + 1, image_token_id=vocab + 2, video_token_id=vocab + 3,
-    )
-    torch.manual_seed(0)
-    model = Qwen3OmniMoeThinkerForConditionalGeneration(config)
-    features = WhisperFeatureExtractor(feature_size=128)
-
-    # Teach it one answer, whatever the audio, on prompts laid out exactly as the transcriber lays them out.
-    rng = np.random.default_rng(0)
-    feats = features([rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 26000)], sampling_rate=16000,
-                     padding=True, return_attention_mask=True, return_tensors="pt")
-    target = tokenizer(TARGET, add_special_tokens=False)["input_ids"] + [ids["<|im_end|>"]]
-    prompts = [tokenizer(chat_text(instruction(OPTIONS), audio_token_count(int(n), 50)), add_special_tokens=False)["input_ids"]
-               for n in feats["attention_mask"].sum(-1).tolist()]
-    width = max(map(len, prompts)) + len(target)
-    input_ids = torch.full((2, width), ids["<|endoftext|>"])
-    labels, mask = torch.full((2, width), -100), torch.zeros((2, width), dtype=torch.long)
-    for r, p in enumerate(prompts):
-        input_ids[r, :len(p) + len(target)] = torch.tensor(p + target)
-        mask[r, :len(p) + len(target)] = 1
-        labels[r, len(p):len(p) + len(target)] = torch.tensor(target)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(80):
-        loss = model(input_ids=input_ids, attention_mask=mask, input_features=feats["input_features"],
-                     feature_attention_mask=feats["attention_mask"], labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.05
-
-    path = tmp_path_factory.mktemp("qwen3_omni_thinker")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    features.save_pretrained(path)
-    return path
+def checkpoint(tiny_qwen3_omni):
+    return tiny_qwen3_omni
 
 
 @pytest.fixture(scope="module")

@@ -30,14 +30,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory) -> Path:
-    from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
-
-    torch.manual_seed(0)
-    config = Wav2Vec2BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_depthwise_kernel_size=5)
-    path = tmp_path_factory.mktemp("w2vbert")
-    Wav2Vec2BertModel(config).save_pretrained(path)
-    return path
+def tiny_backbone(tiny_w2vbert) -> Path:
+    return tiny_w2vbert
 
 
 @pytest.fixture(scope="module")

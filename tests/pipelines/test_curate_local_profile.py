@@ -1,0 +1,58 @@
+"""The demo: the `local` profile (Spleeter, silero, DNSMOS, pocketsphinx + speaker turns) on examples/,
+twice into two folders: identical keys and contents, and every sample fully annotated."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.curate import profile_path
+from pipelines.curate import run_curation
+from schemas.config import load_config
+from schemas.sample import Sample
+from tests.conftest import EXAMPLES
+from tests.pipelines.test_curate_e2e import read_shards_webdataset
+
+pytestmark = pytest.mark.ray
+
+
+def demo_config(out: Path):
+    return load_config(profile_path("local"), {"input": str(EXAMPLES), "output": str(out), "ray": {"num_cpus": 2}})
+
+
+@pytest.fixture(scope="module")
+def two_runs(ray_session, tmp_path_factory):
+    outs = [tmp_path_factory.mktemp(f"demo{i}") for i in range(2)]
+    return [(out, run_curation(demo_config(out), progress=False)) for out in outs]
+
+
+def test_every_sample_is_separated_scored_and_transcribed(two_runs):
+    out, summary = two_runs[0]
+    samples = read_shards_webdataset(out)
+    assert summary["inputs"] == 4 and len(samples) == summary["segments_kept"] >= 4
+    for s in samples.values():
+        rec = Sample.model_validate_json(s["json"])
+        assert rec.separation and rec.separation.model_id.startswith("spleeter")
+        assert rec.quality and rec.quality.model_id.startswith("dnsmos") and rec.quality.overall >= 2.8
+        assert rec.transcript and rec.transcript.turns and rec.transcript.plain_text().strip()
+        assert rec.transcript.render().startswith("<|speaker:0|>")
+    texts = {Sample.model_validate_json(s["json"]).source.uri.rsplit("/", 1)[1]: Sample.model_validate_json(s["json"]).transcript.plain_text() for s in samples.values()}
+    assert texts["leopard__test.wav"].startswith("Mr. Quilter")  # the sidecar text is used
+
+
+def test_the_demo_twice_gives_identical_shards(two_runs):
+    (a_dir, _), (b_dir, _) = two_runs
+    a, b = read_shards_webdataset(a_dir), read_shards_webdataset(b_dir)
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert a[key]["flac"] == b[key]["flac"] and a[key]["json"] == b[key]["json"]
+    index = [json.loads((d / "index.json").read_text()) for d in (a_dir, b_dir)]
+    assert index[0] == index[1]
+
+
+def test_the_report_is_written(two_runs):
+    out, summary = two_runs[0]
+    assert summary["report"] == str(out / "report" / "index.html")
+    page = (out / "report" / "index.html").read_text()
+    assert all((out / "report" / img).exists() for img in ("durations.png", "rejects.png", "tags.png"))
+    assert "<img" in page and json.loads((out / "report" / "summary.json").read_text())["segments_kept"] == summary["segments_kept"]
