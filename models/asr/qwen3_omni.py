@@ -116,17 +116,18 @@ class Qwen3OmniTranscriber:
         self.model_id = f"qwen3-omni:{checkpoint}"
         self.spec = spec
         self.device = pick_device(spec.device)
-        dtype = pick_dtype(spec.dtype, self.device)
+        # weights go straight to the device (accelerate): a 30B model never sits whole in CPU memory
+        load = {"dtype": pick_dtype(spec.dtype, self.device), "device_map": str(self.device)}
         if _is_omni_composite(path):
             from transformers import Qwen3OmniMoeForConditionalGeneration
 
             # Loading without the talker: only the thinker produces text.
-            self.model = Qwen3OmniMoeForConditionalGeneration.from_pretrained(path, dtype=dtype, enable_audio_output=False).thinker
+            self.model = Qwen3OmniMoeForConditionalGeneration.from_pretrained(path, enable_audio_output=False, **load).thinker
         else:
             from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
 
-            self.model = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(path, dtype=dtype)
-        self.model.to(self.device).eval()
+            self.model = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(path, **load)
+        self.model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.features = WhisperFeatureExtractor.from_pretrained(path)
         self.n_window = self.model.config.audio_config.n_window
