@@ -57,14 +57,22 @@ def format_summary(s: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.curate import run_curation
+    from curation.ingest import IngestError
+    from curation.plan import PlanMismatchError
+    from models.checkpoints import CheckpointUnavailableError
+    from pipelines.curate import ResourceConfigError, run_curation
 
     try:
         cfg = build_config(args)
     except ValueError as exc:  # pydantic ValidationError names the field
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    summary = run_curation(cfg, progress=args.progress)
+    try:
+        summary = run_curation(cfg, progress=args.progress)
+    except (CheckpointUnavailableError, IngestError, PlanMismatchError, ResourceConfigError) as exc:
+        # problems of the job as a whole, found before any work: one clear line, no traceback
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
 

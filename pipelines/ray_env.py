@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import ray
 
@@ -11,6 +12,8 @@ import ray
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     # Ray Data logs every execution and its progress-bar setting at INFO/WARNING: keep runs quiet.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # benign on small runs: a task pool sized for more blocks than the run has
+    warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks", category=UserWarning)
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
