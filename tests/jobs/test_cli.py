@@ -29,7 +29,7 @@ def test_missing_weights_fail_at_start_naming_the_checkpoint(capsys, tmp_path, m
     assert code == 2 and err.startswith("cannot start:") and "pretrained 'htdemucs'" in err and "'adefossez/HTDemucs' is not available" in err and "--set separation.model.checkpoint=" in err
     code = main(["curate", "--profile", "s2", "--input", "tests/data/speech", "--output", str(tmp_path / "o"), "--set", "separation.enabled=false"])
     err = capsys.readouterr().err
-    assert code == 2 and "facebook/w2v-bert-2.0" in err and "quality.model.checkpoint" in err
+    assert code == 2 and "head checkpoint 'quality_head.pt' not found" in err and "quality.model.options.head" in err
 
 
 def test_a_missing_input_is_one_clear_line(capsys, tmp_path):
