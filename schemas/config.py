@@ -1,6 +1,7 @@
 """Job configuration. Defaults are the `local` profile (offline, CPU); jobs/configs/*.yaml are the profiles.
 
-Load order: defaults <- profile YAML <- --config YAML <- --set key.path=value overrides.
+Load order: defaults <- profile YAML <- --config YAML <- --set key.path=value overrides. A layer
+merges section by section and replaces mappings (thresholds, options) whole; an override sets one leaf.
 """
 
 from __future__ import annotations
@@ -127,27 +128,50 @@ class CurateConfig(_Strict):
     ray: RayConfig = Field(default_factory=RayConfig)
 
 
+# Mapping-valued fields that a layer states whole: a profile's thresholds are its thresholds.
+WHOLE_MAPPINGS = ("thresholds", "options")
+
+
 def deep_merge(base: dict, over: dict) -> dict:
+    """Sections merge field by field; WHOLE_MAPPINGS and non-dict values are replaced."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and k not in WHOLE_MAPPINGS
+        out[k] = deep_merge(out[k], v) if merge else v
     return out
 
 
-def parse_override(item: str) -> dict:
-    """'quality.thresholds.overall=3.1' -> nested dict; the value is parsed as YAML (numbers, bools, lists)."""
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """'quality.thresholds.overall=3.1' -> (['quality', 'thresholds', 'overall'], 3.1); values parse as YAML."""
     if "=" not in item:
         raise ValueError(f"override {item!r} must look like key.path=value")
     path, raw = item.split("=", 1)
-    value: Any = yaml.safe_load(raw) if raw else ""
-    for part in reversed(path.strip().split(".")):
-        value = {part: value}
-    return value
+    return path.strip().split("."), (yaml.safe_load(raw) if raw else "")
+
+
+def set_path(config: dict, path: list[str], value: Any) -> None:
+    """An override sets exactly one leaf, whatever its parents are."""
+    node = config
+    for part in path[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[path[-1]] = value
+
+
+def default_sections() -> dict:
+    """The default of every nested section as a dict, so that a layer setting one field of a section
+    (say `segmentation.resources.batch_size`) keeps that section's other defaults."""
+    return {
+        name: f.get_default(call_default_factory=True).model_dump()
+        for name, f in CurateConfig.model_fields.items()
+        if not f.is_required() and isinstance(f.get_default(call_default_factory=True), BaseModel)
+    }
 
 
 def load_config(*layers: dict | str | Path | None, overrides: list[str] = ()) -> CurateConfig:
-    """Merge YAML files / dicts in order, then key=value overrides, and validate."""
-    merged: dict = {}
+    """Merge YAML files / dicts in order over the defaults, then key=value overrides, and validate."""
+    merged: dict = default_sections()
     for layer in layers:
         if layer is None:
             continue
@@ -155,5 +179,5 @@ def load_config(*layers: dict | str | Path | None, overrides: list[str] = ()) ->
             layer = yaml.safe_load(Path(layer).read_text()) or {}
         merged = deep_merge(merged, layer)
     for item in overrides:
-        merged = deep_merge(merged, parse_override(item))
+        set_path(merged, *parse_override(item))
     return CurateConfig.model_validate(merged)
