@@ -30,13 +30,14 @@ from schemas.config import CurateConfig
 
 
 class StageActor:
-    """Hosts one curation stage in a Ray actor: limits torch threads to the actor's CPUs, builds once."""
+    """Hosts one curation stage in a Ray actor: builds it once, then limits torch threads to the actor's CPUs.
+    Only a stage that uses torch has imported it; the others (the unit writer) are spared its ~130 MB."""
 
     def __init__(self, factory: Callable, threads: int):
-        import torch
-
-        torch.set_num_threads(max(1, threads))
         self.stage = factory()
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(max(1, threads))
 
     def __call__(self, batch):
         return self.stage(batch)
