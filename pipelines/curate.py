@@ -130,6 +130,8 @@ def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
     missing = set(plan.units) - completed_units(cfg.output, plan)
     if missing:
         raise IncompleteRunError(f"{len(missing)} work units did not complete (e.g. {sorted(missing)[:5]}); run the same command again to resume")
+    # a writer of a killed run can outlive its driver for a moment: clear its temporaries again
+    storage.remove_stale_temporaries(storage.join(cfg.output, SHARDS_DIR))
     summary, samples, rejects = finalize(cfg.output, plan)
     wall = time.time() - t0
     summary.update(
