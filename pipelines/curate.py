@@ -54,10 +54,11 @@ class ResourceConfigError(ValueError):
 def check_resources_fit(cfg: CurateConfig, cpus: float) -> None:
     """Actor pools hold their CPUs for the whole run; if they leave no room for one decode and one
     encode task, Ray Data waits forever. Say so at start instead."""
-    actors = sum(s.resources.num_cpus * s.resources.concurrency for s in model_stages(cfg))
+    stages = model_stages(cfg)
+    actors = sum(s.resources.num_cpus * s.resources.concurrency for s in stages)
     tasks = 2 * cfg.decode.resources.num_cpus
     if actors + tasks > cpus + 1e-9:
-        per_stage = ", ".join(f"{s.name}.resources.num_cpus={s.resources.num_cpus} x{s.resources.concurrency}" for s in model_stages(cfg))
+        per_stage = ", ".join(f"{s.name}.resources.num_cpus={s.resources.num_cpus} x{s.resources.concurrency}" for s in stages)
         raise ResourceConfigError(
             f"model stages hold {actors:g} CPUs and decode/encode need {tasks:g}, but Ray has {cpus:g}: lower {per_stage} "
             f"or decode.resources.num_cpus={cfg.decode.resources.num_cpus}, or give Ray more CPUs"
