@@ -51,6 +51,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -96,9 +97,9 @@ class TreeSampler:
 
     RSS and CPU are cheap to read and are sampled every `interval_s`. PSS needs /proc/PID/smaps_rollup (some
     ms per large process), so it is read every `pss_every_s`, and at once when RSS reaches a new high (at
-    most once a second): the sampler itself must not take the cores it measures."""
+    most every 2 s): the sampler itself must not take the cores it measures (its CPU is reported)."""
 
-    def __init__(self, pid: int, interval_s: float = 0.5, pss_every_s: float = 5.0):
+    def __init__(self, pid: int, interval_s: float = 1.0, pss_every_s: float = 10.0):
         self.psutil = _psutil()
         self.root = self.psutil.Process(pid)
         self.interval, self.pss_every = interval_s, pss_every_s
@@ -136,7 +137,7 @@ class TreeSampler:
         self.cpu_samples.append((now, dict(self.cpu_by_pid)))
         self.peak_procs = max(self.peak_procs, len(alive))
         self.peak_rss = max(self.peak_rss, rss)
-        new_high = rss > 1.02 * self._rss_at_pss and now - self._last_pss >= 1.0
+        new_high = rss > 1.02 * self._rss_at_pss and now - self._last_pss >= 2.0
         if new_high or now - self._last_pss >= self.pss_every:
             self._last_pss, self._rss_at_pss = now, max(self._rss_at_pss, rss)
             self._sample_pss(alive)
@@ -158,9 +159,11 @@ class TreeSampler:
         and the stage workers' start-up."""
         a, b = self._cpu_at(t0), self._cpu_at(t1)
         out = {"total": 0.0, "driver": 0.0, "ray_daemons": 0.0, "stage_workers": 0.0, "stage_worker_startup": 0.0}
+        by_process: dict[str, float] = defaultdict(float)
         for pid, end in b.items():
             start = a.get(pid, 0.0)
             out["total"] += end - start
+            by_process[self.labels.get(pid, "?").removesuffix(".submit")] += end - start
             if pid == self.root.pid:
                 out["driver"] += end - start
             elif is_stage_worker(self.labels.get(pid, "")):
@@ -169,6 +172,7 @@ class TreeSampler:
                 out["stage_worker_startup"] += max(0.0, min(done, end) - min(done, start))
             else:
                 out["ray_daemons"] += end - start
+        out["by_process"] = {k: round(v, 1) for k, v in sorted(by_process.items(), key=lambda kv: -kv[1])[:12]}
         return out
 
     def _sample_pss(self, procs: list) -> None:
@@ -224,7 +228,7 @@ class ObjectStorePoller:
     """Bytes used in Ray's object store, polled from the raylet. Objects live in shared memory, which a
     process's PSS shows only while it maps the pages: a block whose writer has exited is counted nowhere else."""
 
-    def __init__(self, interval_s: float = 0.5):
+    def __init__(self, interval_s: float = 2.0):
         import ray
         from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
@@ -330,16 +334,20 @@ def run_child(mode: str, cfg, cores: int, work: Path) -> dict:
     cfg_path, res_path = work / f"{mode}_config.json", work / f"{mode}_result.json"
     cfg_path.write_text(cfg.model_dump_json())
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env.pop("RAY_ADDRESS", None)  # a local Ray of --cores CPUs, never a cluster named in the environment
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", mode, "--config-json", str(cfg_path), "--result", str(res_path), "--cores", str(cores)]
     proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
+    cpu0 = time.process_time()
     with TreeSampler(proc.pid) as sampler:
         rc = proc.wait()
+    sampler_cpu = time.process_time() - cpu0
     if rc != 0:
         raise SystemExit(f"{mode} run failed (exit {rc})")
     result = json.loads(res_path.read_text())
     result["peak_rss_gb"] = sampler.peak_rss / 1e9
     result["peak_pss_gb"] = sampler.peak_pss / 1e9
     result["peak_processes"] = sampler.peak_procs
+    result["sampler_cpu_s"] = sampler_cpu  # what measuring cost, on the same cores
     result["peak_pss_by_process_mb"] = sampler.peak_parts
     if mode == "ray":
         result["exec_tree_cpu_s"] = sampler.cpu_between(result["exec_start"], result["exec_end"])
@@ -373,6 +381,7 @@ def overhead_account(operators: list[dict], cpu: dict, window_s: float, cores: i
     }
     return {
         "overhead": round(1 - udf / capacity, 3),
+        "cpu_by_process_s": cpu["by_process"],
         "udf_cpu_s": round(udf, 1),
         "startup_cpu_s_excluded": round(cpu["stage_worker_startup"], 1),
         "capacity_s": round(capacity, 1),
@@ -391,6 +400,7 @@ def figures(seq: dict | None, ray_run: dict | None, cores: int) -> dict:
             "peak_rss_gb": round(seq["peak_rss_gb"], 2),
             "peak_pss_gb": round(seq["peak_pss_gb"], 2),
             "peak_pss_by_process_mb": seq["peak_pss_by_process_mb"],
+            "sampler_cpu_s": round(seq["sampler_cpu_s"], 1),
             "segments_kept": seq["summary"]["segments_kept"],
             "hours_out": round(seq["summary"]["hours_out"], 3),
         }
@@ -421,6 +431,7 @@ def figures(seq: dict | None, ray_run: dict | None, cores: int) -> dict:
             "peak_object_store_gb": round(ray_run["peak_object_store_gb"], 2),
             "peak_pss_plus_object_store_gb": round(ray_run["peak_pss_plus_object_store_gb"], 2),
             "peak_pss_by_process_mb": ray_run["peak_pss_by_process_mb"],
+            "sampler_cpu_s": round(ray_run["sampler_cpu_s"], 1),
             "segments_kept": ray_run["summary"]["segments_kept"],
             "hours_out": round(ray_run["summary"]["hours_out"], 3),
             "execution_window_s": round(window, 1),

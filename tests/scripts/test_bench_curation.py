@@ -102,7 +102,7 @@ def test_tree_sampler_sees_memory_and_cpu_of_child_processes():
 
 def _seq(wall_s: float) -> dict:
     stage = {"wall_s": 1.0, "cpu_s": 1.0, "calls": 1, "audio_in_s": 3600.0}
-    return {"wall_s": wall_s, "summary": {"hours_in": 1.0, "hours_out": 0.5, "segments_kept": 10}, "peak_rss_gb": 1.0, "peak_pss_gb": 0.9,
+    return {"wall_s": wall_s, "summary": {"hours_in": 1.0, "hours_out": 0.5, "segments_kept": 10}, "peak_rss_gb": 1.0, "peak_pss_gb": 0.9, "sampler_cpu_s": 1.0,
             "peak_pss_by_process_mb": [], "load_s": {}, "stages": {n: dict(stage) for n in ("decode", "separation", "segmentation")},
             "checks": {"ok": True}}
 
@@ -110,9 +110,9 @@ def _seq(wall_s: float) -> dict:
 def _ray(wall_s: float, window_s: float, busy_s: list[float]) -> dict:
     """A Ray run whose stage workers spent 20 s starting and whose daemons and driver took 10 s each."""
     workers = sum(busy_s) + 20.0 + 5.0
-    cpu = {"total": workers + 20.0, "driver": 10.0, "ray_daemons": 10.0, "stage_workers": workers, "stage_worker_startup": 20.0}
+    cpu = {"total": workers + 20.0, "driver": 10.0, "ray_daemons": 10.0, "stage_workers": workers, "stage_worker_startup": 20.0, "by_process": {}}
     return {"wall_s": wall_s, "startup_s": 3.0, "exec_start": 100.0, "exec_end": 100.0 + window_s, "exec_tree_cpu_s": cpu["total"], "exec_cpu_account_s": cpu,
-            "summary": {"hours_in": 1.0, "hours_out": 0.5, "segments_kept": 10}, "peak_rss_gb": 2.0, "peak_pss_gb": 1.5, "peak_processes": 12,
+            "summary": {"hours_in": 1.0, "hours_out": 0.5, "segments_kept": 10}, "peak_rss_gb": 2.0, "peak_pss_gb": 1.5, "peak_processes": 12, "sampler_cpu_s": 1.0,
             "peak_object_store_gb": 0.3, "peak_pss_plus_object_store_gb": 1.7,
             "peak_pss_by_process_mb": [],
             "operators": [{"stage": f"s{i}", "function_body_s": b, "task_wall_s": 2 * b, "task_cpu_s": 2 * b} for i, b in enumerate(busy_s)]}
