@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class CheckpointUnavailableError(RuntimeError):
@@ -40,6 +42,8 @@ def resolve_hf_checkpoint(checkpoint: str, what: str, config_key: str) -> str:
 
 
 def pick_device(device: str) -> torch.device:
+    import torch  # here, not at the top: processes that only check weights (the driver) stay without torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -47,6 +51,8 @@ def pick_device(device: str) -> torch.device:
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """Reduced precision only on GPU: CPU kernels for bf16 are slow and change results."""
+    import torch
+
     if device.type == "cpu":
         return torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]

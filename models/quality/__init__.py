@@ -4,35 +4,48 @@
   'w2vbert'  W2vBertQualityScorer  w2v-BERT 2.0 + trained MLP head (s2 profile, GPU); head from train_quality_head
 
 Every scorer has `model_id`, `sample_rate` (16000), `dimensions` (the QualityScores fields it fills) and is
-deterministic for the same input.
+deterministic for the same input. Implementations are imported on first use: DNSMOS needs no torch, and a
+process that only checks weights (the driver) needs neither.
 """
 
 from __future__ import annotations
 
-from models.quality.dnsmos import DnsmosScorer, model_dir
-from models.quality.training import TrainResult, train_quality_head
-from models.quality.w2vbert import W2vBertQualityScorer, check_available
+import importlib
+
 from schemas.config import ModelSpec
 
-SCORERS = {"dnsmos": DnsmosScorer, "w2vbert": W2vBertQualityScorer}
+# scorer name -> (module, class); public names -> their module
+SCORERS = {"dnsmos": ("models.quality.dnsmos", "DnsmosScorer"), "w2vbert": ("models.quality.w2vbert", "W2vBertQualityScorer")}
+_EXPORTS = {
+    "DnsmosScorer": "models.quality.dnsmos",
+    "W2vBertQualityScorer": "models.quality.w2vbert",
+    "TrainResult": "models.quality.training",
+    "train_quality_head": "models.quality.training",
+}
 
-__all__ = ["DnsmosScorer", "W2vBertQualityScorer", "TrainResult", "load_quality_scorer", "preflight", "train_quality_head"]
+__all__ = [*_EXPORTS, "load_quality_scorer", "preflight"]
 
 
-def _known(spec: ModelSpec) -> None:
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _module(spec: ModelSpec):
     if spec.name not in SCORERS:
         raise ValueError(f"quality.model.name: unknown quality scorer {spec.name!r}; known: {', '.join(SCORERS)}")
+    return importlib.import_module(SCORERS[spec.name][0])
 
 
-def load_quality_scorer(spec: ModelSpec) -> DnsmosScorer | W2vBertQualityScorer:
-    _known(spec)
-    return SCORERS[spec.name](spec)
+def load_quality_scorer(spec: ModelSpec):
+    return getattr(_module(spec), SCORERS[spec.name][1])(spec)
 
 
 def preflight(spec: ModelSpec) -> None:
     """Raise CheckpointUnavailableError (saying how to provide it) if the scorer's weights are missing; loads no model."""
-    _known(spec)
+    module = _module(spec)
     if spec.name == "dnsmos":
-        model_dir(spec)
+        module.model_dir(spec)
     else:
-        check_available(spec)
+        module.check_available(spec)

