@@ -147,24 +147,31 @@ def _quietest(x: np.ndarray, sample_rate: int) -> int:
     return int(np.argmin(energy)) * win + win // 2
 
 
-def iter_pieces(blocks: Iterator[np.ndarray], sample_rate: int, piece_s: float, search_s: float = 30.0) -> Iterator[tuple[int, np.ndarray]]:
-    """(offset in samples, audio) pieces of about piece_s, each cut at the quietest point of the last
-    `search_s` before the limit, so an utterance is rarely split by a cut."""
+def iter_pieces(blocks: Iterator[np.ndarray], sample_rate: int, piece_s: float, search_s: float = 30.0) -> Iterator[tuple[int, np.ndarray, bool]]:
+    """(offset in samples, audio, last) pieces of about piece_s, each cut at the quietest point of the last
+    `search_s` before the limit, so an utterance is rarely split by a cut.
+
+    Blocks are copied into one buffer, grown by doubling and reused for every piece, so a long input costs
+    one piece of memory here. A piece is a view of that buffer: use it before asking for the next. A piece
+    is cut only with audio behind it, so all but the final one are known not to be last."""
     limit, search = int(piece_s * sample_rate), int(min(search_s, piece_s / 2) * sample_rate)
-    buf: list[np.ndarray] = []
-    buffered = offset = 0
+    buf = np.empty(0, np.float32)
+    filled = offset = 0
     for block in blocks:
-        if block.size:
-            buf.append(block)
-            buffered += block.size
-        while buffered >= limit + search:
-            x = np.concatenate(buf)
-            cut = limit - search + _quietest(x[limit - search : limit], sample_rate)
-            yield offset, x[:cut]
+        if filled + block.size > buf.size:
+            grown = np.empty(max(filled + block.size, 2 * buf.size), np.float32)
+            grown[:filled] = buf[:filled]
+            buf = grown
+        buf[filled : filled + block.size] = block
+        filled += block.size
+        while filled >= limit + search:
+            cut = limit - search + _quietest(buf[limit - search : limit], sample_rate)
+            yield offset, buf[:cut], False
             offset += cut
-            buf, buffered = [x[cut:]], len(x) - cut
-    if buffered:
-        yield offset, np.concatenate(buf)
+            buf[: filled - cut] = buf[cut:filled]
+            filled -= cut
+    if filled:
+        yield offset, buf[:filled], True
 
 
 def decode_file(path: str, sample_rate: int, max_duration_s: float = math.inf) -> Decoded:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import numpy as np
+
 from curation import storage
 from curation.audio import DecodeError, iter_pieces, open_stream
 from curation.batch import COLUMNS, Batch, as_lists, reject_row
@@ -51,43 +53,36 @@ class DecodeStage:
         """The piece rows of one input row; a failure anywhere becomes a single reject row."""
         uri = row["source_uri"]
         meta = json.loads(row["meta_json"])
-        out: list[dict] = []
+        pieces = 0
         try:
             with storage.local_copy(uri) as path:
                 facts, blocks, resampler = open_stream(path, self.sample_rate, self.cfg.max_duration_s)
                 if "sidecar_uri" in meta and "text" not in meta:
                     meta["text"] = storage.read_text(meta.pop("sidecar_uri")).strip()
-                # materialise a piece only when the next exists, so the last one is known as last
                 meta["audio"] = facts.model_dump()  # the header's; the last piece gets the decoded truth
-                for n, (offset, x) in enumerate(iter_pieces(blocks, self.sample_rate, self.cfg.piece_s)):
-                    out.append({**row, "meta_json": json.dumps({**meta, "offset_s": offset / self.sample_rate}), "pcm": x.astype("<f4").tobytes(), "sample_rate": self.sample_rate, "last_piece": False, "piece": n})
-                    if len(out) > 1:
-                        yield out.pop(0)
-            seconds = resampler.frames_in / facts.sample_rate
-            if not out:
+                for n, (offset, x, last) in enumerate(iter_pieces(blocks, self.sample_rate, self.cfg.piece_s)):
+                    piece_meta = {**meta, "offset_s": offset / self.sample_rate}
+                    if last:  # the true decoded duration, which only the end of the stream knows
+                        seconds = resampler.frames_in / facts.sample_rate
+                        if seconds < self.cfg.min_duration_s:
+                            raise DecodeError("too_short", f"{seconds:.2f} s < min {self.cfg.min_duration_s} s")
+                        piece_meta["audio"] = facts.model_copy(update={"duration_s": seconds}).model_dump()
+                    pieces = n + 1
+                    yield {**row, "meta_json": json.dumps(piece_meta), "pcm": np.asarray(x, "<f4").tobytes(), "sample_rate": self.sample_rate, "last_piece": last, "piece": n}
+            if not pieces:
                 raise DecodeError("empty_audio", "no samples decoded")
-            if seconds < self.cfg.min_duration_s:
-                raise DecodeError("too_short", f"{seconds:.2f} s < min {self.cfg.min_duration_s} s")
         except DecodeError as exc:
-            yield reject_row(self._first(row, out), "decode", exc.reason, exc.detail)
-            return
+            yield reject_row(self._closing(row, pieces), "decode", exc.reason, exc.detail)
         except FileNotFoundError as exc:
-            yield reject_row(self._first(row, out), "decode", "missing_file", str(exc))
-            return
+            yield reject_row(self._closing(row, pieces), "decode", "missing_file", str(exc))
         except Exception as exc:  # any library failure on a bad file is that file's problem only
-            yield reject_row(self._first(row, out), "decode", "decode_failed", f"{type(exc).__name__}: {exc}")
-            return
-        last = out[0]
-        last_meta = json.loads(last["meta_json"])
-        # the true decoded duration, which only the end of the stream knows, goes on the last piece
-        last_meta["audio"] = facts.model_copy(update={"duration_s": seconds}).model_dump()
-        yield {**last, "last_piece": True, "meta_json": json.dumps(last_meta)}
+            yield reject_row(self._closing(row, pieces), "decode", "decode_failed", f"{type(exc).__name__}: {exc}")
 
     @staticmethod
-    def _first(row: dict, pending: list[dict]) -> dict:
-        """Reject on the row still pending (or the input row): pieces already yielded stay valid
-        only if a later piece closes the input, so a mid-stream failure rejects the piece in hand."""
-        return dict(pending[0], last_piece=True, pcm=b"") if pending else dict(row)
+    def _closing(row: dict, pieces: int) -> dict:
+        """The row that closes an input after a failure: the pieces already yielded stand, and the rest of
+        the input is rejected as one more, last, piece."""
+        return dict(row, piece=pieces, last_piece=True, pcm=b"")
 
     def __call__(self, batch) -> Iterator[Batch]:
         batch = as_lists(batch)

@@ -79,8 +79,25 @@ def test_long_audio_is_cut_into_bounded_pieces_at_quiet_points():
     x = rng.normal(0, 0.3, 100 * sr).astype(np.float32)
     x[47 * sr : 47 * sr + 200] = 0  # the only quiet moment in the first search window
     blocks = (x[i : i + 777] for i in range(0, len(x), 777))
-    pieces = list(iter_pieces(blocks, sr, piece_s=50, search_s=10))
+    pieces, lasts = [], []
+    for offset, p, last in iter_pieces(blocks, sr, piece_s=50, search_s=10):
+        pieces.append((offset, p.copy()))  # a view of a buffer the next piece reuses
+        lasts.append(last)
+    assert lasts == [False] * (len(pieces) - 1) + [True]
     assert pieces[0][0] == 0 and 47 * sr <= len(pieces[0][1]) <= 47 * sr + 200
     assert all(len(p) <= 60 * sr for _, p in pieces)
     assert np.array_equal(np.concatenate([p for _, p in pieces]), x)
     assert [o for o, _ in pieces] == list(np.cumsum([0] + [len(p) for _, p in pieces[:-1]]))
+
+
+def test_a_failure_after_the_first_piece_keeps_it_and_rejects_the_rest(tmp_path):
+    sr = 16000
+    x = np.random.default_rng(1).normal(0, 0.1, 100 * sr).astype(np.float32)
+    x[-sr:] = np.nan  # the last second is broken: found only after the first piece (cut by 90 s) has gone
+    sf.write(tmp_path / "late.wav", x, sr, subtype="FLOAT")
+    row = input_rows([{"uri": str(tmp_path / "late.wav"), "index": 0, "unit": 0}])[0]
+    parts = list(DecodeStage(DecodeConfig(piece_s=60), sr)({c: [row[c]] for c in row}))
+    out = {k: [v for p in parts for v in p[k]] for k in parts[0]}
+    assert out["piece"] == [0, 1] and out["last_piece"] == [False, True]
+    assert not out["reject_json"][0] and len(out["pcm"][0]) // 4 >= 30 * sr
+    assert json.loads(out["reject_json"][1])["reason"] == "non_finite_samples" and out["pcm"][1] == b""
