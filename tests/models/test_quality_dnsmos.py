@@ -93,3 +93,10 @@ def test_preflight_names_the_missing_model(tmp_path):
         preflight(ModelSpec(name="dnsmos", checkpoint=str(tmp_path)))
     with pytest.raises(ValueError, match="unknown quality scorer 'nope'"):
         preflight(ModelSpec(name="nope"))
+
+
+def test_scores_do_not_depend_on_memory_settings_or_batching(scorer):
+    x = _load("speech", CLIPS[0])
+    long = np.concatenate([x, x, x])  # several windows, so batch size 1 runs the model more than once
+    lean = load_quality_scorer(ModelSpec(name="dnsmos", batch_size=1, options={"arena": False}))
+    assert [s.model_dump() for s in lean.score([x, long], SR)] == [s.model_dump() for s in scorer.score([x, long], SR)]
