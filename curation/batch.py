@@ -85,3 +85,14 @@ def reject(batch: Batch, i: int, stage: str, reason: str, detail: str = "") -> N
 def iter_waveforms(batch: Batch, rows: list[int]) -> Iterator[np.ndarray]:
     for i in rows:
         yield audio(batch, i)
+
+
+def slices(batch: Batch, size: int) -> Iterator[Batch]:
+    """Consecutive batches of at most `size` rows."""
+    n = len(batch["key"])
+    for a in range(0, n, size):
+        yield {c: v[a : a + size] for c, v in batch.items()}
+
+
+def concat(batches: list[Batch]) -> Batch:
+    return {c: [x for b in batches for x in b[c]] for c in batches[0]}

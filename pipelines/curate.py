@@ -3,9 +3,11 @@
 decode (tasks) -> separation -> VAD segmentation -> quality -> transcription (actor pools)
 -> FLAC encode (tasks) -> unit writer (one actor) -> driver.
 
-Each stage is its own Ray Data operation with the resources of its config, so a cluster can give
-model stages GPU fractions while decoding runs on CPUs. Only small per-unit summaries reach the
-driver. Completed work units are skipped on restart (curation/plan.py, curation/shards.py).
+Each model stage is its own Ray Data operation with the resources of its config, so a cluster can give
+model stages GPU fractions while decoding runs on CPUs; or, with `ray.fuse_stages` (the local profile),
+all model stages share one actor pool, so each process pays for Python, torch and the models once.
+Only small per-unit summaries reach the driver. Completed work units are skipped on restart
+(curation/plan.py, curation/shards.py).
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from curation.plan import completed_units, load_or_create_plan
 from curation.report import write_report
 from curation.shards import SHARDS_DIR, UnitWriter, encode_audio, finalize
 from pipelines.ray_env import ensure_ray
-from pipelines.stages import model_stages, preflight, working_rate
+from pipelines.stages import actor_groups, model_stages, preflight, working_rate
 from schemas.config import CurateConfig
 
 
 class StageActor:
-    """Hosts one curation stage in a Ray actor: builds it once, then limits torch threads to the actor's CPUs.
+    """Hosts curation stages in a Ray actor: builds them once, then limits torch threads to the actor's CPUs.
     Only a stage that uses torch has imported it; the others (the unit writer) are spared its ~130 MB."""
 
     def __init__(self, factory: Callable, threads: int):
@@ -41,6 +43,12 @@ class StageActor:
 
     def __call__(self, batch):
         return self.stage(batch)
+
+
+def actor_class(name: str) -> type[StageActor]:
+    """A StageActor subclass named for its stage, so Ray Data's operators, the dashboard and process titles
+    (ray::MapWorker(MapBatches(Separation))) say which stage a worker hosts."""
+    return type(name, (StageActor,), {"__module__": __name__, "__qualname__": name})
 
 
 class IncompleteRunError(RuntimeError):
@@ -54,11 +62,14 @@ class ResourceConfigError(ValueError):
 def check_resources_fit(cfg: CurateConfig, cpus: float) -> None:
     """Actor pools hold their CPUs for the whole run; if they leave no room for one decode and one
     encode task, Ray Data waits forever. Say so at start instead."""
-    stages = model_stages(cfg)
-    actors = sum(s.resources.num_cpus * s.resources.concurrency for s in stages)
+    if cfg.ray.fuse_stages is not None:
+        pools = {"ray.fuse_stages": cfg.ray.fuse_stages}
+    else:
+        pools = {f"{s.name}.resources": s.resources for s in model_stages(cfg)}
+    actors = sum(r.num_cpus * r.concurrency for r in pools.values())
     tasks = 2 * cfg.decode.resources.num_cpus
     if actors + tasks > cpus + 1e-9:
-        per_stage = ", ".join(f"{s.name}.resources.num_cpus={s.resources.num_cpus} x{s.resources.concurrency}" for s in stages)
+        per_stage = ", ".join(f"{name}.num_cpus={r.num_cpus} x{r.concurrency}" for name, r in pools.items())
         raise ResourceConfigError(
             f"model stages hold {actors:g} CPUs and decode/encode need {tasks:g}, but Ray has {cpus:g}: lower {per_stage} "
             f"or decode.resources.num_cpus={cfg.decode.resources.num_cpus}, or give Ray more CPUs"
@@ -77,20 +88,21 @@ def build_dataset(cfg: CurateConfig, inputs: list[dict], units: dict[int, int]) 
         compute=TaskPoolStrategy(size=dec.concurrency),
         num_cpus=dec.num_cpus,
     )
-    for stage in model_stages(cfg):
-        res = stage.resources
+    for name, factory, res in actor_groups(cfg):
         ds = ds.map_batches(
-            StageActor,
-            fn_constructor_kwargs={"factory": stage.factory, "threads": int(max(1, round(res.num_cpus)))},
+            actor_class(name),
+            fn_constructor_kwargs={"factory": factory, "threads": int(max(1, round(res.num_cpus)))},
             batch_size=res.batch_size,
             batch_format="numpy",
-            compute=ActorPoolStrategy(size=res.concurrency),
+            # a batch takes seconds: hand it to an actor only when that actor is free, or the actors that
+            # were given queues finish last while the others idle
+            compute=ActorPoolStrategy(size=res.concurrency, max_tasks_in_flight_per_actor=1),
             num_cpus=res.num_cpus,
             num_gpus=res.num_gpus,
         )
     ds = ds.map_batches(encode_audio, batch_size=16, batch_format="numpy", compute=TaskPoolStrategy(size=dec.concurrency), num_cpus=dec.num_cpus)
     return ds.map_batches(
-        StageActor,
+        actor_class("Writer"),
         fn_constructor_kwargs={"factory": functools.partial(UnitWriter, cfg.output, units, cfg.shards), "threads": 1},
         batch_size=None,
         batch_format="numpy",
@@ -111,11 +123,16 @@ def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
     todo_inputs = [i for i in plan.inputs if i["unit"] in todo_units]
 
     if todo_inputs:
-        ensure_ray(cfg.ray.address, cfg.ray.num_cpus)
+        ensure_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.object_store_mb)
         check_resources_fit(cfg, ray.cluster_resources().get("CPU", 0))
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
+        if cfg.ray.object_store_mb is not None:
+            # Ray Data budgets half of the store by default; with a deliberately small store that starved the
+            # model actors (make bench-memory: one of two idle half the time at 2x). Plan with 8x the store,
+            # about Ray Data's own budget on a 24 GB machine; Ray spills what does not fit to disk.
+            ctx.override_object_store_memory_limit_fraction = 8.0
         ds = build_dataset(cfg, todo_inputs, todo_units)
         bar = None
         if progress:

@@ -9,7 +9,12 @@ import warnings
 import ray
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+# glibc gives every thread that allocates its own arena and keeps freed memory there; Ray workers run dozens
+# of threads (gRPC, torch, ONNX Runtime), so without a cap a worker's footprint is its arenas' high-water marks.
+WORKER_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, object_store_mb: int | None = None) -> None:
     # Ray Data logs every execution and its progress-bar setting at INFO/WARNING: keep runs quiet.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     # benign on small runs: a task pool sized for more blocks than the run has
@@ -23,4 +28,12 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         # "local": a fresh in-process Ray, never a cluster that `ray start` left recorded on this machine
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
+            runtime_env={"env_vars": WORKER_ENV},
+            include_dashboard=False,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+        )

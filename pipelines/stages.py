@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from curation.batch import Batch, as_lists, concat, slices
 from schemas.config import CurateConfig, Resources
 
 
@@ -14,6 +18,41 @@ class ModelStage:
     name: str
     factory: Callable  # builds the stage (loads the model) inside the actor
     resources: Resources
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+
+
+def return_freed_memory() -> None:
+    """Hand what a stage freed (activations, audio) back to the OS. glibc keeps freed memory in its arenas
+    otherwise, so a process would hold every stage's largest footprint at once for the rest of the run."""
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)
+
+
+class StageChain:
+    """Model stages in one process, in order, each called on slices of its own batch size (a piece
+    explodes into many segments at segmentation; quality and transcription batch those)."""
+
+    def __init__(self, stages: list[ModelStage]):
+        self.stages = [(s.factory(), s.resources.batch_size) for s in stages]
+
+    def __call__(self, batch) -> Batch:
+        batch = as_lists(batch)
+        for stage, size in self.stages:
+            if batch["key"]:
+                batch = concat([stage(part) for part in slices(batch, size)])
+            return_freed_memory()
+        return batch
+
+
+def actor_groups(cfg: CurateConfig) -> list[tuple[str, Callable, Resources]]:
+    """(name, factory, resources) of each actor pool the model stages run in: one per stage, or a single
+    pool hosting them all when `ray.fuse_stages` is set."""
+    stages = model_stages(cfg)
+    if cfg.ray.fuse_stages is not None:
+        return [("ModelStages", functools.partial(StageChain, stages), cfg.ray.fuse_stages)]
+    return [(s.name.title(), functools.partial(StageChain, [s]), s.resources) for s in stages]
 
 
 def working_rate(cfg: CurateConfig) -> int:

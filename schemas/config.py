@@ -112,6 +112,16 @@ class RayConfig(_Strict):
     address: str | None = Field(default=None, description="Cluster address; None = RAY_ADDRESS or a local in-process Ray.")
     num_cpus: int | None = Field(default=None, description="CPUs for a local Ray (None = all).")
     max_blocks: int = Field(default=200, gt=0, description="Upper bound on input blocks.")
+    fuse_stages: Resources | None = Field(
+        default_factory=lambda: Resources(num_cpus=0.75, concurrency=2, batch_size=1),
+        description="Run all model stages in one actor pool with these resources (batch_size: decoded inputs per call; each stage "
+        "still calls its model in its own batch size): one process per actor holds every model, so a CPU node pays the per-process "
+        "memory once per actor and rows are not passed between stages. None = an actor pool per stage with the stage's resources "
+        "(GPU fractions, a pool size per model).",
+    )
+    object_store_mb: int | None = Field(
+        default=None, ge=100, description="Object-store size of a local Ray in MB, bounding its resident memory; Ray Data then plans with 8x this and blocks beyond it spill to disk (None = Ray's default store, 30% of RAM). The store size is ignored on a cluster."
+    )
 
 
 class CurateConfig(_Strict):

@@ -270,7 +270,7 @@ def _worker_ray(cfg, cores: int) -> dict:
     from pipelines.ray_env import ensure_ray
 
     t = time.time()
-    ensure_ray(cfg.ray.address, cores)
+    ensure_ray(cfg.ray.address, cores, cfg.ray.object_store_mb)
     startup_s = time.time() - t
     seen: dict = {}
     build, fin = curate.build_dataset, curate.finalize
@@ -287,7 +287,7 @@ def _worker_ray(cfg, cores: int) -> dict:
     curate.build_dataset, curate.finalize = build_dataset, finalize
     with ObjectStorePoller() as store:
         summary = curate.run_curation(cfg, progress=False)
-    names = ["decode", *(s.name for s in curate.model_stages(cfg)), "encode", "write"]
+    names = ["decode", *(name.lower() for name, _, _ in curate.actor_groups(cfg)), "encode", "write"]
     ops = operator_times(seen["ds"].get_stats_summary(), names)
     import ray
 

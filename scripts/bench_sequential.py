@@ -20,7 +20,7 @@ from contextlib import contextmanager, nullcontext
 import soxr
 
 from curation import decode as decode_module
-from curation.batch import COLUMNS, Batch
+from curation.batch import COLUMNS, Batch, concat, slices
 from curation.decode import DecodeStage, input_rows
 from curation.ingest import list_inputs
 from curation.plan import load_or_create_plan
@@ -113,16 +113,6 @@ class CallCounter:
         }
 
 
-def _chunks(batch: Batch, size: int) -> Iterator[Batch]:
-    n = len(batch["key"])
-    for a in range(0, n, size):
-        yield {c: v[a : a + size] for c, v in batch.items()}
-
-
-def _concat(batches: list[Batch]) -> Batch:
-    return {c: [x for b in batches for x in b[c]] for c in batches[0]}
-
-
 def _seconds(batch: Batch) -> float:
     return sum(len(p) / 4 / sr for p, sr, r in zip(batch["pcm"], batch["sample_rate"], batch["reject_json"]) if sr and not r)
 
@@ -156,10 +146,10 @@ def run_sequential(cfg: CurateConfig, counter: CallCounter | None = None, torch_
                         torch.set_num_threads(torch_threads[name])
                     stage_audio_s[name] += _seconds(batch)
                     outs = []
-                    for part in _chunks(batch, size):
+                    for part in slices(batch, size):
                         with clock.time(name):
                             outs.append(stage(part))
-                    batch = _concat(outs)
+                    batch = concat(outs)
                 with clock.time("encode"):
                     batch = encode_audio(batch)
                 with clock.time("write"):

@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from schemas.config import CurateConfig, Resources
 
-NESTED_LEAVES = ("model", "speaker_model", "resources")
+NESTED_LEAVES = ("model", "speaker_model", "resources", "fuse_stages")
+WHOLE = ("resources", "fuse_stages")  # shown with every field
 
 
 def rows(model: type[BaseModel], prefix: str = ""):
@@ -27,7 +28,7 @@ def rows(model: type[BaseModel], prefix: str = ""):
             continue
         if isinstance(default, BaseModel):
             dump = default.model_dump()
-            if name != "resources":
+            if name not in WHOLE:
                 dump = {k: v for k, v in dump.items() if k in ("name", "checkpoint", "batch_size") and v is not None}
             value = json.dumps(dump, separators=(", ", ": "))
         else:
