@@ -130,8 +130,8 @@ def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
         ctx.print_on_execution_start = False
         if cfg.ray.object_store_mb is not None:
             # Ray Data budgets half of the store by default; with a deliberately small store that starved the
-            # model actors (make bench-memory: one of two idle half the time at 2x). Plan with 8x the store,
-            # about Ray Data's own budget on a 24 GB machine; Ray spills what does not fit to disk.
+            # model actors (make bench-memory: one of two idle 36-50% of the time, also when planning with 2x).
+            # Plan with 8x the store, about Ray Data's own budget on a 24 GB machine; Ray spills the excess.
             ctx.override_object_store_memory_limit_fraction = 8.0
         ds = build_dataset(cfg, todo_inputs, todo_units)
         bar = None

@@ -1,4 +1,5 @@
-"""Which stages a config runs, at which rates, and the start-up check of their weights."""
+"""Which stages a config runs, at which rates, the start-up check of their weights, and how they are
+grouped into actor pools (one per stage, or one chain of all of them)."""
 
 from __future__ import annotations
 
