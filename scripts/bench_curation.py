@@ -92,7 +92,32 @@ def is_stage_worker(label: str) -> bool:
     return label.startswith("ray::") and ("MapWorker" in label or "MapBatches" in label or label == "ray::IDLE")
 
 
-class TreeSampler:
+class Periodic:
+    """Calls `sample()` on a background thread every `interval` seconds while in a `with` block; a sample
+    that returns False ends the sampling."""
+
+    def __init__(self, interval_s: float):
+        self.interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> bool | None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.sample() is not False:
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class TreeSampler(Periodic):
     """Samples a process and all its descendants: summed RSS and PSS, and cumulative CPU seconds.
 
     RSS and CPU are cheap to read and are sampled every `interval_s`. PSS needs /proc/PID/smaps_rollup (some
@@ -100,9 +125,10 @@ class TreeSampler:
     most every 2 s): the sampler itself must not take the cores it measures (its CPU is reported)."""
 
     def __init__(self, pid: int, interval_s: float = 1.0, pss_every_s: float = 10.0):
+        super().__init__(interval_s)
         self.psutil = _psutil()
         self.root = self.psutil.Process(pid)
-        self.interval, self.pss_every = interval_s, pss_every_s
+        self.pss_every = pss_every_s
         self.peak_rss = self.peak_pss = 0
         self.peak_procs = 0
         self.peak_parts: list[tuple[str, int]] = []  # (process, PSS MB) at the PSS peak
@@ -114,8 +140,6 @@ class TreeSampler:
         self.pss_timeline: list[tuple[float, int]] = []  # (time, tree PSS bytes)
         self._last_pss = 0.0
         self._rss_at_pss = 0  # the highest RSS at which PSS was read
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
         try:
@@ -188,19 +212,6 @@ class TreeSampler:
             self.peak_pss = pss
             self.peak_parts = sorted(((label, round(m / 1e6)) for label, m in parts), key=lambda x: -x[1])
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
     def cpu_between(self, t0: float, t1: float) -> float:
         """Tree CPU seconds consumed between two wall-clock times (nearest samples)."""
         before = [c for t, c in self.timeline if t <= t0] or [0.0]
@@ -224,7 +235,7 @@ def bench_config(input_dir: Path, output: Path, cores: int, overrides: list[str]
 # ----------------------------------------------------------------------------- child processes
 
 
-class ObjectStorePoller:
+class ObjectStorePoller(Periodic):
     """Bytes used in Ray's object store, polled from the raylet. Objects live in shared memory, which a
     process's PSS shows only while it maps the pages: a block whose writer has exited is counted nowhere else."""
 
@@ -233,27 +244,16 @@ class ObjectStorePoller:
         from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
         state = get_state_from_address(ray.get_runtime_context().gcs_address)
+        super().__init__(interval_s)
         self.read = lambda: int(get_memory_info_reply(state).store_stats.object_store_bytes_used)
-        self.interval = interval_s
         self.timeline: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.timeline.append((time.time(), self.read()))
-            except Exception:  # the raylet is going away at the end of the run
-                return
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> ObjectStorePoller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> bool:
+        try:
+            self.timeline.append((time.time(), self.read()))
+        except Exception:  # the raylet is going away at the end of the run
+            return False
+        return True
 
 
 def _worker_sequential(cfg, cores: int) -> dict:
