@@ -21,14 +21,15 @@ class ModelStage:
     resources: Resources
 
 
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+# glibc only (musl and macOS have no malloc_trim)
+_MALLOC_TRIM = getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", None) if sys.platform.startswith("linux") else None
 
 
 def return_freed_memory() -> None:
     """Hand what a stage freed (activations, audio) back to the OS. glibc keeps freed memory in its arenas
     otherwise, so a process would hold every stage's largest footprint at once for the rest of the run."""
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 class StageChain:

@@ -14,14 +14,12 @@ import importlib
 
 from schemas.config import ModelSpec
 
-# scorer name -> (module, class); public names -> their module
-SCORERS = {"dnsmos": ("models.quality.dnsmos", "DnsmosScorer"), "w2vbert": ("models.quality.w2vbert", "W2vBertQualityScorer")}
-_EXPORTS = {
-    "DnsmosScorer": "models.quality.dnsmos",
-    "W2vBertQualityScorer": "models.quality.w2vbert",
-    "TrainResult": "models.quality.training",
-    "train_quality_head": "models.quality.training",
+# scorer name -> (module, class, the module's weight check); public names -> their module
+SCORERS = {
+    "dnsmos": ("models.quality.dnsmos", "DnsmosScorer", "model_dir"),
+    "w2vbert": ("models.quality.w2vbert", "W2vBertQualityScorer", "check_available"),
 }
+_EXPORTS = {cls: module for module, cls, _ in SCORERS.values()} | {name: "models.quality.training" for name in ("TrainResult", "train_quality_head")}
 
 __all__ = [*_EXPORTS, "load_quality_scorer", "preflight"]
 
@@ -44,8 +42,4 @@ def load_quality_scorer(spec: ModelSpec):
 
 def preflight(spec: ModelSpec) -> None:
     """Raise CheckpointUnavailableError (saying how to provide it) if the scorer's weights are missing; loads no model."""
-    module = _module(spec)
-    if spec.name == "dnsmos":
-        module.model_dir(spec)
-    else:
-        module.check_available(spec)
+    getattr(_module(spec), SCORERS[spec.name][2])(spec)

@@ -118,7 +118,7 @@ class DnsmosScorer:
         # per run, 100 MB more held after scoring, for no speed (tests/models: same scores)
         opts.enable_mem_pattern = False
         # The arena keeps the largest run's buffers (~190 MB per window) for the scorer's life; without it they
-        # are freed after each run, at about 25% more scoring time on CPU (options.arena: false)
+        # are freed after each run, at about 40% more scoring CPU time (make bench; options.arena: false)
         opts.enable_cpu_mem_arena = bool(spec.options.get("arena", True))
         self._p835 = ort.InferenceSession(str(folder / P835_FILE), opts, providers=["CPUExecutionProvider"])
         self._p808 = ort.InferenceSession(str(folder / P808_FILE), opts, providers=["CPUExecutionProvider"])
