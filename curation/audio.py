@@ -41,7 +41,7 @@ class _Resampler:
     """Mono, resampled blocks out of any blocks in; checks values and length as they pass."""
 
     def __init__(self, sr_in: int, sr_out: int, max_s: float):
-        self.sr_in = sr_in
+        self.sr_in, self.sr_out = sr_in, sr_out
         self.stream = None if sr_in == sr_out else soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
         self.frames_in = 0
         self.max_frames_in = int(max_s * sr_in) + sr_in if math.isfinite(max_s) else 1 << 62
@@ -65,14 +65,18 @@ def _header_plausible(f: sf.SoundFile, path: str) -> bool:
     return width is None or f.frames * f.channels * width <= os.path.getsize(path) + 4096
 
 
-def _stream_soundfile(path: str, sr_out: int, max_s: float) -> tuple[AudioFacts, Iterator[np.ndarray], _Resampler]:
+def _rate_out(sr_in: int, sr_out: int, upsample: bool) -> int:
+    return sr_out if upsample else min(sr_in, sr_out)
+
+
+def _stream_soundfile(path: str, sr_out: int, max_s: float, upsample: bool) -> tuple[AudioFacts, Iterator[np.ndarray], _Resampler]:
     f = sf.SoundFile(path)
     claimed = f.frames / f.samplerate if f.frames > 0 else 0.0
     if claimed > max_s and _header_plausible(f, path):
         f.close()
         raise DecodeError("too_long", f"{claimed:.0f} s > max {max_s:.0f} s")
     facts = AudioFacts(sample_rate=f.samplerate, channels=f.channels, duration_s=claimed, format=f.format)
-    rs = _Resampler(f.samplerate, sr_out, max_s)
+    rs = _Resampler(f.samplerate, _rate_out(f.samplerate, sr_out, upsample), max_s)
 
     def blocks() -> Iterator[np.ndarray]:
         with f:
@@ -88,7 +92,7 @@ def _stream_soundfile(path: str, sr_out: int, max_s: float) -> tuple[AudioFacts,
     return facts, blocks(), rs
 
 
-def _stream_pyav(path: str, sr_out: int, max_s: float) -> tuple[AudioFacts, Iterator[np.ndarray], _Resampler]:
+def _stream_pyav(path: str, sr_out: int, max_s: float, upsample: bool) -> tuple[AudioFacts, Iterator[np.ndarray], _Resampler]:
     import av
 
     try:
@@ -106,7 +110,7 @@ def _stream_pyav(path: str, sr_out: int, max_s: float) -> tuple[AudioFacts, Iter
         raise DecodeError("unreadable_container", "audio stream without a sample rate")
     duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
     facts = AudioFacts(sample_rate=sr, channels=channels, duration_s=duration, format=container.format.name)
-    rs = _Resampler(sr, sr_out, max_s)
+    rs = _Resampler(sr, _rate_out(sr, sr_out, upsample), max_s)
 
     def blocks() -> Iterator[np.ndarray]:
         with container:
@@ -127,14 +131,15 @@ def _stream_pyav(path: str, sr_out: int, max_s: float) -> tuple[AudioFacts, Iter
     return facts, blocks(), rs
 
 
-def open_stream(path: str, sample_rate: int, max_duration_s: float = math.inf) -> tuple[AudioFacts, Iterator[np.ndarray], _Resampler]:
-    """(header facts, blocks of mono float32 at `sample_rate`, resampler whose frames_in counts source frames)."""
+def open_stream(path: str, sample_rate: int, max_duration_s: float = math.inf, upsample: bool = True) -> tuple[AudioFacts, Iterator[np.ndarray], _Resampler]:
+    """(header facts, blocks of mono float32, resampler whose frames_in counts source frames). The blocks are
+    at `sample_rate`, or with `upsample=False` at the source's own rate when that is lower (rs.sr_out)."""
     try:
-        return _stream_soundfile(path, sample_rate, max_duration_s)
+        return _stream_soundfile(path, sample_rate, max_duration_s, upsample)
     except DecodeError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        return _stream_pyav(path, sample_rate, max_duration_s)
+        return _stream_pyav(path, sample_rate, max_duration_s, upsample)
 
 
 def _quietest(x: np.ndarray, sample_rate: int) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 
 from curation import storage
 from curation.audio import DecodeError, iter_pieces, open_stream
-from curation.batch import COLUMNS, Batch, as_lists, reject_row
+from curation.batch import COLUMNS, Batch, as_lists, pcm_bytes, reject_row
 from curation.keys import source_key
 from schemas.config import DecodeConfig
 
@@ -43,11 +43,14 @@ def input_rows(inputs: list[dict]) -> list[dict]:
 
 
 class DecodeStage:
-    """Decodes straight to the rate of the first model stage, so nothing is resampled twice."""
+    """Decodes straight to the rate of the first model stage, so nothing is resampled twice; with
+    `upsample=False` (for a first stage that resamples what it gets itself, the separator) a source below
+    that rate keeps its own, so its rows are smaller on their way there."""
 
-    def __init__(self, cfg: DecodeConfig, sample_rate: int):
+    def __init__(self, cfg: DecodeConfig, sample_rate: int, upsample: bool = True):
         self.cfg = cfg
         self.sample_rate = sample_rate
+        self.upsample = upsample
 
     def pieces(self, row: dict) -> Iterator[dict]:
         """The piece rows of one input row; a failure anywhere becomes a single reject row."""
@@ -56,19 +59,20 @@ class DecodeStage:
         pieces = 0
         try:
             with storage.local_copy(uri) as path:
-                facts, blocks, resampler = open_stream(path, self.sample_rate, self.cfg.max_duration_s)
+                facts, blocks, resampler = open_stream(path, self.sample_rate, self.cfg.max_duration_s, self.upsample)
+                rate = resampler.sr_out
                 if "sidecar_uri" in meta and "text" not in meta:
                     meta["text"] = storage.read_text(meta.pop("sidecar_uri")).strip()
                 meta["audio"] = facts.model_dump()  # the header's; the last piece gets the decoded truth
-                for n, (offset, x, last) in enumerate(iter_pieces(blocks, self.sample_rate, self.cfg.piece_s)):
-                    piece_meta = {**meta, "offset_s": offset / self.sample_rate}
+                for n, (offset, x, last) in enumerate(iter_pieces(blocks, rate, self.cfg.piece_s)):
+                    piece_meta = {**meta, "offset_s": offset / rate}
                     if last:  # the true decoded duration, which only the end of the stream knows
                         seconds = resampler.frames_in / facts.sample_rate
                         if seconds < self.cfg.min_duration_s:
                             raise DecodeError("too_short", f"{seconds:.2f} s < min {self.cfg.min_duration_s} s")
                         piece_meta["audio"] = facts.model_copy(update={"duration_s": seconds}).model_dump()
                     pieces = n + 1
-                    yield {**row, "meta_json": json.dumps(piece_meta), "pcm": np.asarray(x, "<f4").tobytes(), "sample_rate": self.sample_rate, "last_piece": last, "piece": n}
+                    yield {**row, "meta_json": json.dumps(piece_meta), "pcm": pcm_bytes(x), "sample_rate": rate, "last_piece": last, "piece": n}
             if not pieces:
                 raise DecodeError("empty_audio", "no samples decoded")
         except DecodeError as exc:
@@ -93,6 +97,6 @@ class DecodeStage:
                 yield {c: [r[c]] for c in COLUMNS}
 
 
-def decode_batch(batch, cfg: DecodeConfig, sample_rate: int) -> Iterator[Batch]:
+def decode_batch(batch, cfg: DecodeConfig, sample_rate: int, upsample: bool) -> Iterator[Batch]:
     """Stateless form for task pools: decoding needs no model, so it needs no actor."""
-    yield from DecodeStage(cfg, sample_rate)(batch)
+    yield from DecodeStage(cfg, sample_rate, upsample)(batch)

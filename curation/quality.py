@@ -61,9 +61,8 @@ class QualityStage:
         batch = as_lists(batch)
         rows = []
         for i in live(batch):
-            x = audio(batch, i)
-            if x.size == 0 or not np.isfinite(x).all():
-                reject(batch, i, STAGE, "invalid_audio", "empty or non-finite samples")
+            if not batch["pcm"][i]:
+                reject(batch, i, STAGE, "invalid_audio", "empty audio")
             elif not batch["sample_json"][i]:
                 reject(batch, i, STAGE, "missing_sample", "row reached quality scoring without a Sample record")
             else:

@@ -14,19 +14,10 @@ from schemas.sample import SeparationInfo
 STAGE = "separation"
 
 
-def _problem(x: np.ndarray) -> str:
-    """Why a row cannot be separated, or ''."""
-    if x.size == 0:
-        return "empty audio"
-    # A float64 sum is finite iff every sample is (audio cannot overflow it), with no full-size temporary.
-    if not np.isfinite(np.sum(x, dtype=np.float64)):
-        return "non-finite samples (NaN or inf)"
-    return ""
-
-
 class SeparationStage:
-    """Rows arrive at the separator's native rate (decode targets `separator_sample_rate`); vocals leave at
-    `output_rate`, and `meta_json["separation"]` records the model and chunking for the Sample record."""
+    """Rows arrive at the separator's native rate, or at a lower source rate that the separator takes to its
+    own (pipelines.stages.decode_rate); vocals leave at `output_rate`, and `meta_json["separation"]` records
+    the model and chunking for the Sample record."""
 
     def __init__(self, cfg: SeparationConfig, output_rate: int):
         self.cfg = cfg
@@ -38,9 +29,8 @@ class SeparationStage:
         batch = as_lists(batch)
         by_rate: dict[int, list[int]] = {}
         for i in live(batch):
-            problem = _problem(audio(batch, i))
-            if problem:
-                reject(batch, i, STAGE, "separation_failed", problem)
+            if not batch["pcm"][i]:
+                reject(batch, i, STAGE, "separation_failed", "empty audio")
             else:
                 by_rate.setdefault(int(batch["sample_rate"][i]), []).append(i)
         for rate, rows in by_rate.items():
@@ -53,7 +43,7 @@ class SeparationStage:
                     continue
                 try:
                     self._write(batch, i, v)
-                except (ValueError, TypeError) as exc:  # malformed meta_json
+                except (ValueError, TypeError) as exc:  # malformed meta_json, non-finite vocals
                     reject(batch, i, STAGE, "separation_failed", f"{type(exc).__name__}: {exc}")
         return batch
 

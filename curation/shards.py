@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from curation import storage
-from curation.batch import Batch, as_lists, audio, live
+from curation.batch import Batch, as_lists, live, pcm_samples
 from curation.keys import shard_name
 from curation.plan import RunPlan, unit_record_uri
 from schemas.config import ShardConfig
@@ -29,16 +29,17 @@ SHARDS_DIR = "shards"
 
 
 def encode_flac(x: np.ndarray, sample_rate: int) -> bytes:
+    """int16 samples are written as they are; floats are clipped to [-1, 1]."""
     buf = io.BytesIO()
-    sf.write(buf, np.clip(x, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
+    sf.write(buf, x if x.dtype == np.int16 else np.clip(x, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
     return buf.getvalue()
 
 
 def encode_audio(batch) -> Batch:
-    """pcm (float32) -> flac bytes, in place, for kept rows. Runs as parallel tasks before the writer."""
+    """pcm -> flac bytes, in place, for kept rows. Runs as parallel tasks before the writer."""
     batch = as_lists(batch)
     for i in live(batch):
-        batch["pcm"][i] = encode_flac(audio(batch, i), batch["sample_rate"][i])
+        batch["pcm"][i] = encode_flac(pcm_samples(batch, i), batch["sample_rate"][i])
     return batch
 
 

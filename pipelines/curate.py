@@ -27,7 +27,7 @@ from curation.plan import completed_units, load_or_create_plan
 from curation.report import write_report
 from curation.shards import SHARDS_DIR, UnitWriter, encode_audio, finalize
 from pipelines.ray_env import ensure_ray
-from pipelines.stages import actor_groups, model_stages, preflight, working_rate
+from pipelines.stages import actor_groups, decode_rate, model_stages, preflight
 from schemas.config import CurateConfig
 
 
@@ -80,9 +80,10 @@ def build_dataset(cfg: CurateConfig, inputs: list[dict], units: dict[int, int]) 
     rows = input_rows(inputs)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)))
     dec = cfg.decode.resources
+    rate, upsample = decode_rate(cfg)
     ds = ds.map_batches(
         decode_batch,
-        fn_kwargs={"cfg": cfg.decode, "sample_rate": working_rate(cfg)},
+        fn_kwargs={"cfg": cfg.decode, "sample_rate": rate, "upsample": upsample},
         batch_size=dec.batch_size,
         batch_format="numpy",
         compute=TaskPoolStrategy(size=dec.concurrency),

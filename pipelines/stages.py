@@ -57,13 +57,15 @@ def actor_groups(cfg: CurateConfig) -> list[tuple[str, Callable, Resources]]:
     return [(s.name.title(), functools.partial(StageChain, [s]), s.resources) for s in stages]
 
 
-def working_rate(cfg: CurateConfig) -> int:
-    """The rate decode produces: the separator's own when separation runs, so nothing is resampled twice."""
+def decode_rate(cfg: CurateConfig) -> tuple[int, bool]:
+    """(rate, upsample) for decode. With separation, the separator's own rate, where a source below it keeps
+    its rate (the separator resamples what it gets: a 16 kHz source travels at 16 kHz, not 44.1); else
+    segmentation's rate exactly. Either way every input is resampled once at most."""
     if cfg.separation.enabled:
         from models.separator import separator_sample_rate
 
-        return separator_sample_rate(cfg.separation.model)
-    return cfg.decode.sample_rate
+        return separator_sample_rate(cfg.separation.model), False
+    return cfg.decode.sample_rate, True
 
 
 def preflight(cfg: CurateConfig) -> None:

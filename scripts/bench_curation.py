@@ -484,8 +484,8 @@ def print_table(fig: dict, cores: int) -> None:
             xrc = f"{s['x_real_time_per_core']:.0f}" if s["x_real_time_per_core"] else "-"
             print(f"{name:<20}{s['wall_s']:>9.1f}{s['cpu_s']:>9.1f}{xrt:>9}{xrc:>11}{100 * s['share_of_stage_time']:>7.1f}%")
         c = fig["decoded_and_resampled_once"]
-        print(f"decode opens per input <= {c['max_opens_per_input']}; resample streams: mixture {c['mixture_resample_streams']} "
-              f"(inputs {c['inputs']}), vocals {c['vocals_resample_streams']} (pieces {c['pieces']}), other {c['other_resamples'] or 'none'}")
+        print(f"decode opens per input <= {c['max_opens_per_input']}; mixture resampled in decode {c['mixture_resample_streams']} "
+              f"(inputs {c['inputs']}), in the separator {c['mixture_resamples_in_separator']} (pieces {c['pieces']}), vocals {c['vocals_resample_streams']} (pieces {c['pieces']}), other {c['other_resamples'] or 'none'}")
     print("\ntargets: " + ", ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in verdicts(fig).items()))
 
 

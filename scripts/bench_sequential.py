@@ -20,18 +20,19 @@ from contextlib import contextmanager, nullcontext
 import soxr
 
 from curation import decode as decode_module
-from curation.batch import COLUMNS, Batch, concat, slices
+from curation.batch import COLUMNS, PCM_WIDTH, Batch, concat, slices
 from curation.decode import DecodeStage, input_rows
 from curation.ingest import list_inputs
 from curation.plan import load_or_create_plan
 from curation.report import write_report
 from curation.shards import UnitWriter, encode_audio, finalize
-from pipelines.stages import model_stages, preflight, working_rate
+from pipelines.stages import decode_rate, model_stages, preflight
 from schemas.config import CurateConfig
 
-# Who may resample, and what: the source mixture once (decode, to the separator's rate) and the separated
-# vocals once (the separator's output sink, to the output rate). Any other caller resamples audio again.
-ALLOWED_RESAMPLERS = {"curation.audio": "mixture", "models.separator.chunking": "vocals"}
+# Who may resample, and what: the source mixture once (in decode when the source is above the separator's
+# rate, else in the separator), and the separated vocals once (the separator's output sink, to the output
+# rate). Any other caller resamples audio again.
+ALLOWED_RESAMPLERS = {"curation.audio": "mixture", "models.separator.base": "mixture", "models.separator.chunking": "vocals"}
 
 
 class StageClock:
@@ -67,7 +68,7 @@ class CallCounter:
 
     soxr is the only resampler in the project (models.signal.resample, the decoder's and the separator's
     streams all use it), so wrapping soxr's two entry points sees every resampling; the caller's module
-    name says which stage did it."""
+    name (past models.signal's helper) says which stage did it."""
 
     def __init__(self) -> None:
         self.opens: dict[str, int] = defaultdict(int)  # source path -> times opened for decoding
@@ -83,7 +84,10 @@ class CallCounter:
 
         def count(real: Callable) -> Callable:
             def wrapper(*args, **kwargs):
-                self.resamples[sys._getframe(1).f_globals.get("__name__", "?")] += 1
+                frame = sys._getframe(1)
+                while frame.f_back is not None and frame.f_globals.get("__name__") == "models.signal":
+                    frame = frame.f_back
+                self.resamples[frame.f_globals.get("__name__", "?")] += 1
                 return real(*args, **kwargs)
 
             return wrapper
@@ -95,18 +99,20 @@ class CallCounter:
             decode_module.open_stream, soxr.resample, soxr.ResampleStream = real_open, real_resample, real_stream
 
     def check(self, inputs: int, pieces: int) -> dict:
-        """The verdict: each input opened once; the mixture resampled at most once per input and the vocals at
-        most once per piece; nothing else resampled."""
+        """The verdict: each input opened once; the mixture resampled at most once per input in decode and once
+        per piece in the separator, the vocals at most once per piece; nothing else resampled."""
         others = {m: n for m, n in self.resamples.items() if m not in ALLOWED_RESAMPLERS}
         mixture = self.resamples.get("curation.audio", 0)
+        in_separator = self.resamples.get("models.separator.base", 0)
         vocals = self.resamples.get("models.separator.chunking", 0)
         ok = (len(self.opens) == inputs and all(n == 1 for n in self.opens.values())
-              and mixture <= inputs and vocals <= pieces and not others)
+              and mixture <= inputs and in_separator <= pieces and vocals <= pieces and not others)
         return {
             "inputs": inputs,
             "pieces": pieces,
             "max_opens_per_input": max(self.opens.values(), default=0),
             "mixture_resample_streams": mixture,
+            "mixture_resamples_in_separator": in_separator,
             "vocals_resample_streams": vocals,
             "other_resamples": others,
             "ok": ok,
@@ -114,7 +120,7 @@ class CallCounter:
 
 
 def _seconds(batch: Batch) -> float:
-    return sum(len(p) / 4 / sr for p, sr, r in zip(batch["pcm"], batch["sample_rate"], batch["reject_json"]) if sr and not r)
+    return sum(len(p) / PCM_WIDTH / sr for p, sr, r in zip(batch["pcm"], batch["sample_rate"], batch["reject_json"]) if sr and not r)
 
 
 def run_sequential(cfg: CurateConfig, counter: CallCounter | None = None, torch_threads: dict[str, int] | None = None) -> dict:
@@ -128,7 +134,7 @@ def run_sequential(cfg: CurateConfig, counter: CallCounter | None = None, torch_
     load_s: dict[str, float] = {}
     preflight(cfg)
     plan, _ = load_or_create_plan(cfg, lambda: list_inputs(cfg.input, cfg.extensions))
-    decoder = DecodeStage(cfg.decode, working_rate(cfg))
+    decoder = DecodeStage(cfg.decode, *decode_rate(cfg))
     stages = []
     for st in model_stages(cfg):
         w = time.perf_counter()

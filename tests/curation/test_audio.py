@@ -5,6 +5,7 @@ import pytest
 import soundfile as sf
 
 from curation.audio import DecodeError, decode_file, iter_pieces
+from curation.batch import PCM_WIDTH
 from curation.decode import DecodeStage, input_rows
 from schemas.config import DecodeConfig
 from tests.badfiles import make_bad_inputs
@@ -99,5 +100,16 @@ def test_a_failure_after_the_first_piece_keeps_it_and_rejects_the_rest(tmp_path)
     parts = list(DecodeStage(DecodeConfig(piece_s=60), sr)({c: [row[c]] for c in row}))
     out = {k: [v for p in parts for v in p[k]] for k in parts[0]}
     assert out["piece"] == [0, 1] and out["last_piece"] == [False, True]
-    assert not out["reject_json"][0] and len(out["pcm"][0]) // 4 >= 30 * sr
+    assert not out["reject_json"][0] and len(out["pcm"][0]) // PCM_WIDTH >= 30 * sr
     assert json.loads(out["reject_json"][1])["reason"] == "non_finite_samples" and out["pcm"][1] == b""
+
+
+@pytest.mark.parametrize(("source_rate", "upsample", "row_rate"), [(16000, False, 16000), (48000, False, 44100), (16000, True, 44100)])
+def test_decode_upsamples_only_when_asked(tmp_path, source_rate, upsample, row_rate):
+    # a separator resamples what it gets: a 16 kHz source then travels at 16 kHz, never above its own rate
+    x = np.random.default_rng(2).normal(0, 0.1, 3 * source_rate).astype(np.float32)
+    sf.write(tmp_path / "x.wav", x, source_rate, subtype="PCM_16")
+    row = input_rows([{"uri": str(tmp_path / "x.wav"), "index": 0, "unit": 0}])[0]
+    (out,) = DecodeStage(DecodeConfig(), 44100, upsample)({c: [row[c]] for c in row})
+    assert out["sample_rate"] == [row_rate] and abs(len(out["pcm"][0]) // PCM_WIDTH - 3 * row_rate) <= 1
+    assert json.loads(out["meta_json"][0])["audio"]["sample_rate"] == source_rate

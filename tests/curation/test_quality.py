@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from curation.audio import decode_file
+from curation.batch import pcm_bytes
 from curation.degrade import add_noise
 from curation.quality import QualityStage, failed_thresholds
 from schemas.config import ModelSpec, QualityConfig
@@ -21,7 +22,7 @@ def _row(i: int, x: np.ndarray) -> dict:
     facts = AudioFacts(sample_rate=SR, channels=1, duration_s=len(x) / SR)
     s = Sample(key=f"{i:016x}_00000", source=SourceRef(uri=f"mem://{i}", start_s=0.0, end_s=len(x) / SR, audio=facts), audio=facts)
     return {
-        "key": s.key, "input_index": i, "unit": 0, "source_uri": s.source.uri, "pcm": x.astype("<f4").tobytes(), "sample_rate": SR,
+        "key": s.key, "input_index": i, "unit": 0, "source_uri": s.source.uri, "pcm": pcm_bytes(x), "sample_rate": SR,
         "sample_json": s.model_dump_json(exclude_none=True), "reject_json": "", "file_rows": 1, "meta_json": "", "piece": 0, "last_piece": True,
     }  # fmt: skip
 
@@ -64,12 +65,12 @@ def test_scores_are_written_for_kept_and_rejected_rows(result):
 
 def test_bad_rows_are_rejected_and_rejected_rows_pass_untouched(stage):
     ok = _row(0, 0.1 * np.sin(np.linspace(0, 2000, SR)).astype(np.float32))
-    nan = _row(1, np.full(SR, np.nan, np.float32))
+    empty = _row(1, np.zeros(0, np.float32))
     done = _row(2, np.zeros(SR, np.float32))
     done["reject_json"] = Reject(input="mem://2", stage="segmentation", reason="no_speech").model_dump_json()
     no_sample = _row(3, np.ones(SR, np.float32) * 0.1)
     no_sample["sample_json"] = ""
-    out = stage(_batch([ok, nan, done, no_sample]))
+    out = stage(_batch([ok, empty, done, no_sample]))
     assert json.loads(out["reject_json"][1])["reason"] == "invalid_audio"
     assert out["reject_json"][2] == done["reject_json"] and out["sample_json"][2] == done["sample_json"]
     assert json.loads(out["reject_json"][3])["reason"] == "missing_sample"

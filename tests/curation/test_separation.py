@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from curation.batch import COLUMNS, audio, live
+from curation.batch import COLUMNS, audio, live, pcm_bytes
 from curation.separation import SeparationStage
 from models.signal import resample
 from schemas.config import ModelSpec, SeparationConfig
@@ -18,7 +18,7 @@ def rows(waves: list[np.ndarray], rate: int) -> dict[str, list]:
         input_index=list(range(n)),
         unit=[0] * n,
         source_uri=[f"/in/{i}.wav" for i in range(n)],
-        pcm=[np.asarray(w, "<f4").tobytes() for w in waves],
+        pcm=[pcm_bytes(w) for w in waves],
         sample_rate=[rate] * n,
         file_rows=[1] * n,
         meta_json=[json.dumps({"audio": {"sample_rate": rate, "channels": 1, "duration_s": len(w) / rate}}) for w in waves],
@@ -51,17 +51,16 @@ def test_live_rows_get_vocals_at_the_output_rate_and_a_separation_record(stage):
 
 def test_bad_rows_become_rejects_and_spare_the_rest(stage, monkeypatch):
     good = np.random.default_rng(1).standard_normal(16000).astype(np.float32) * 0.1
-    nan = good.copy()
-    nan[10] = np.nan
-    batch = rows([np.zeros(0, np.float32), nan, good, good[:1234]], 16000)
+    batch = rows([np.zeros(0, np.float32), good[:999], good, good[:1234]], 16000)
     batch["meta_json"][2] = "not json"
-    # a row the model itself chokes on (here: the 1234-sample one) must not take the batch down with it
+    # a row the model itself chokes on (here: the 1234-sample one) must not take the batch down with it,
+    # nor one it turns into NaN (the 999-sample one)
     real = stage.separator.vocals
 
     def choke(waves, rate, output_rate):
         if any(len(w) == 1234 for w in waves):
             raise RuntimeError("model failure")
-        return real(waves, rate, output_rate)
+        return [np.full_like(v, np.nan) if len(w) == 999 else v for w, v in zip(waves, real(waves, rate, output_rate))]
 
     monkeypatch.setattr(stage.separator, "vocals", choke)
     out = stage(batch)

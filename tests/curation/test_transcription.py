@@ -9,6 +9,7 @@ import soundfile as sf
 import torch
 
 import curation.transcription as transcription
+from curation.batch import pcm_bytes
 from curation.diarization import SpeakerTurn, join_utterances, speech_span
 from curation.transcription import TranscriptionStage, speaker_turns
 from curation.wer import wer
@@ -34,7 +35,7 @@ def _row(key: str, wav: np.ndarray, text: str | None = None, file_rows: int = 1,
     dur = len(wav) / SR
     facts = AudioFacts(sample_rate=SR, channels=1, duration_s=dur)
     s = Sample(key=f"{key}_00000", source=SourceRef(uri=f"/in/{key}.wav", start_s=0.0, end_s=dur, audio=facts, text=text, language=language), audio=facts)
-    return dict(key=f"{key}_00000", input_index=0, unit=0, source_uri=f"/in/{key}.wav", pcm=wav.astype("<f4").tobytes(),
+    return dict(key=f"{key}_00000", input_index=0, unit=0, source_uri=f"/in/{key}.wav", pcm=pcm_bytes(wav),
                 sample_rate=SR, sample_json=s.model_dump_json(exclude_none=True), reject_json="", file_rows=file_rows, meta_json="",
                 piece=0, last_piece=True)
 

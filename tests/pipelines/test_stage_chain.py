@@ -73,8 +73,8 @@ def test_the_driver_checks_weights_and_rates_without_importing_torch():
     import sys
 
     code = (
-        "import sys; from schemas.config import load_config; from pipelines.curate import preflight, working_rate;"
-        "cfg = load_config('jobs/configs/local.yaml', {'input': 'in', 'output': 'out'}); preflight(cfg); working_rate(cfg);"
+        "import sys; from schemas.config import load_config; from pipelines.curate import preflight, decode_rate;"
+        "cfg = load_config('jobs/configs/local.yaml', {'input': 'in', 'output': 'out'}); preflight(cfg); decode_rate(cfg);"
         "sys.exit('torch' in sys.modules)"
     )
     root = DATA.parents[1]
