@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +19,20 @@ _ALT_PRONUNCIATION = re.compile(r"\(\d+\)$")
 SILENCE_PEAK = 1e-4  # about -80 dBFS: below this everywhere the input is digital silence
 
 
+def model_root() -> Path:
+    """pocketsphinx's model folder, where `pocketsphinx.get_model_path()` finds it for a wheel install, but
+    without importing pocketsphinx: the driver checks the files, only the actors load the decoder."""
+    if os.environ.get("POCKETSPHINX_PATH"):
+        return Path(os.environ["POCKETSPHINX_PATH"])
+    found = importlib.util.find_spec("pocketsphinx")
+    if found is None or not found.submodule_search_locations:
+        raise ImportError("No module named 'pocketsphinx'")
+    return Path(found.submodule_search_locations[0]) / "model"
+
+
 def model_files(spec: ModelSpec) -> dict[str, str]:
     """hmm/lm/dict paths: spec.options overrides, else the en-us model in the wheel."""
-    from pocketsphinx import get_model_path
-
-    base = Path(get_model_path()) / "en-us"
+    base = model_root() / "en-us"
     files = {"hmm": str(base / "en-us"), "lm": str(base / "en-us.lm.bin"), "dict": str(base / "cmudict-en-us.dict")}
     files.update({k: str(spec.options[k]) for k in files if k in spec.options})
     return files

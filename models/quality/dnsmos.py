@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from models.checkpoints import CheckpointUnavailableError
 from models.signal import resample
@@ -110,6 +109,8 @@ class DnsmosScorer:
 
     def __init__(self, spec: ModelSpec):
         folder = model_dir(spec)
+        import onnxruntime as ort  # here, not at import: the driver checks the weights without loading the runtime
+
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(spec.options.get("threads", 1))
         opts.inter_op_num_threads = 1

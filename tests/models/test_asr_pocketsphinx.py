@@ -53,3 +53,11 @@ def test_unknown_name_and_missing_model_files_fail_fast(tmp_path):
         preflight(ModelSpec(name="whisper-xl"))
     with pytest.raises(CheckpointUnavailableError, match="hmm="):
         preflight(ModelSpec(name="pocketsphinx", options={"hmm": str(tmp_path / "absent")}))
+
+
+def test_the_model_folder_is_found_where_pocketsphinx_finds_it():
+    import pocketsphinx
+
+    from models.asr.sphinx import model_root
+
+    assert model_root() == Path(pocketsphinx.get_model_path())
