@@ -126,7 +126,7 @@ class UnitWriter:
 
     Rows arrive in any order. A piece of an input is complete when `file_rows` of its rows have
     arrived; an input when its last piece and all pieces before it are; a unit when all its inputs
-    are. One writer sees every row (Ray: a single actor), so nothing is split.
+    are. One writer sees every row (Ray: the driver), so nothing is split.
     """
 
     def __init__(self, output: str, units: dict[int, int], cfg: ShardConfig):

@@ -1,18 +1,19 @@
 """The curation graph on Ray Data.
 
 decode (tasks) -> separation -> VAD segmentation -> quality -> transcription (actor pools)
--> FLAC encode (tasks) -> unit writer (one actor) -> driver.
+-> FLAC encode (tasks) -> the driver, which writes each work unit once all its rows have arrived.
 
 Each model stage is its own Ray Data operation with the resources of its config, so a cluster can give
 model stages GPU fractions while decoding runs on CPUs; or, with `ray.fuse_stages` (the local profile),
-all model stages share one actor pool, so each process pays for Python, torch and the models once.
-Only small per-unit summaries reach the driver. Completed work units are skipped on restart
+all model stages and the encoder share one actor pool, so each process pays for Python, torch and the
+models once.
+Only the kept segments' FLAC bytes and the reject records reach the driver: writing there rather than in a
+writer actor spares a Ray worker process (~150 MB). Completed work units are skipped on restart
 (curation/plan.py, curation/shards.py).
 """
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from collections.abc import Callable
@@ -27,13 +28,13 @@ from curation.plan import completed_units, load_or_create_plan
 from curation.report import write_report
 from curation.shards import SHARDS_DIR, UnitWriter, encode_audio, finalize
 from pipelines.ray_env import ensure_ray
-from pipelines.stages import actor_groups, decode_rate, model_stages, preflight
+from pipelines.stages import actor_groups, decode_rate, encodes_in_actors, model_stages, preflight
 from schemas.config import CurateConfig
 
 
 class StageActor:
     """Hosts curation stages in a Ray actor: builds them once, then limits torch threads to the actor's CPUs.
-    Only a stage that uses torch has imported it; the others (the unit writer) are spared its ~130 MB."""
+    Only a stage that uses torch has imported it."""
 
     def __init__(self, factory: Callable, threads: int):
         self.stage = factory()
@@ -60,14 +61,14 @@ class ResourceConfigError(ValueError):
 
 
 def check_resources_fit(cfg: CurateConfig, cpus: float) -> None:
-    """Actor pools hold their CPUs for the whole run; if they leave no room for one decode and one
-    encode task, Ray Data waits forever. Say so at start instead."""
+    """Actor pools hold their CPUs for the whole run; if they leave no room for one decode task (and one
+    encode task, unless the actors encode), Ray Data waits forever. Say so at start instead."""
     if cfg.ray.fuse_stages is not None:
         pools = {"ray.fuse_stages": cfg.ray.fuse_stages}
     else:
         pools = {f"{s.name}.resources": s.resources for s in model_stages(cfg)}
     actors = sum(r.num_cpus * r.concurrency for r in pools.values())
-    tasks = 2 * cfg.decode.resources.num_cpus
+    tasks = (1 if encodes_in_actors(cfg) else 2) * cfg.decode.resources.num_cpus
     if actors + tasks > cpus + 1e-9:
         per_stage = ", ".join(f"{name}.num_cpus={r.num_cpus} x{r.concurrency}" for name, r in pools.items())
         raise ResourceConfigError(
@@ -76,7 +77,22 @@ def check_resources_fit(cfg: CurateConfig, cpus: float) -> None:
         )
 
 
-def build_dataset(cfg: CurateConfig, inputs: list[dict], units: dict[int, int]) -> ray.data.Dataset:
+# Ray Data packs a task's outputs into blocks of up to 128 MB and hands an actor a whole block per task: a
+# 2-hour input's 40 decoded pieces reached the two model actors as blocks of 22 and 18 pieces, so one actor
+# idled for four pieces' time, and no piece went on before its block was full. 1 MB makes every piece of a
+# minute or more its own block; short ones still share.
+BLOCK_TARGET_BYTES = 1 << 20
+
+
+def configure_data_context() -> DataContext:
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.target_max_block_size = BLOCK_TARGET_BYTES
+    return ctx
+
+
+def build_dataset(cfg: CurateConfig, inputs: list[dict]) -> ray.data.Dataset:
     rows = input_rows(inputs)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)))
     dec = cfg.decode.resources
@@ -101,15 +117,9 @@ def build_dataset(cfg: CurateConfig, inputs: list[dict], units: dict[int, int]) 
             num_cpus=res.num_cpus,
             num_gpus=res.num_gpus,
         )
-    ds = ds.map_batches(encode_audio, batch_size=16, batch_format="numpy", compute=TaskPoolStrategy(size=dec.concurrency), num_cpus=dec.num_cpus)
-    return ds.map_batches(
-        actor_class("Writer"),
-        fn_constructor_kwargs={"factory": functools.partial(UnitWriter, cfg.output, units, cfg.shards), "threads": 1},
-        batch_size=None,
-        batch_format="numpy",
-        compute=ActorPoolStrategy(size=1),
-        num_cpus=0,
-    )
+    if not encodes_in_actors(cfg):
+        ds = ds.map_batches(encode_audio, batch_size=16, batch_format="numpy", compute=TaskPoolStrategy(size=dec.concurrency), num_cpus=dec.num_cpus)
+    return ds
 
 
 def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
@@ -126,31 +136,24 @@ def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
     if todo_inputs:
         ensure_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.object_store_mb)
         check_resources_fit(cfg, ray.cluster_resources().get("CPU", 0))
-        ctx = DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
-        if cfg.ray.object_store_mb is not None:
-            # Ray Data budgets half of the store by default; with a deliberately small store that starved the
-            # model actors (make bench-memory: one of two idle 36-50% of the time, also when planning with 2x).
-            # Plan with 8x the store, about Ray Data's own budget on a 24 GB machine; Ray spills the excess.
-            ctx.override_object_store_memory_limit_fraction = 8.0
-        ds = build_dataset(cfg, todo_inputs, todo_units)
+        configure_data_context()
+        ds = build_dataset(cfg, todo_inputs)
+        writer = UnitWriter(cfg.output, todo_units, cfg.shards)
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(plan.units), initial=len(done), unit="unit", desc="curate", file=sys.stderr)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            finished = writer(batch)
             if bar is not None:
-                bar.update(len(batch["unit"]))
+                bar.update(len(finished["unit"]))
         if bar is not None:
             bar.close()
 
     missing = set(plan.units) - completed_units(cfg.output, plan)
     if missing:
         raise IncompleteRunError(f"{len(missing)} work units did not complete (e.g. {sorted(missing)[:5]}); run the same command again to resume")
-    # a writer of a killed run can outlive its driver for a moment: clear its temporaries again
-    storage.remove_stale_temporaries(storage.join(cfg.output, SHARDS_DIR))
     summary, samples, rejects = finalize(cfg.output, plan)
     wall = time.time() - t0
     summary.update(

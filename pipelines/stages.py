@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class StageChain:
 
     def __init__(self, stages: list[ModelStage]):
         self.stages = [(s.factory(), s.resources.batch_size) for s in stages]
+        return_freed_memory()  # what loading the models left behind (state dicts, layout copies): ~100 MB
 
     def __call__(self, batch) -> Batch:
         batch = as_lists(batch)
@@ -48,12 +50,25 @@ class StageChain:
         return batch
 
 
+def encoder() -> Callable:
+    from curation.shards import encode_audio
+
+    return encode_audio
+
+
+def encodes_in_actors(cfg: CurateConfig) -> bool:
+    """Fused actors end their chain with FLAC encoding: rows leave them compressed, and no task worker process
+    is kept for encoding. Per-stage pools leave it to parallel tasks."""
+    return cfg.ray.fuse_stages is not None
+
+
 def actor_groups(cfg: CurateConfig) -> list[tuple[str, Callable, Resources]]:
     """(name, factory, resources) of each actor pool the model stages run in: one per stage, or a single
-    pool hosting them all when `ray.fuse_stages` is set."""
+    pool hosting them all, and the encoder, when `ray.fuse_stages` is set."""
     stages = model_stages(cfg)
     if cfg.ray.fuse_stages is not None:
-        return [("ModelStages", functools.partial(StageChain, stages), cfg.ray.fuse_stages)]
+        chain = [*stages, ModelStage("encode", encoder, Resources(batch_size=16))]
+        return [("ModelStages", functools.partial(StageChain, chain), cfg.ray.fuse_stages)]
     return [(s.name.title(), functools.partial(StageChain, [s]), s.resources) for s in stages]
 
 
@@ -84,21 +99,22 @@ def preflight(cfg: CurateConfig) -> None:
         check(cfg.transcription.model)
 
 
+def build_stage(module: str, name: str, *args):
+    """Import a stage's module where the stage is built, in its actor: the driver never imports torch or a
+    model runtime (~250 MB it would hold for the whole run)."""
+    return getattr(importlib.import_module(module), name)(*args)
+
+
 def model_stages(cfg: CurateConfig) -> list[ModelStage]:
-    from curation.segmentation import SegmentationStage
+    def stage(name: str, module: str, cls: str, *args) -> ModelStage:
+        return ModelStage(name, functools.partial(build_stage, module, cls, *args), getattr(cfg, name).resources)
 
     stages = []
     if cfg.separation.enabled:
-        from curation.separation import SeparationStage
-
-        stages.append(ModelStage("separation", functools.partial(SeparationStage, cfg.separation, cfg.decode.sample_rate), cfg.separation.resources))
-    stages.append(ModelStage("segmentation", functools.partial(SegmentationStage, cfg.segmentation), cfg.segmentation.resources))
+        stages.append(stage("separation", "curation.separation", "SeparationStage", cfg.separation, cfg.decode.sample_rate))
+    stages.append(stage("segmentation", "curation.segmentation", "SegmentationStage", cfg.segmentation))
     if cfg.quality.enabled:
-        from curation.quality import QualityStage
-
-        stages.append(ModelStage("quality", functools.partial(QualityStage, cfg.quality), cfg.quality.resources))
+        stages.append(stage("quality", "curation.quality", "QualityStage", cfg.quality))
     if cfg.transcription.enabled:
-        from curation.transcription import TranscriptionStage
-
-        stages.append(ModelStage("transcription", functools.partial(TranscriptionStage, cfg.transcription), cfg.transcription.resources))
+        stages.append(stage("transcription", "curation.transcription", "TranscriptionStage", cfg.transcription))
     return stages

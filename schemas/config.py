@@ -120,7 +120,7 @@ class RayConfig(_Strict):
         "(GPU fractions, a pool size per model).",
     )
     object_store_mb: int | None = Field(
-        default=None, ge=100, description="Object-store size of a local Ray in MB, bounding its resident memory; Ray Data then plans with 8x this and blocks beyond it spill to disk (None = Ray's default store, 30% of RAM). The store size is ignored on a cluster."
+        default=None, ge=100, description="Object-store size of a local Ray in MB, bounding its resident memory: Ray Data lets decoding run ahead within half of it, and blocks beyond it spill to disk (None = Ray's default store, 30% of RAM). The store size is ignored on a cluster."
     )
 
 

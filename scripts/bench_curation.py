@@ -29,10 +29,10 @@ Figures (all in the JSON; the main ones in the printed table):
                        loading the model: until Ray first titles the worker with a task), excluded as start-up.
                        U is the CPU spent inside our stage code: per operator, Ray Data's task CPU seconds
                        x its "function body" share of the task wall time (decode, each model stage's __call__,
-                       encode, the unit writer). CPU, not wall: with more runnable stages than cores a stage's
+                       encode when it runs as tasks). CPU, not wall: with more runnable stages than cores a stage's
                        wall time includes waiting for a core. The rest of W x cores - S is overhead, reported by
                        share: the stage workers' CPU outside our code (batching, block building, (de)serial-
-                       isation), the driver's (Ray Data's scheduler), Ray's daemons' and actors', and idle cores.
+                       isation), the driver's (Ray Data's scheduler and the unit writer), Ray's daemons' and actors', and idle cores.
   decoded/resampled    from the sequential run: how often each input was opened for decoding and which
   once                 code resampled (scripts/bench_sequential.py, CallCounter).
 
@@ -287,7 +287,7 @@ def _worker_ray(cfg, cores: int) -> dict:
     curate.build_dataset, curate.finalize = build_dataset, finalize
     with ObjectStorePoller() as store:
         summary = curate.run_curation(cfg, progress=False)
-    names = ["decode", *(name.lower() for name, _, _ in curate.actor_groups(cfg)), "encode", "write"]
+    names = ["decode", *(name.lower() for name, _, _ in curate.actor_groups(cfg)), *([] if curate.encodes_in_actors(cfg) else ["encode"])]
     ops = operator_times(seen["ds"].get_stats_summary(), names)
     import ray
 

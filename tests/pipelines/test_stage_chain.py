@@ -62,20 +62,21 @@ def test_chain_equals_the_stages_in_sequence_and_keeps_each_stage_batch_size():
 def test_fusing_puts_every_model_stage_in_one_pool():
     fused = actor_groups(_config())
     assert [name for name, _, _ in fused] == ["ModelStages"]
+    assert [s.name for s in fused[0][1].args[0]] == ["separation", "segmentation", "quality", "transcription", "encode"]
     assert fused[0][2] == _config().ray.fuse_stages
     apart = actor_groups(_config(ray={"fuse_stages": None}))
     assert [name for name, _, _ in apart] == ["Separation", "Segmentation", "Quality", "Transcription"]
 
 
-def test_the_driver_checks_weights_and_rates_without_importing_torch():
-    """The driver only plans and checks: torch (~200 MB) belongs in the actors."""
+def test_the_driver_plans_the_stages_without_importing_torch_or_a_model_runtime():
+    """The driver only plans and checks: torch, ONNX Runtime and pocketsphinx (~250 MB) belong in the actors."""
     import subprocess
     import sys
 
     code = (
-        "import sys; from schemas.config import load_config; from pipelines.curate import preflight, decode_rate;"
-        "cfg = load_config('jobs/configs/local.yaml', {'input': 'in', 'output': 'out'}); preflight(cfg); decode_rate(cfg);"
-        "sys.exit('torch' in sys.modules)"
+        "import sys; from schemas.config import load_config; from pipelines.curate import actor_groups, decode_rate, preflight;"
+        "cfg = load_config('jobs/configs/local.yaml', {'input': 'in', 'output': 'out'}); preflight(cfg); decode_rate(cfg); actor_groups(cfg);"
+        "sys.exit(sorted({'torch', 'onnxruntime', 'pocketsphinx'} & set(sys.modules)) or None)"
     )
     root = DATA.parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
