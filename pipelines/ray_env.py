@@ -17,8 +17,10 @@ WORKER_ENV = {"MALLOC_ARENA_MAX": "2"}
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, object_store_mb: int | None = None) -> None:
     # Ray Data logs every execution and its progress-bar setting at INFO/WARNING: keep runs quiet.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    # benign on small runs: a task pool sized for more blocks than the run has
+    # benign on small runs: a task or actor pool sized for more blocks than the run has (a few short files
+    # decode into one block)
     warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks", category=UserWarning)
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
