@@ -6,10 +6,9 @@ decode (tasks) -> separation -> VAD segmentation -> quality -> transcription (ac
 Each model stage is its own Ray Data operation with the resources of its config, so a cluster can give
 model stages GPU fractions while decoding runs on CPUs; or, with `ray.fuse_stages` (the local profile),
 all model stages and the encoder share one actor pool, so each process pays for Python, torch and the
-models once.
-Only the kept segments' FLAC bytes and the reject records reach the driver: writing there rather than in a
-writer actor spares a Ray worker process (~150 MB). Completed work units are skipped on restart
-(curation/plan.py, curation/shards.py).
+models once. Only the kept segments' FLAC bytes and the reject records reach the driver: writing there
+rather than in a writer actor spares a Ray worker process (~150 MB). Completed work units are skipped on
+restart (curation/plan.py, curation/shards.py).
 """
 
 from __future__ import annotations
