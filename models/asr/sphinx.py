@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from collections.abc import Sequence
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError
+from models.checkpoints import CheckpointUnavailableError, package_dir
 from models.signal import resample, to_mono
 from schemas.config import ModelSpec
 from schemas.transcript import RichTranscript, TranscriptionResult, Turn, WordConfidence
@@ -24,10 +23,10 @@ def model_root() -> Path:
     without importing pocketsphinx: the driver checks the files, only the actors load the decoder."""
     if os.environ.get("POCKETSPHINX_PATH"):
         return Path(os.environ["POCKETSPHINX_PATH"])
-    found = importlib.util.find_spec("pocketsphinx")
-    if found is None or not found.submodule_search_locations:
+    root = package_dir("pocketsphinx")
+    if root is None:
         raise ImportError("No module named 'pocketsphinx'")
-    return Path(found.submodule_search_locations[0]) / "model"
+    return root / "model"
 
 
 def model_files(spec: ModelSpec) -> dict[str, str]:

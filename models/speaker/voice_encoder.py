@@ -4,7 +4,6 @@ imported: its import needs webrtcvad and pkg_resources, which modern environment
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoints import CheckpointUnavailableError, pick_device
+from models.checkpoints import CheckpointUnavailableError, package_dir, pick_device
 from models.signal import resample, to_mono
 from models.speaker import frontend
 from schemas.config import ModelSpec
@@ -26,11 +25,11 @@ def weights_path(spec: ModelSpec) -> Path:
     if spec.checkpoint:
         path = Path(spec.checkpoint).expanduser()
     else:
-        found = importlib.util.find_spec("resemblyzer")
-        if found is None or not found.submodule_search_locations:
+        root = package_dir("resemblyzer")
+        if root is None:
             raise CheckpointUnavailableError("resemblyzer weights: the resemblyzer package is not installed (`pip install resemblyzer`), "
                                              "or set transcription.speaker_model.checkpoint to a pretrained.pt")
-        path = Path(next(iter(found.submodule_search_locations))) / "pretrained.pt"
+        path = root / "pretrained.pt"
     if not path.is_file():
         raise CheckpointUnavailableError(f"resemblyzer weights: {path} not found; set transcription.speaker_model.checkpoint to a pretrained.pt")
     return path
