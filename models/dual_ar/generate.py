@@ -62,6 +62,8 @@ def generate(
     bad = [tuple(p.shape) for p in prompts if p.ndim != 2 or p.shape[0] != N + 1]
     if bad:
         raise ValueError(f"prompts must be rows [{N + 1}, T]; got {bad[0]}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     lengths = torch.tensor([p.shape[1] for p in prompts], device=device)
     B, T0 = len(prompts), int(lengths.max())
     steps = min(max_new_tokens, c.max_seq_len - T0)

@@ -11,6 +11,7 @@ seed (0), attention ('sdpa' or 'flex').
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -49,7 +50,8 @@ class S2DualAR:
         self.ids = TokenIds.from_tokenizer(self.tokenizer, config.codebook_size)
         self.random_init = config.random_init
         self.num_codebooks = config.num_codebooks
-        self.model_id = f"{NAME}:{folder.name}" + ("+random-init" if self.random_init else "")
+        label = folder.name if Path(spec.checkpoint).expanduser().exists() else spec.checkpoint  # else a hub id
+        self.model_id = f"{NAME}:{label}" + ("+random-init" if self.random_init else "")
         self.batch_size = spec.batch_size
         self.max_new_tokens = int(options.pop("max_new_tokens", 2048))
         self.seed = int(options.pop("seed", 0))

@@ -144,6 +144,20 @@ def test_dual_ar_preflight_names_the_setting_in_one_line(copy, breakage, expecte
     assert "tts.model.checkpoint" in text and expected in text
 
 
+def test_dual_ar_hub_id_is_found_in_the_local_cache(tiny, tmp_path, monkeypatch):
+    """A hub id resolves to its snapshot in the Hugging Face cache, offline (HF_HUB_OFFLINE=1 in the tests)."""
+    from huggingface_hub import constants
+
+    repo = tmp_path / "models--acme--s2-tiny"
+    shutil.copytree(tiny, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    spec = ModelSpec(name="s2-dual-ar", checkpoint="acme/s2-tiny", options={"max_new_tokens": 2})
+    S2DualAR.preflight(spec)
+    assert S2DualAR.from_spec(spec).model_id == "s2-dual-ar:acme/s2-tiny+random-init"
+
+
 def test_dual_ar_preflight_imports_no_torch(tiny):
     code = (
         "import sys\n"
