@@ -1,0 +1,521 @@
+"""The Dual-AR trainer: one loop for one process or many (torch.distributed), to be read top to bottom.
+
+    train(config)  ->  summary
+
+1. The world: rank and size from torch.distributed (a launcher such as Ray Train or torchrun sets it up; with
+   WORLD_SIZE > 1 in the environment and no process group yet, one is started: NCCL on GPUs, gloo on CPUs).
+2. The model: a released-format checkpoint, a Qwen3 checkpoint extended with the S2 vocabulary, or a tiny random
+   one; LoRA adapters when asked; activation checkpointing; torch.compile per block; FSDP2 `fully_shard` per block
+   and around model + loss when the world has more than one rank (or runtime.fsdp says so).
+3. AdamW over four parameter groups: text foundation (slow AR, token embeddings) at lr_text, audio modules
+   (codebook embeddings, fast AR) at lr_audio, each with and without weight decay; warmup-stable-decay.
+4. The data: training.data.Loader, this rank's streams of packed rows.
+5. Resume: the newest checkpoint in runtime.out restores weights, optimizer, step, data positions and RNG.
+6. The loop: for every step, `accumulation` micro-batches; the loss (training.losses) is normalised by the
+   learned tokens and frames of the whole global batch, so that any split of that batch over micro-batches and
+   ranks gives the same gradient; clip, step, log (JSONL + a progress bar on a terminal), checkpoint.
+7. The end: the final weights in the released format (LoRA merged) under runtime.out/model.
+
+Metrics (metrics.jsonl, one line every runtime.log_every steps, global over ranks): loss, loss_slow, loss_fast,
+fast_ce (per codebook, unweighted), grad_norm (before clipping), lr_text, lr_audio, tokens (real tokens per step),
+padding (fraction of the rows), tokens_per_s, mfu (training.flops: model FLOPs of both ARs / time / peak of the
+devices), samples, skipped (samples skipped by reason, since this process started).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from models.dual_ar.model import DualARTransformer
+from models.dual_ar.tokens import TokenIds
+from schemas.training import ModelConfig, OptimizerConfig, TrainConfig
+from training import checkpoint, flops, storage
+from training.data import IGNORE, PAD_SEGMENT, Batch, Loader
+from training.lora import apply_lora, merged_state_dict
+from training.losses import DualARLoss, codebook_weights, combine
+
+METRICS = "metrics.jsonl"
+MODEL_DIR = "model"
+# a resumed run must read the same batches: what decides them
+SAME_BATCHES = ("data.", "runtime.micro_batch", "optimizer.accumulation")
+
+
+class TrainError(RuntimeError):
+    """A run that cannot start as configured; the message is one line naming the setting."""
+
+
+# --- 1. the world -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    rank: int
+    size: int
+    device: torch.device
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over ranks (float64 on this rank's device)."""
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        if self.size > 1:
+            dist.all_reduce(t)
+        return t.tolist()
+
+    def gather(self, obj) -> list:
+        if self.size == 1:
+            return [obj]
+        out = [None] * self.size
+        dist.all_gather_object(out, obj)
+        return out
+
+
+def setup_world(device: str | torch.device) -> World:
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank, size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if device == "auto":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return World(rank, size, device)
+
+
+# --- 2. the model -------------------------------------------------------------------------------------------
+
+
+def build_model(config: ModelConfig) -> tuple[DualARTransformer, object]:
+    """(model in float32 on the CPU, tokenizer)."""
+    from models.dual_ar import from_qwen3, from_s2_checkpoint, init_tiny
+
+    if config.init == "s2":
+        model, tokenizer = from_s2_checkpoint(config.path, attention=config.attention)
+    elif config.init == "qwen3":
+        model, tokenizer = from_qwen3(config.path, seed=config.seed)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            init_tiny(folder, config.seed, **config.tiny.model_dump())
+            model, tokenizer = from_s2_checkpoint(folder, attention=config.attention)
+    model.attention = config.attention
+    return model.train(), tokenizer
+
+
+def shard(loss_module: DualARLoss, dtype: torch.dtype) -> None:
+    """FSDP2: every transformer block its own unit, the rest (embeddings, norms, heads) the root's. The root
+    stays gathered from forward to backward: the loss's LM head uses the token embeddings there."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+    model = loss_module.model
+    for block in [*model.layers, *model.fast_layers]:
+        fully_shard(block, mp_policy=policy)
+    fully_shard(loss_module, mp_policy=policy, reshard_after_forward=False)
+
+
+# --- 3. the optimizer ---------------------------------------------------------------------------------------
+
+
+def is_audio(name: str) -> bool:
+    """The audio modules: codebook embeddings and the fast AR; everything else is the text foundation."""
+    return name.startswith(("codebook_embeddings", "fast_"))
+
+
+def param_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((is_audio(name), p.ndim >= 2), []).append(p)
+    return [
+        {
+            "params": params,
+            "peak_lr": config.lr_audio if audio else config.lr_text,
+            "weight_decay": config.weight_decay if decay else 0.0,
+            "name": f"{'audio' if audio else 'text'}{'' if decay else '_no_decay'}",
+        }
+        for (audio, decay), params in sorted(groups.items())
+    ]
+
+
+def lr_factor(step: int, c: OptimizerConfig) -> float:
+    """Warmup-stable-decay: linear up over warmup_steps, flat for stable_steps, linear down to min_lr_ratio over
+    decay_steps, then flat."""
+    if step < c.warmup_steps:
+        return (step + 1) / c.warmup_steps
+    into_decay = step - c.warmup_steps - c.stable_steps
+    if into_decay < 0:
+        return 1.0
+    if into_decay >= c.decay_steps:
+        return c.min_lr_ratio
+    return 1.0 - (1.0 - c.min_lr_ratio) * (into_decay + 1) / c.decay_steps
+
+
+# --- 2-3. the model ready to train, and one step -----------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """The model ready to train: its loss module (FSDP-sharded when `fsdp`), the optimizer over its trainable
+    parameters, and the precision context of a forward."""
+
+    model: DualARTransformer
+    loss_module: DualARLoss
+    optimizer: torch.optim.Optimizer
+    params: list[nn.Parameter]
+    fsdp: bool
+    autocast: object
+
+
+def prepare(model: DualARTransformer, config: TrainConfig, world: World) -> Run:
+    """LoRA, activation checkpointing, torch.compile per block, the loss module, FSDP2, AdamW: in that order."""
+    rt = config.runtime
+    fsdp = world.size > 1 if rt.fsdp is None else rt.fsdp
+    if world.size > 1 and not fsdp:
+        raise TrainError("runtime.fsdp=false needs a world of one rank: FSDP is what synchronises gradients here")
+    dtype = torch.bfloat16 if rt.dtype == "bfloat16" else torch.float32
+    if config.lora.enabled:
+        model = apply_lora(model, config.lora)
+    model.activation_checkpointing = rt.activation_checkpointing
+    if rt.compile:
+        for block in [*model.layers, *model.fast_layers]:
+            block.compile()
+    try:
+        weights = codebook_weights(config.loss, model.config.num_codebooks)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+    loss_module = DualARLoss(model, weights, config.loss.chunk_tokens).to(world.device)
+    if fsdp:
+        shard(loss_module, dtype)
+    # FSDP casts the weights itself (MixedPrecisionPolicy); otherwise autocast does
+    autocast = torch.autocast(world.device.type, dtype=dtype) if dtype != torch.float32 and not fsdp else nullcontext()
+    opt = config.optimizer
+    groups = param_groups(model, opt)
+    optimizer = torch.optim.AdamW(groups, lr=0.0, betas=opt.betas, eps=opt.eps, fused=world.device.type == "cuda")
+    return Run(model, loss_module, optimizer, [p for g in groups for p in g["params"]], fsdp, autocast)
+
+
+@dataclass
+class StepStats:
+    """sums: this rank's loss sums (slow, fast, per codebook); tokens, frames: the global batch's learned counts;
+    the rest: this rank's real tokens, row tokens, samples and model FLOPs."""
+
+    sums: torch.Tensor
+    tokens: float
+    frames: float
+    grad_norm: float
+    real_tokens: int
+    row_tokens: int
+    samples: int
+    flops: float
+
+
+def train_step(run: Run, micro: list[Batch], world: World, config: TrainConfig) -> StepStats:
+    """One optimizer step over this rank's micro-batches of the global batch."""
+    model, device = run.model, world.device
+    labels = [b.masked_labels() for b in micro]
+    learned = [int((y[:, 0] != IGNORE).sum()) for y in labels]
+    frames = [int(model.is_semantic(y[:, 0]).sum()) for y in labels]
+    total_tokens, total_frames = world.sum([float(sum(learned)), float(sum(frames))])
+    sums = torch.zeros(2 + model.config.num_codebooks, dtype=torch.float64, device=device)
+    for i, (b, y) in enumerate(zip(micro, labels)):
+        if run.fsdp:
+            run.loss_module.set_requires_gradient_sync(i == len(micro) - 1)
+        with run.autocast:
+            part = run.loss_module(b.inputs.to(device), y.to(device), b.segment_ids.to(device))
+            loss = combine(part, total_tokens, total_frames, config.loss)
+        # FSDP averages gradients over ranks; the loss is already the global batch's mean
+        (loss * world.size).backward()
+        sums += torch.cat([torch.stack([part.slow.detach(), part.fast.detach()]), part.per_codebook]).double()
+    clip = config.optimizer.grad_clip
+    norm = torch.nn.utils.clip_grad_norm_(run.params, clip if clip > 0 else math.inf)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return StepStats(
+        sums=sums,
+        tokens=total_tokens,
+        frames=total_frames,
+        grad_norm=float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm),
+        real_tokens=sum(int((b.segment_ids != PAD_SEGMENT).sum()) for b in micro),
+        row_tokens=sum(b.segment_ids.numel() for b in micro),
+        samples=sum(b.samples for b in micro),
+        flops=sum(
+            flops.step_flops(model.config, flops.segment_lengths(b.segment_ids), n, f)
+            for b, n, f in zip(micro, learned, frames)
+        ),
+    )
+
+
+# --- 5. resume ----------------------------------------------------------------------------------------------
+
+
+def _leaves(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_resumable(saved: dict, config: TrainConfig, streams: int, uri: str) -> None:
+    if saved["world"] != streams:
+        raise TrainError(
+            f"checkpoint {uri} was written by a run of {saved['world']} data streams (ranks x data.num_workers); this run has {streams}"
+        )
+    before, now = _leaves(saved["config"]), _leaves(config.model_dump(mode="json"))
+    for path in sorted(before):
+        if path.startswith(SAME_BATCHES) and before[path] != now.get(path):
+            raise TrainError(
+                f"checkpoint {uri} was written with {path}={json.dumps(before[path])}, this run has {path}={json.dumps(now.get(path))}: "
+                "set it back, or start afresh in another runtime.out or with --set runtime.resume=false"
+            )
+
+
+def rng_state() -> dict:
+    """Every generator's state as plain bytes and numbers (gathered across ranks as Python objects)."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state().numpy().tobytes(),
+        "cuda": [s.numpy().tobytes() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    def as_tensor(b: bytes) -> torch.Tensor:
+        return torch.frombuffer(bytearray(b), dtype=torch.uint8)
+
+    torch.set_rng_state(as_tensor(state["torch"]))
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all([as_tensor(b) for b in state["cuda"]])
+    random.setstate(state["python"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
+
+
+# --- the metrics file ---------------------------------------------------------------------------------------
+
+
+class MetricsLog:
+    """metrics.jsonl in runtime.out (written locally, or kept in a local file and uploaded at every checkpoint
+    when runtime.out is on S3). A resumed run drops the lines after its checkpoint's step."""
+
+    def __init__(self, out: str, resumed_step: int | None):
+        self.uri = storage.join(out, METRICS)
+        self.remote = storage.is_s3(out)
+        self.path = Path(tempfile.mkdtemp()) / METRICS if self.remote else Path(self.uri)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if resumed_step is not None and storage.exists(self.uri):
+            for line in storage.read_bytes(self.uri).decode().splitlines():
+                try:
+                    if json.loads(line)["step"] <= resumed_step:
+                        kept.append(line + "\n")
+                except json.JSONDecodeError:  # the torn last line of a killed run
+                    continue
+        self.path.write_text("".join(kept))
+
+    def write(self, line: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def publish(self) -> None:
+        if self.remote:
+            storage.upload_file(self.path, self.uri)
+
+
+# --- the run ------------------------------------------------------------------------------------------------
+
+
+def train(
+    config: TrainConfig,
+    *,
+    device: str | torch.device | None = None,
+    report: Callable[[dict], None] | None = None,
+) -> dict:
+    """Run the configured training to runtime.max_steps; returns the last metrics and where things are.
+    `device` overrides runtime.device (a launcher that assigned one); `report(metrics)` is called on every rank
+    at every log step (Ray Train's report)."""
+    rt, opt = config.runtime, config.optimizer
+    if rt.cpu_threads:
+        torch.set_num_threads(rt.cpu_threads)
+    world = setup_world(device or rt.device)
+    torch.manual_seed(rt.seed + world.rank)
+
+    # 2. the model
+    model, tokenizer = build_model(config.model)
+    mc = model.config
+    ids = TokenIds.from_tokenizer(tokenizer, mc.codebook_size)
+    if config.data.seq_len > mc.max_seq_len:
+        raise TrainError(f"data.seq_len {config.data.seq_len} exceeds the model's max_seq_len {mc.max_seq_len}")
+    run = prepare(model, config, world)
+    trainable_names = {n for n, p in run.loss_module.named_parameters() if p.requires_grad}
+
+    # 5. resume (before the data: it restarts the streams where they stood)
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    streams = world.size * max(1, config.data.num_workers)
+    step, data_state = 0, None
+    saved = checkpoint.load_latest(rt.out) if rt.resume else None
+    if saved is not None:
+        uri, state = saved
+        check_resumable(state, config, streams, uri)
+        if set(state["model"]) != trainable_names:
+            raise TrainError(
+                f"checkpoint {uri} holds other trainable parameters than this model (lora or model changed)"
+            )
+        set_model_state_dict(
+            run.loss_module, state["model"], options=StateDictOptions(full_state_dict=True, strict=False)
+        )
+        set_optimizer_state_dict(
+            run.loss_module, run.optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True)
+        )
+        step, data_state = state["step"], state["data"][world.rank]
+        set_rng_state(state["rng"][world.rank])
+        del state
+
+    # 4. the data (after measuring a CPU's peak, which the loader's workers would disturb)
+    dtype = torch.bfloat16 if rt.dtype == "bfloat16" else torch.float32
+    peak, peak_source = flops.peak_flops(world.device, dtype, rt.peak_tflops)
+    loader = Loader(
+        config.data,
+        tokenizer,
+        ids,
+        mc.num_codebooks,
+        rt.micro_batch,
+        world.rank,
+        world.size,
+        state=data_state,
+        pin_memory=world.device.type == "cuda",
+    )
+
+    # 6. the loop
+    log = MetricsLog(rt.out, step if saved else None) if world.rank == 0 else None
+    progress = _progress(rt.max_steps, step, world.rank == 0)
+    window = Counter()  # sums since the last log line
+    window_start = time.perf_counter()
+    metrics: dict = {}
+    N = mc.num_codebooks
+    while step < rt.max_steps:
+        factor = lr_factor(step, opt)
+        for g in run.optimizer.param_groups:
+            g["lr"] = g["peak_lr"] * factor
+
+        stats = train_step(run, [next(loader) for _ in range(opt.accumulation)], world, config)
+        for key in ("real_tokens", "row_tokens", "samples", "flops"):
+            window[key] += getattr(stats, key)
+        step += 1
+        window["steps"] += 1
+        progress.update(1)
+
+        if step % rt.log_every == 0 or step == rt.max_steps:
+            # global sums: loss terms, counts, and this window's throughput figures
+            g = world.sum(
+                [*stats.sums.tolist(), window["real_tokens"], window["row_tokens"], window["samples"], window["flops"]]
+            )
+            tokens, frames = max(stats.tokens, 1), max(stats.frames, 1)
+            slow, fast, per_cb = g[0] / tokens, g[1] / frames, [c / frames for c in g[2 : 2 + N]]
+            real, rows, samples, done = g[2 + N :]
+            elapsed = time.perf_counter() - window_start
+            skipped = Counter()
+            for c in world.gather(dict(loader.skipped())):
+                skipped.update(c)
+            metrics = {
+                "step": step,
+                "loss": config.loss.lambda_slow * slow + config.loss.lambda_fast * fast,
+                "loss_slow": slow,
+                "loss_fast": fast,
+                "fast_ce": per_cb,
+                "grad_norm": stats.grad_norm,
+                "lr_text": opt.lr_text * factor,
+                "lr_audio": opt.lr_audio * factor,
+                "tokens": real / window["steps"],
+                "padding": 1.0 - real / max(rows, 1),
+                "tokens_per_s": real / elapsed,
+                "mfu": done / elapsed / (peak * world.size),
+                "samples": int(samples),
+                "skipped": dict(skipped),
+            }
+            if log is not None:
+                log.write(metrics)
+            progress.set_postfix(
+                loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}", mfu=f"{metrics['mfu']:.1%}"
+            )
+            if report is not None:
+                report(metrics)
+            window, window_start = Counter(), time.perf_counter()
+
+        if step % rt.ckpt_every == 0 or step == rt.max_steps:
+            state = {
+                "step": step,
+                "model": {
+                    k: v for k, v in get_model_state_dict(run.loss_module, options=full).items() if k in trainable_names
+                },
+                "optimizer": get_optimizer_state_dict(run.loss_module, run.optimizer, options=full),
+                "data": world.gather(loader.state_dict()),
+                "rng": world.gather(rng_state()),
+                "config": config.model_dump(mode="json"),
+                "world": streams,
+            }
+            if world.rank == 0:
+                checkpoint.save(rt.out, step, state, rt.keep_checkpoints)
+                log.publish()
+            del state
+    progress.close()
+
+    # 7. the end: the released format, LoRA merged
+    weights_out = storage.join(rt.out, MODEL_DIR)
+    final = get_model_state_dict(run.loss_module, options=full)
+    if world.rank == 0:
+        export(final, mc, tokenizer, config, weights_out)
+    if world.size > 1:
+        dist.barrier()
+    return {"metrics": metrics, "model": weights_out, "out": rt.out, "peak_flops": peak, "peak_source": peak_source}
+
+
+def export(state: dict, model_config, tokenizer, config: TrainConfig, uri: str) -> None:
+    """Write the trained weights (names relative to the model, LoRA merged) in the released format."""
+    from models.dual_ar.checkpoint import save_s2_checkpoint
+
+    state = {k.removeprefix("model."): v for k, v in state.items()}
+    if config.lora.enabled:
+        state = merged_state_dict(state, config.lora)
+    with torch.device("meta"):
+        plain = DualARTransformer(model_config)
+    plain.load_state_dict(state, strict=True, assign=True)
+    if storage.is_s3(uri):
+        with tempfile.TemporaryDirectory() as folder:
+            save_s2_checkpoint(plain, tokenizer, folder)
+            storage.upload_dir(folder, uri)
+    else:
+        save_s2_checkpoint(plain, tokenizer, uri)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not (enabled and sys.stderr.isatty()), desc="train", unit="step")
