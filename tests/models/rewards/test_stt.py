@@ -8,7 +8,7 @@ from models.rewards import RewardItem, build_reward
 from models.rewards.stt import TeacherForcedStt, token_kinds, turn_pieces
 from schemas.config import ModelSpec
 from schemas.rewards import AudioLimits, SttConfig
-from tests.models.rewards.cases import ARCTIC, LEOPARD, SR, clip, dialogue, dialogue_text, leopard
+from tests.models.rewards.cases import ARCTIC, SR, clip, dialogue, dialogue_text
 from tests.tiny_models import OPTIONS, TARGET
 
 
@@ -16,14 +16,13 @@ from tests.tiny_models import OPTIONS, TARGET
 def offline(local_cfg, local_models):
     """Every offline case scored in one batch, as an RL step would."""
     reward = build_reward("stt", local_cfg, local_models)
-    split = "<|speaker:0|>Mr. Quilter is the apostle of the middle classes<|speaker:1|>and we are glad to welcome his gospel."
+    split = "<|speaker:0|>Author of the danger trail,<|speaker:1|>Philip Steels, etc."
     cases = {
         "right": RewardItem(clip("aew_a0001"), SR, ARCTIC["aew_a0001"]),
         "wrong": RewardItem(clip("aew_a0001"), SR, ARCTIC["axb_a0004"]),
         "dialogue": RewardItem(dialogue(), SR, dialogue_text(turns=True)),
         "dialogue, speaker tag missing": RewardItem(dialogue(), SR, dialogue_text(turns=False)),
-        "one voice": RewardItem(leopard(), SR, LEOPARD),
-        "one voice, a wrong speaker tag": RewardItem(leopard(), SR, split),
+        "one voice, a wrong speaker tag": RewardItem(clip("aew_a0001"), SR, split),
         "only a tag": RewardItem(clip("aew_a0001"), SR, "<|speaker:0|>[laugh]"),
         "malformed": RewardItem(clip("aew_a0001"), SR, "<|speaker:0|>hi [laugh"),
     }
@@ -45,7 +44,7 @@ def test_a_missing_speaker_tag_is_penalised(offline):
 
 
 def test_a_wrong_speaker_tag_is_penalised(offline):
-    right, split = offline["one voice"], offline["one voice, a wrong speaker tag"]
+    right, split = offline["right"], offline["one voice, a wrong speaker tag"]
     assert right.components["stt.speaker_agreement"] > 0.8 > 0.2 > split.components["stt.speaker_agreement"]
     assert right.score - split.score > 0.1
 
