@@ -188,6 +188,12 @@ class RewardsConfig(_Strict):
     audio: AudioLimits = Field(default_factory=AudioLimits)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
 
+    @model_validator(mode="after")
+    def _some_weight(self) -> RewardsConfig:
+        if not any(self.weights.of(c) > 0 for c in COMPONENTS):
+            raise ValueError("weights: at least one of stt, quality, similarity must be above 0")
+        return self
+
     def needs(self, kind: RewardKind) -> tuple[str, ...]:
         """Components a reward of this kind runs."""
         if kind != "total":

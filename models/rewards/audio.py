@@ -17,11 +17,19 @@ class AudioError(ValueError):
     """This waveform cannot be scored; the message is the reason given to the caller."""
 
 
+def as_float(x: np.ndarray) -> np.ndarray:
+    """Samples as floats in [-1, 1]: integer PCM is scaled by its type's range, floats are kept."""
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
+    return x
+
+
 def check(x: np.ndarray, sample_rate: int, limits: AudioLimits) -> np.ndarray:
     """Mono float32 of a waveform fit to score, or AudioError saying why not."""
     if not limits.min_sample_rate <= sample_rate <= limits.max_sample_rate:
         raise AudioError(f"sample rate {sample_rate} Hz outside {limits.min_sample_rate}-{limits.max_sample_rate} Hz")
-    x = to_mono(x)
+    x = to_mono(as_float(x))
     if x.ndim != 1:
         raise AudioError(f"expected samples or (samples, channels), got shape {x.shape}")
     if x.size == 0:
@@ -56,8 +64,7 @@ def _pcm(pcm: PcmAudio) -> np.ndarray:
         raise AudioError(
             f"{len(raw)} bytes of PCM is not a whole number of {pcm.channels}-channel {pcm.encoding} frames"
         )
-    x = np.frombuffer(raw, dtype=dtype).reshape(-1, pcm.channels)
-    x = x.astype(np.float32) / 32768.0 if pcm.encoding == "s16le" else x.astype(np.float32)
+    x = as_float(np.frombuffer(raw, dtype=dtype).reshape(-1, pcm.channels)).astype(np.float32)
     return x[:, 0] if pcm.channels == 1 else x
 
 
@@ -83,5 +90,5 @@ def encode_wav(x: np.ndarray, sample_rate: int) -> str:
     import soundfile
 
     buf = io.BytesIO()
-    soundfile.write(buf, np.asarray(x, dtype=np.float32), sample_rate, format="WAV", subtype="FLOAT")
+    soundfile.write(buf, as_float(x).astype(np.float32), sample_rate, format="WAV", subtype="FLOAT")
     return base64.b64encode(buf.getvalue()).decode("ascii")

@@ -20,7 +20,7 @@ from schemas.transcript import RichTranscript, TranscriptParseError
 class RewardItem:
     """One generated utterance and what its rewards compare it with."""
 
-    audio: np.ndarray  # (samples,) or (samples, channels), float
+    audio: np.ndarray  # (samples,) or (samples, channels): floats in [-1, 1], or integer PCM
     sample_rate: int
     text: str | None = None  # target rich transcript: R_STT
     reference: np.ndarray | None = None  # the reference voice: R_SIM

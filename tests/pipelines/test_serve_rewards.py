@@ -112,6 +112,7 @@ def test_every_request_needs_the_token(service, items):
         r = requests.post(f"{url}/v1/score/quality", json=body, headers=headers, timeout=30)
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert requests.get(f"{url}/v1/stats", timeout=30).status_code == 401
+    assert requests.post(f"{url}/v1/score/pitch", json=body, headers=AUTH, timeout=30).status_code == 404
     assert requests.get(f"{url}/healthz", timeout=30).json() == {"status": "ok"}  # probes carry no token
     with pytest.raises(RewardServiceError, match="401") as caught:
         RewardClient(url, "quality", token="wrong").score(items[:1])

@@ -62,3 +62,11 @@ def test_wav_flac_and_pcm_decode_to_the_same_samples():
 def test_unscoreable_audio_is_named(payload, reason):
     with pytest.raises(audio.AudioError, match=reason):
         audio.check(*audio.decode(payload, LIMITS), LIMITS)
+
+
+def test_integer_pcm_is_scaled_like_a_16_bit_file():
+    x = (clip("aew_a0001") * 32767).astype(np.int16)
+    assert np.array_equal(audio.check(x, SR, LIMITS), x.astype(np.float32) / 32768)
+    assert np.array_equal(
+        audio.check(*audio.decode(audio.encode_wav(x, SR), LIMITS), LIMITS), x.astype(np.float32) / 32768
+    )

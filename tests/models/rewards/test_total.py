@@ -53,3 +53,12 @@ def test_a_zero_weight_drops_the_reward_and_what_it_needs(local_cfg, local_model
         and r.score == r.components["quality"]
         and not any(k.startswith(("stt", "similarity")) for k in r.components)
     )
+
+
+def test_weights_cannot_all_be_zero(local_cfg):
+    from pydantic import ValidationError
+
+    from schemas.rewards import RewardsConfig
+
+    with pytest.raises(ValidationError, match="at least one of stt, quality, similarity"):
+        RewardsConfig.model_validate(local_cfg.model_dump() | {"weights": {"stt": 0, "quality": 0, "similarity": 0}})
