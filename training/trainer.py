@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import socket
 import sys
 import tempfile
 import time
@@ -84,16 +85,24 @@ class World:
         return out
 
 
-def setup_world(device: str | torch.device) -> World:
-    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank, size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+def setup_world(device: str | torch.device, fsdp: bool | None = None) -> World:
+    """The rank's place and device. FSDP asked for on a single process gets a process group of one rank."""
     if device == "auto":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            dist.init_process_group(backend)
+        elif fsdp:
+            with socket.socket() as s:  # a free port for the one-rank rendezvous
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    rank, size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     return World(rank, size, device)
 
 
@@ -356,7 +365,7 @@ def train(
     rt, opt = config.runtime, config.optimizer
     if rt.cpu_threads:
         torch.set_num_threads(rt.cpu_threads)
-    world = setup_world(device or rt.device)
+    world = setup_world(device or rt.device, rt.fsdp)
     torch.manual_seed(rt.seed + world.rank)
 
     # 2. the model

@@ -219,3 +219,12 @@ def test_a_checkpoint_error_is_one_line(tmp_path, capsys, shards):
     assert err.startswith(
         f"cannot train: checkpoint {tmp_path}/out/checkpoints/step-00000002/trainer.pt (named by {tmp_path}/out/checkpoints/latest) is unreadable:"
     )
+
+
+def test_the_demo_config_is_valid_and_tiny():
+    from jobs.config import read_yaml
+    from schemas.config import layered
+    from schemas.training import TrainConfig
+
+    config = layered(TrainConfig, read_yaml(Path(train_job.__file__).parent / "configs" / "train_demo.yaml"))
+    assert config.model.init == "tiny" and config.runtime.dtype == "float32" and config.runtime.max_steps >= 200
