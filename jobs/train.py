@@ -1,0 +1,132 @@
+"""`s2 train` (one process) and `python -m jobs.train` (Ray Train, the entrypoint for `ray job submit`).
+
+  s2 train --config train.yaml [--set runtime.max_steps=200 ...]
+  python -m jobs.train --config train.yaml [--workers N] [--set ...]
+
+The YAML holds any TrainConfig fields (schemas/training.py; jobs/configs/train_demo.yaml is a tiny example);
+`--set key.path=value` edits one field, parsed by its type. A run continues from the newest checkpoint in
+runtime.out when there is one. Under Ray, `--workers` (default ray.workers) processes train together, with one
+GPU each when ray.use_gpu is true.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jobs.config import ConfigFileError, one_line, read_yaml
+from schemas.config import layered
+from schemas.training import TrainConfig
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="training YAML (TrainConfig fields)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set runtime.max_steps=100 (repeatable)",
+    )
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    overrides = list(args.overrides)
+    if getattr(args, "workers", None) is not None:
+        overrides.append(f"ray.workers={args.workers}")
+    return layered(TrainConfig, read_yaml(args.config), overrides=overrides)
+
+
+def _start_errors() -> tuple[type[Exception], ...]:
+    """Problems of the run as a whole, found before or while it starts: said in one line."""
+    from models.checkpoints import CheckpointUnavailableError
+    from models.dual_ar.config import ConfigError
+    from models.dual_ar.tokens import TokenizerError
+    from models.dual_ar.weights import CheckpointFormatError
+    from training.checkpoint import CheckpointError
+    from training.data import DataError
+    from training.trainer import TrainError
+
+    return (
+        TrainError,
+        DataError,
+        CheckpointError,
+        CheckpointUnavailableError,
+        ConfigError,
+        TokenizerError,
+        CheckpointFormatError,
+    )
+
+
+def _config(args: argparse.Namespace) -> TrainConfig | None:
+    try:
+        return build_config(args)
+    except (ValueError, ConfigFileError) as exc:
+        print(f"configuration error: {one_line(exc)}", file=sys.stderr)
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """One process: `s2 train`."""
+    config = _config(args)
+    if config is None:
+        return 2
+    from training.trainer import train
+
+    try:
+        summary = train(config)
+    except _start_errors() as exc:
+        print(f"cannot train: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": summary["out"], "model": summary["model"], "last": summary["metrics"]}, indent=1))
+    return 0
+
+
+def run_ray(args: argparse.Namespace) -> int:
+    """Under Ray Train: `python -m jobs.train`."""
+    config = _config(args)
+    if config is None:
+        return 2
+    from pipelines.train import run_ray_training
+
+    result = run_ray_training(config)
+    if result.error is not None:
+        cause = result.error
+        while getattr(cause, "__cause__", None) is not None:
+            cause = cause.__cause__
+        message = str(cause).strip().splitlines()
+        print(f"training failed: {type(cause).__name__}: {message[-1] if message else ''}", file=sys.stderr)
+        return 1
+    from training import storage
+    from training.trainer import METRICS, MODEL_DIR
+
+    lines = storage.read_bytes(storage.join(config.runtime.out, METRICS)).decode().splitlines()
+    summary = {"out": config.runtime.out, "model": storage.join(config.runtime.out, MODEL_DIR)}
+    print(json.dumps({**summary, "last": json.loads(lines[-1]) if lines else None}, indent=1))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the Dual-AR model on tokenized shards (one process)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m jobs.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(p)
+    p.add_argument("--workers", type=int, help="training workers (default: ray.workers)")
+    return run_ray(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
