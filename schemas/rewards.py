@@ -160,7 +160,11 @@ class ServiceConfig(_Strict):
         gt=0,
         description="Items per model call in a replica (@serve.batch), gathered across concurrent requests.",
     )
-    batch_wait_timeout_s: float = Field(default=0.02, ge=0, description="How long a replica waits to fill a batch.")
+    batch_wait_timeout_s: float = Field(
+        default=0.05,
+        ge=0,
+        description="How long a replica waits to fill a batch (short against a model call: a lone request waits this long).",
+    )
     max_concurrent_requests: int = Field(
         default=64, gt=0, description="Requests the ingress handles at once per replica."
     )

@@ -12,10 +12,13 @@ Items: the repository's English speech clips whose transcripts are known (tests/
                   replicas scoring one item per model call (service.max_batch_size=1) and batching the items of
                   concurrent requests (the configured @serve.batch size), with the mean batch the replicas ran
 
-Each HTTP mode sends the items --rounds times. The services run on a local Ray with --cores CPUs, deployed as
-`s2 serve-rewards --profile local` deploys them; the client is models.rewards.client.RewardClient. Model loading,
-Ray and Serve start-up are excluded; every mode is warmed up with one request first. The speed-up is concurrent
-batched over one at a time, and batched over unbatched (what batching itself adds to concurrency).
+Each mode reports scored audio-seconds per wall second and per CPU second: the CPU of this process (the reward
+in-process, the client threads over HTTP) and of every process it started (Ray's daemons, Serve's proxy and
+controller, the replicas). On a machine shared with other jobs the wall figures move with their load, the CPU
+figures much less. Each HTTP mode sends the items --rounds times. The services run on a local Ray with --cores
+CPUs, deployed as `s2 serve-rewards --profile local` deploys them; the client is models.rewards.client.RewardClient.
+Model loading, Ray and Serve start-up are excluded; every mode is warmed up with one request first. The speed-up is
+concurrent batched over one at a time, and batched over unbatched (what batching adds to concurrency alone).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from scripts.bench_curation import machine
+from scripts.bench_curation import _psutil, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -43,10 +46,11 @@ ARCTIC = {
     "aew_a0001": "Author of the danger trail, Philip Steels, etc.",
     "axb_a0004": "Lord, but I'm glad to see you again, Phil.",
 }
+MODES = ("one at a time", "concurrent, unbatched", "concurrent, batched")
 
 
 def corpus() -> list:
-    """RewardItems: every speech clip with a known transcript; the reference voice is a clip of another speaker."""
+    """RewardItems: every speech clip with a known transcript; the reference voice is a CMU ARCTIC clip."""
     import soundfile as sf
 
     from models.rewards import RewardItem
@@ -69,6 +73,29 @@ def seconds(items) -> float:
     return sum(len(it.audio) / it.sample_rate for it in items)
 
 
+def tree_cpu() -> float:
+    """CPU seconds so far of this process and of every descendant alive now (a local Ray is a child of its driver)."""
+    psutil = _psutil()
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:  # ended since listed
+            pass
+    return total
+
+
+def _timed(items, run) -> tuple[list, dict]:
+    t, cpu = time.perf_counter(), tree_cpu()
+    results = run()
+    wall, cpu = time.perf_counter() - t, tree_cpu() - cpu
+    assert all(r.error is None for r in results), [r.error for r in results if r.error]
+    audio = seconds(items)
+    return results, {"audio_s_per_s": audio / wall, "audio_s_per_cpu_s": audio / cpu, "wall_s": wall, "cpu_s": cpu}
+
+
 def in_process(cfg, items, batch: int) -> dict:
     from models.rewards import Wrappers, build_reward
 
@@ -77,17 +104,12 @@ def in_process(cfg, items, batch: int) -> dict:
     for kind in KINDS:
         reward = build_reward(kind, cfg, wrappers)
         reward.score(items[:1])  # warm-up
-        t, cpu = time.perf_counter(), time.process_time()
-        results = [r for k in range(0, len(items), batch) for r in reward.score(items[k : k + batch])]
-        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
-        assert all(r.error is None for r in results), [r.error for r in results if r.error]
-        out[kind] = {
-            "audio_s_per_s": seconds(items) / wall,
-            "wall_s": wall,
-            "cpu_s": cpu,
-            "mean_score": float(np.mean([r.score for r in results])),
-        }
-        print(f"in-process {kind:<11} {out[kind]['audio_s_per_s']:8.1f} audio-s/s", flush=True)
+        results, out[kind] = _timed(
+            items,
+            lambda reward=reward: [r for k in range(0, len(items), batch) for r in reward.score(items[k : k + batch])],
+        )
+        out[kind]["mean_score"] = float(np.mean([r.score for r in results]))
+        _print("in-process", kind, out[kind])
     return out
 
 
@@ -102,22 +124,27 @@ def over_http(url: str, token: str, kind: str, items, clients: int) -> dict:
     pool = [RewardClient(url, kind, token=token, timeout_s=600) for _ in range(clients)]
     pool[0].score(items[:1])  # warm-up
     before = _stats(url, token)[kind]
-    t = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(clients) as ex:
-        results = list(ex.map(lambda k: pool[k % clients].score([items[k]])[0], range(len(items))))
-    wall = time.perf_counter() - t
+        _, row = _timed(
+            items, lambda: list(ex.map(lambda k: pool[k % clients].score([items[k]])[0], range(len(items))))
+        )
     after = _stats(url, token)[kind]
-    assert all(r.error is None for r in results), [r.error for r in results if r.error]
-    ran = {int(size): n - before.get(size, 0) for size, n in after.items() if n > before.get(size, 0)}
     for c in pool:
         c.close()
-    return {
-        "audio_s_per_s": seconds(items) / wall,
-        "wall_s": wall,
+    ran = {int(size): n - before.get(size, 0) for size, n in after.items() if n > before.get(size, 0)}
+    return row | {
         "requests": len(items),
         "batches": ran,
         "mean_batch": sum(s * n for s, n in ran.items()) / max(1, sum(ran.values())),
     }
+
+
+def _print(mode: str, kind: str, row: dict) -> None:
+    batch = f"   mean batch {row['mean_batch']:.2f}" if "mean_batch" in row else ""
+    print(
+        f"{mode:<22} {kind:<11} {row['audio_s_per_s']:7.1f} audio-s/s {row['audio_s_per_cpu_s']:7.1f} per CPU-s{batch}",
+        flush=True,
+    )
 
 
 def _free_port() -> int:
@@ -161,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "audio_s": seconds(items),
         "clients": args.clients,
         "rounds": args.rounds,
-        "max_batch_size": cfg.service.max_batch_size,
+        "service": cfg.service.model_dump(),
         "in_process": in_process(cfg, items, args.batch),
         "http": {},
     }
@@ -173,51 +200,40 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_ray(num_cpus=args.cores)
     token, port = secrets.token_urlsafe(16), _free_port()
-    sent = items * args.rounds
-    modes = [
-        ("one at a time", cfg, 1),
-        (
-            "concurrent, unbatched",
-            cfg.model_copy(update={"service": cfg.service.model_copy(update={"max_batch_size": 1})}),
-            args.clients,
-        ),
-        ("concurrent, batched", cfg, args.clients),
-    ]
+    unbatched = cfg.model_copy(update={"service": cfg.service.model_copy(update={"max_batch_size": 1})})
     try:
-        for mode, mode_cfg, clients in modes:
+        for mode, mode_cfg, clients in zip(MODES, (cfg, unbatched, cfg), (1, args.clients, args.clients)):
             url = start(mode_cfg, token, "127.0.0.1", port)
             result["http"][mode] = {}
             for kind in KINDS:
-                row = result["http"][mode][kind] = over_http(url, token, kind, sent, clients)
-                print(
-                    f"{mode:<22} {kind:<11} {row['audio_s_per_s']:8.1f} audio-s/s   mean batch {row['mean_batch']:.2f}",
-                    flush=True,
-                )
+                result["http"][mode][kind] = over_http(url, token, kind, items * args.rounds, clients)
+                _print(mode, kind, result["http"][mode][kind])
     finally:
         serve.shutdown()
     http = result["http"]
     result["speedup"] = {
         kind: {
-            "batched_over_one_at_a_time": http["concurrent, batched"][kind]["audio_s_per_s"]
-            / http["one at a time"][kind]["audio_s_per_s"],
-            "batched_over_unbatched": http["concurrent, batched"][kind]["audio_s_per_s"]
-            / http["concurrent, unbatched"][kind]["audio_s_per_s"],
+            unit: {
+                "batched_over_one_at_a_time": http[MODES[2]][kind][unit] / http[MODES[0]][kind][unit],
+                "batched_over_unbatched": http[MODES[2]][kind][unit] / http[MODES[1]][kind][unit],
+            }
+            for unit in ("audio_s_per_s", "audio_s_per_cpu_s")
         }
         for kind in KINDS
     }
     result["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     print(
-        f"\naudio-seconds scored per second ({args.clients} clients, max batch {cfg.service.max_batch_size}, {args.cores} cores)"
+        f"\nscored audio-seconds per second (per CPU-second); {args.clients} clients, max batch {cfg.service.max_batch_size}, {args.cores} cores"
     )
     print(
-        f"{'reward':<12}{'in-process':>11}{'one at a time':>15}{'unbatched':>11}{'batched':>9}{'mean batch':>12}{'speed-up':>10}{'vs unbatched':>14}"
+        f"{'reward':<12}{'in-process':>16}{'one at a time':>16}{'unbatched':>16}{'batched':>16}{'mean batch':>12}{'speed-up':>10}{'vs unbatched':>14}"
     )
     for kind in KINDS:
-        row = [result["in_process"][kind]["audio_s_per_s"]] + [http[m][kind]["audio_s_per_s"] for m, _, _ in modes]
-        s = result["speedup"][kind]
+        rows = [result["in_process"][kind]] + [http[m][kind] for m in MODES]
+        cells = "".join(f"{r['audio_s_per_s']:.1f} ({r['audio_s_per_cpu_s']:.1f})".rjust(16) for r in rows)
+        s = result["speedup"][kind]["audio_s_per_s"]
         print(
-            f"{kind:<12}{row[0]:>11.1f}{row[1]:>15.1f}{row[2]:>11.1f}{row[3]:>9.1f}{http['concurrent, batched'][kind]['mean_batch']:>12.2f}"
-            f"{s['batched_over_one_at_a_time']:>9.2f}x{s['batched_over_unbatched']:>13.2f}x"
+            f"{kind:<12}{cells}{http[MODES[2]][kind]['mean_batch']:>12.2f}{s['batched_over_one_at_a_time']:>9.2f}x{s['batched_over_unbatched']:>13.2f}x"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
