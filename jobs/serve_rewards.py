@@ -28,7 +28,8 @@ from schemas.config import layered
 from schemas.rewards import TOKEN_ENV, RewardModels, RewardsConfig
 
 # What the rewards state beyond a curation profile. The s2 profile curates without a speaker model (Qwen3-Omni
-# writes the turns), so its R_SIM brings one; its models run on GPUs.
+# writes the turns), so its R_SIM brings one. The three models share one GPU (Qwen3-Omni-30B-A3B in bf16 is
+# ~64 GB, w2v-BERT and WavLM ~3 GB together): raise the fractions on a machine with more.
 PROFILE_REWARDS: dict[str, dict] = {
     "s2": {
         "models": {
@@ -41,7 +42,7 @@ PROFILE_REWARDS: dict[str, dict] = {
         },
         "service": {
             "max_batch_size": 32,
-            "stt": {"num_cpus": 1, "num_gpus": 1.0},
+            "stt": {"num_cpus": 1, "num_gpus": 0.5},
             "quality": {"num_cpus": 1, "num_gpus": 0.25},
             "similarity": {"num_cpus": 1, "num_gpus": 0.25},
             "ingress": {"num_cpus": 1},

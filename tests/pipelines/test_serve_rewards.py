@@ -192,4 +192,4 @@ def test_the_rewards_reuse_the_curation_profiles_specs():
         and s2.models.speaker.name == "wavlm"
         and s2.models.quality.options == {"head": "heads/q1"}
     )
-    assert s2.weights.stt == 2.0 and s2.service.stt.num_gpus == 1.0
+    assert s2.weights.stt == 2.0 and s2.service.stt.num_gpus == 0.5
