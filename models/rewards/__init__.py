@@ -1,11 +1,11 @@
 """Rewards of RL post-training, built from the same wrappers (and the same ModelSpecs) the curation stages run.
 
     from models.rewards import RewardItem, build_reward
-    reward = build_reward("total", cfg)            # cfg: a RewardsConfig whose `models` are resolved
+    reward = build_reward("total", cfg)  # cfg: RewardsConfig with `models` resolved (jobs.serve_rewards.rewards_config)
     results = reward.score([RewardItem(audio, 44100, text="<|speaker:0|>Hi [laugh]", reference=ref)])
     results[0].score, results[0].components, results[0].error
 
-`RewardClient(url, token, kind)` (models/rewards/client.py) scores the same items through `s2 serve-rewards` with
+`RewardClient(url, kind)` (models/rewards/client.py) scores the same items through `s2 serve-rewards` with
 the same results. Ray-agnostic: usable in a training loop, a Serve replica or a notebook.
 """
 
