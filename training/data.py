@@ -39,8 +39,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from models.dual_ar.prompt import Reference, build_prompt
-from models.dual_ar.tokens import TokenIds
+from models.dual_ar.prompt import SPEECH_HEADER, WITH_REFERENCE, WITHOUT_REFERENCE, Reference, build_prompt
+from models.dual_ar.tokens import IM_END, IM_START, VOICE, TokenIds
 from schemas.training import DataConfig
 from schemas.transcript import RichTranscript
 from training import storage
@@ -53,7 +53,7 @@ class DataError(ValueError):
     """Shards that cannot be read or used; the message is one line."""
 
 
-# --- storage ------------------------------------------------------------------------------------------------
+# --- the shard list ---------------------------------------------------------------------------------------------
 
 
 def shard_urls(config: DataConfig) -> list[str]:
@@ -125,21 +125,26 @@ def read_shard(
         with storage.open_read(url) as stream:
             members = tar_file_iterator(stream, select_files=lambda name: not name.endswith(".flac"))
             for record in group_by_keys({**m, "__url__": url} for m in members):
-                parsed = _parse(record, num_codebooks, codebook_size, counts)
+                try:
+                    parsed = _parse(record, num_codebooks, codebook_size, counts)
+                except (ValueError, KeyError, TypeError):  # a record that is not JSON, a Sample or a .npy array
+                    counts["skipped_bad_record"] += 1
+                    continue
                 if parsed is not None:
                     groups[parsed[1]].append(len(samples))
                     samples.append(parsed[0])
-    except Exception as exc:  # an unreachable, truncated or malformed shard ends the run: its data is missing
+    except Exception as exc:  # an unreachable, truncated or malformed shard ends the run: its data would be missing
         raise DataError(f"shard {url}: {type(exc).__name__}: {exc}") from None
     order = sorted(range(len(samples)), key=lambda i: samples[i].key)
-    rank = {i: r for r, i in enumerate(order)}
     if references:
+        rank = {i: r for r, i in enumerate(order)}
         for members in groups.values():
-            for i in members:
-                others = [j for j in members if j != i]
-                if others:
-                    j = random.Random(f"{seed}/{epoch}/{samples[i].key}").choice(sorted(others, key=rank.get))
-                    samples[i].reference = (samples[j].text, samples[j].codes)
+            members.sort(key=rank.get)
+            for k, i in enumerate(members):
+                if len(members) > 1:  # any other member, drawn uniformly
+                    step = 1 + random.Random(f"{seed}/{epoch}/{samples[i].key}").randrange(len(members) - 1)
+                    other = samples[members[(k + step) % len(members)]]
+                    samples[i].reference = (other.text, other.codes)
     return [samples[i] for i in order]
 
 
@@ -158,6 +163,32 @@ class Example:
     @property
     def length(self) -> int:
         return self.inputs.shape[1]
+
+
+class PieceEncoder:
+    """What build_prompt asks of a tokenizer (`encode(text, add_special_tokens=False)`), answered by its Rust backend
+    without transformers' per-call overhead (about 4x faster, the same ids), the prompt's fixed pieces encoded once."""
+
+    FIXED = (
+        f"{IM_START}system\n",
+        WITH_REFERENCE,
+        WITHOUT_REFERENCE,
+        SPEECH_HEADER,
+        f"{IM_END}\n",
+        f"{IM_START}user\n",
+        f"{IM_START}assistant\n{VOICE}",
+        IM_END,
+    )
+
+    def __init__(self, tokenizer):
+        self.backend = tokenizer.backend_tokenizer
+        self.fixed = {text: self._encode(text) for text in self.FIXED}
+
+    def _encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self.fixed.get(text) or self._encode(text)
 
 
 def build_example(tokenizer, ids: TokenIds, num_codebooks: int, sample: ShardSample, max_len: int) -> Example | None:
@@ -223,22 +254,20 @@ class Batch:
 
 def pack_rows(rows: list[list[Example]], seq_len: int, num_codebooks: int, pad_id: int) -> Batch:
     """Rows of examples -> one Batch of width seq_len; example k of a row is segment k+1."""
-    B, rows_n = len(rows), num_codebooks + 1
-    inputs = torch.zeros(B, rows_n, seq_len, dtype=torch.long)
-    inputs[:, 0] = pad_id
-    labels = torch.full((B, rows_n, seq_len), IGNORE, dtype=torch.long)
-    loss_mask = torch.zeros(B, seq_len, dtype=torch.bool)
-    segment_ids = torch.full((B, seq_len), PAD_SEGMENT, dtype=torch.long)
-    for b, row in enumerate(rows):
-        at = 0
-        for k, ex in enumerate(row):
-            end = at + ex.length
-            inputs[b, :, at:end] = ex.inputs
-            labels[b, :, at:end] = ex.labels
-            loss_mask[b, at:end] = ex.loss_mask
-            segment_ids[b, at:end] = k + 1
-            at = end
-    return Batch(inputs, labels, loss_mask, segment_ids, samples=sum(len(r) for r in rows))
+    inputs, labels, masks, segments = [], [], [], []
+    for row in rows:
+        pad = seq_len - sum(ex.length for ex in row)
+        pad_inputs = torch.zeros(num_codebooks + 1, pad, dtype=torch.long)
+        pad_inputs[0] = pad_id
+        inputs.append(torch.cat([ex.inputs for ex in row] + [pad_inputs], dim=1))
+        labels.append(torch.cat([ex.labels for ex in row] + [torch.full((num_codebooks + 1, pad), IGNORE)], dim=1))
+        masks.append(torch.cat([ex.loss_mask for ex in row] + [torch.zeros(pad, dtype=torch.bool)]))
+        segments.append(
+            torch.cat([torch.full((ex.length,), k + 1) for k, ex in enumerate(row)] + [torch.full((pad,), PAD_SEGMENT)])
+        )
+    return Batch(
+        torch.stack(inputs), torch.stack(labels), torch.stack(masks), torch.stack(segments), sum(len(r) for r in rows)
+    )
 
 
 class Stream:
@@ -324,7 +353,7 @@ class PackedDataset(IterableDataset):
         positions: dict[int, dict] | None = None,
         rotation: int = 0,
     ):
-        self.config, self.tokenizer, self.ids = config, tokenizer, ids
+        self.config, self.tokenizer, self.ids = config, PieceEncoder(tokenizer), ids
         self.num_codebooks, self.micro_batch = num_codebooks, micro_batch
         self.codebook_size = ids.semantic_end - ids.semantic_begin + 1
         self.rank, self.world = rank, world

@@ -16,10 +16,11 @@
    ranks gives the same gradient; clip, step, log (JSONL + a progress bar on a terminal), checkpoint.
 7. The end: the final weights in the released format (LoRA merged) under runtime.out/model.
 
-Metrics (metrics.jsonl, one line every runtime.log_every steps, global over ranks): loss, loss_slow, loss_fast,
-fast_ce (per codebook, unweighted), grad_norm (before clipping), lr_text, lr_audio, tokens (real tokens per step),
-padding (fraction of the rows), tokens_per_s, mfu (training.flops: model FLOPs of both ARs / time / peak of the
-devices), samples, skipped (samples skipped by reason, since this process started).
+Metrics (metrics.jsonl, one line every runtime.log_every steps, global over ranks). Of the step logged: loss,
+loss_slow, loss_fast (Eq. 4, 2, 3), fast_ce (per codebook, unweighted), grad_norm (before clipping), lr_text,
+lr_audio. Over the steps since the previous line: tokens (real tokens per step), padding (fraction of the rows),
+tokens_per_s, mfu (training.flops: model FLOPs of both ARs / time / peak of all devices), samples; skipped
+(samples skipped by reason, since this process started).
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def prepare(model: DualARTransformer, config: TrainConfig, world: World) -> Run:
     autocast = torch.autocast(world.device.type, dtype=dtype) if dtype != torch.float32 and not fsdp else nullcontext()
     opt = config.optimizer
     groups = param_groups(model, opt)
-    optimizer = torch.optim.AdamW(groups, lr=0.0, betas=opt.betas, eps=opt.eps, fused=world.device.type == "cuda")
+    optimizer = torch.optim.AdamW(groups, lr=0.0, betas=opt.betas, eps=opt.eps, fused=True)
     return Run(model, loss_module, optimizer, [p for g in groups for p in g["params"]], fsdp, autocast)
 
 

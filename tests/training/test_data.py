@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import torch
 
 from models.dual_ar.prompt import WITHOUT_REFERENCE, Reference, build_prompt
 from schemas.training import DataConfig
-from tests.training.tiny import CODES, N, make_samples, sample_record, write_shards
+from tests.training.tiny import CODES, N, make_samples, npy, sample_record, write_shards
 from training.data import IGNORE, DataError, Loader, Stream, read_shard, shard_urls
 
 
@@ -104,13 +106,19 @@ def test_unusable_samples_are_skipped_and_counted(tmp_path, tokenizer):
         good[5],
     ]
     index = write_shards(tmp_path, records, per_shard=6)
+    shard = tmp_path / "shards" / "shard-000000-000.tar"
+    with tarfile.open(shard, "a") as tar:  # and a record whose JSON is cut short
+        for name, data in (("zz_00000.json", b'{"key": "zz_00000", "tran'), ("zz_00000.codes.npy", npy(good[0][1]))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     data = loader(index, tokenizer, seq_len=160, shuffle_buffer=6, references=False)
     seen = sum(next(data).samples for _ in range(4))
     assert seen == 4  # two usable samples per epoch, two epochs
-    skipped = data.skipped()  # per epoch read: 1 without codes, 2 with bad codes, 1 too long
-    assert set(skipped) == {"skipped_no_codes", "skipped_bad_codes", "skipped_too_long"}
+    skipped = data.skipped()  # per epoch read: 1 without codes, 2 with bad codes, 1 bad record, 1 too long
+    assert set(skipped) == {"skipped_no_codes", "skipped_bad_codes", "skipped_bad_record", "skipped_too_long"}
     assert skipped["skipped_no_codes"] >= 2 and skipped["skipped_too_long"] >= 2
-    assert skipped["skipped_bad_codes"] == 2 * skipped["skipped_no_codes"]
+    assert skipped["skipped_bad_codes"] == 2 * skipped["skipped_no_codes"] == 2 * skipped["skipped_bad_record"]
 
 
 def test_packed_rows_hold_whole_samples_in_their_own_segments_and_pad_the_rest(shards, tokenizer):
