@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= out/demo
 
-.PHONY: install dev demo test bench bench-memory clean
+.PHONY: install dev demo test bench bench-memory bench-rewards clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +38,15 @@ test: dev
 
 # About one hour of audio built from the repo's clips: Ray Data vs the same stages run sequentially.
 bench: install
-	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) scripts/bench_curation.py --out bench_out/curation.json
+	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_curation --out bench_out/curation.json
 
 # One 2-hour file through every stage: peak memory of the whole local run.
 bench-memory: install
-	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) scripts/bench_curation.py --long-input-hours 2 --out bench_out/curation_long.json
+	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_curation --long-input-hours 2 --out bench_out/curation_long.json
+
+# Reward throughput (local profile, CPU): in-process and over HTTP, one at a time vs concurrent clients.
+bench-rewards: install
+	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_rewards --out bench_out/rewards.json
 
 clean:
 	rm -rf out bench_out

@@ -5,19 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from schemas.config import CurateConfig, load_config
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-def profile_path(name: str) -> Path:
-    path = CONFIG_DIR / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise SystemExit(f"unknown profile {name!r} (known: {', '.join(known)})")
-    return path
+from jobs.config import ConfigFileError, curate_config, one_line
+from schemas.config import CurateConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,21 +15,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="directory or s3:// prefix")
     p.add_argument("--profile", help="models to run: local (offline CPU, default) or s2 (the report's models)")
     p.add_argument("--config", help="job YAML (any CurateConfig fields), applied over the profile")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. --set quality.thresholds.overall=3.0 (repeatable)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set quality.thresholds.overall=3.0 (repeatable)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when stderr is a terminal)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def build_config(args: argparse.Namespace) -> CurateConfig:
-    """defaults <- profile <- --config <- --input/--output/--profile <- --set."""
-    job = {}
-    if args.config:
-        import yaml
-
-        job = yaml.safe_load(Path(args.config).read_text()) or {}
-    profile = args.profile or job.get("profile") or "local"
+    """defaults <- profile <- --config <- --input/--output <- --set."""
     direct = {k: v for k, v in (("input", args.input), ("output", args.output)) if v}
-    return load_config(profile_path(profile), job, {**direct, "profile": profile}, overrides=args.overrides)
+    return curate_config(args.profile, args.config, direct, args.overrides)
 
 
 def format_summary(s: dict) -> str:
@@ -47,7 +43,8 @@ def format_summary(s: dict) -> str:
         f"inputs            {s['inputs']}  (with samples {s['inputs_with_samples']}, fully rejected {s['inputs_rejected']})",
         f"segments kept     {s['segments_kept']}  in {s['shards']} shards  (segments rejected {s['segments_rejected']})",
         f"hours in / out    {s['hours_in']:.3f} / {s['hours_out']:.3f}",
-        f"wall time         {s['wall_s']:.1f} s  ({s['audio_hours_per_hour']} audio-hours per hour)" + ("  [resumed]" if s.get("resumed") else ""),
+        f"wall time         {s['wall_s']:.1f} s  ({s['audio_hours_per_hour']} audio-hours per hour)"
+        + ("  [resumed]" if s.get("resumed") else ""),
     ]
     if s["rejects_by_reason"]:
         lines.append("rejects by reason " + ", ".join(f"{k}={v}" for k, v in s["rejects_by_reason"].items()))
@@ -57,19 +54,20 @@ def format_summary(s: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curation.ingest import IngestError
-    from curation.plan import PlanMismatchError
+    from curation.io.ingest import IngestError
+    from curation.io.plan import PlanMismatchError
+    from curation.stages.pipeline import StartupError
     from models.checkpoints import CheckpointUnavailableError
     from pipelines.curate import ResourceConfigError, run_curation
 
     try:
         cfg = build_config(args)
-    except ValueError as exc:  # pydantic ValidationError names the field
-        print(f"configuration error: {exc}", file=sys.stderr)
+    except (ValueError, ConfigFileError) as exc:
+        print(f"configuration error: {one_line(exc)}", file=sys.stderr)
         return 2
     try:
         summary = run_curation(cfg, progress=args.progress)
-    except (CheckpointUnavailableError, IngestError, PlanMismatchError, ResourceConfigError) as exc:
+    except (CheckpointUnavailableError, IngestError, PlanMismatchError, ResourceConfigError, StartupError) as exc:
         # problems of the job as a whole, found before any work: one clear line, no traceback
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2

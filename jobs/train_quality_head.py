@@ -2,7 +2,7 @@
 
   s2 bootstrap-quality-labels --clean DIR --noise DIR --out DIR [--per-clip 4] [--seed 0]
       writes DIR/audio/*.wav (each clean clip + degraded copies) and DIR/labels.jsonl
-      (uri, one column per quality dimension, degradations applied); see curation/degrade.py for the labels.
+      (uri, one column per quality dimension, degradations applied); see curation/evaluation/degrade.py for the labels.
 
   s2 train-quality-head --data labels.jsonl --backbone facebook/w2v-bert-2.0 --out head/ [--epochs 30]
       --data: .jsonl / .parquet / .csv with a `uri` column (relative to the table's folder or absolute), one
@@ -32,7 +32,7 @@ def _audio_files(folder: str) -> list[Path]:
 
 
 def _decode(path: Path | str, sample_rate: int) -> np.ndarray:
-    from curation.audio import decode_file
+    from curation.io.audio import decode_file
 
     return decode_file(str(path), sample_rate).audio
 
@@ -62,19 +62,31 @@ def read_table(path: str):
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="label table (.jsonl/.parquet/.csv): uri + one column per dimension (+ good)")
+    p.add_argument(
+        "--data", required=True, help="label table (.jsonl/.parquet/.csv): uri + one column per dimension (+ good)"
+    )
     p.add_argument("--backbone", default="facebook/w2v-bert-2.0", help="hub id or local folder of the w2v-BERT model")
     p.add_argument("--out", required=True, help="head checkpoint: a folder (gets quality_head.pt) or a .pt file")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--hidden", type=int, default=256, help="MLP hidden width")
-    p.add_argument("--unfreeze-top", type=int, default=0, help="also train the top N encoder layers (0 = frozen backbone)")
+    p.add_argument(
+        "--unfreeze-top", type=int, default=0, help="also train the top N encoder layers (0 = frozen backbone)"
+    )
     p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--threshold", action="append", default=[], metavar="DIM=VALUE", help="good/bad boundary of a dimension (default: its median)")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="DIM=VALUE",
+        help="good/bad boundary of a dimension (default: its median)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="autocast dtype on GPU")
+    p.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="autocast dtype on GPU"
+    )
 
 
 def add_bootstrap_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,8 +99,10 @@ def add_bootstrap_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _train(args: argparse.Namespace, waveforms: list, sample_rate: int, rows, dims: list[str], thresholds: dict[str, float]):
-    from models.quality import train_quality_head
+def _train(
+    args: argparse.Namespace, waveforms: list, sample_rate: int, rows, dims: list[str], thresholds: dict[str, float]
+):
+    from models.quality.training import train_quality_head
 
     return train_quality_head(
         waveforms,
@@ -165,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
 def run_bootstrap(args: argparse.Namespace) -> int:
     import soundfile as sf
 
-    from curation.degrade import bootstrap
+    from curation.evaluation.degrade import bootstrap
 
     try:
         clean_files, noise_files = _audio_files(args.clean), _audio_files(args.noise)
@@ -176,7 +190,9 @@ def run_bootstrap(args: argparse.Namespace) -> int:
         return 2
     sr = args.sample_rate
     root = Path(args.clean)
-    clean = {str(p.relative_to(root).with_suffix("")).replace("/", "__"): x for p, x in _decode_all(clean_files, sr).items()}
+    clean = {
+        str(p.relative_to(root).with_suffix("")).replace("/", "__"): x for p, x in _decode_all(clean_files, sr).items()
+    }
     noises = list(_decode_all(noise_files, sr).values())
     if not clean:
         print(f"error: --clean: no readable audio in {args.clean}", file=sys.stderr)
@@ -197,10 +213,14 @@ def run_bootstrap(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-quality-head", help="train the w2v-BERT quality head on a label table", description=__doc__)
+    p = sub.add_parser(
+        "train-quality-head", help="train the w2v-BERT quality head on a label table", description=__doc__
+    )
     add_train_arguments(p)
     p.set_defaults(func=run)
-    b = sub.add_parser("bootstrap-quality-labels", help="degrade clean speech into a labelled training set", description=__doc__)
+    b = sub.add_parser(
+        "bootstrap-quality-labels", help="degrade clean speech into a labelled training set", description=__doc__
+    )
     add_bootstrap_arguments(b)
     b.set_defaults(func=run_bootstrap)
 

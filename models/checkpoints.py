@@ -1,4 +1,5 @@
-"""Finding model weights without surprises: local path, then the Hugging Face cache, then (if allowed) the hub."""
+"""Finding model weights without surprises: local path, then the Hugging Face cache, then (if allowed) the hub.
+Start-up checks only look; loading fetches."""
 
 from __future__ import annotations
 
@@ -49,6 +50,28 @@ def resolve_hf_checkpoint(checkpoint: str, what: str, config_key: str) -> str:
         return snapshot_download(checkpoint)
     except Exception as exc:  # network, auth, unknown repo
         raise missing(what, checkpoint, config_key, type(exc).__name__) from exc
+
+
+def check_hf_checkpoint(checkpoint: str, what: str, setting: str, marker: str = "config.json") -> None:
+    """That a checkpoint can be loaded, without fetching its weights: a local folder holding `marker`, the
+    Hugging Face cache, or (unless HF_HUB_OFFLINE=1) the hub's metadata. The driver runs this; each node fetches
+    the weights itself when it loads the model."""
+    key = f"{setting}.checkpoint"
+    local = Path(checkpoint).expanduser()
+    if local.exists():
+        if local.is_dir() and not (local / marker).exists():
+            raise missing(what, checkpoint, key, f"no {marker} in the folder")
+        return
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(checkpoint, marker), str):
+        return
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise missing(what, checkpoint, key, "HF_HUB_OFFLINE=1 and not in the local cache")
+    try:
+        HfApi().model_info(checkpoint)
+    except Exception as exc:  # network, auth, unknown repo
+        raise missing(what, checkpoint, key, type(exc).__name__) from exc
 
 
 def pick_device(device: str) -> torch.device:

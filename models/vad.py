@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
+from models.checkpoints import CheckpointUnavailableError, package_dir
 from models.signal import resample
 from schemas.config import ModelSpec
 
@@ -26,16 +26,25 @@ class SileroVad:
     def __init__(self, spec: ModelSpec, piece_s: float = 30.0):
         from silero_vad import load_silero_vad
 
-        if spec.name != "silero":
-            raise ValueError(f"unknown VAD model {spec.name!r} (known: silero)")
         self.model = load_silero_vad(onnx=False)
         self.model_id = "silero-vad"
         self.batch_size = max(spec.batch_size, 1) * 8
         self.piece = int(piece_s * self.sample_rate) // FRAME * FRAME
 
-    @torch.inference_mode()
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> SileroVad:
+        return cls(spec)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec, setting: str) -> None:
+        """The weights ship inside the silero-vad wheel: only the package must be there."""
+        if package_dir("silero_vad") is None:
+            raise CheckpointUnavailableError(f"{setting}: silero-vad is not installed (`pip install silero-vad`)")
+
     def speech_probs(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> list[np.ndarray]:
         """Per 32 ms frame speech probability for each waveform (len = ceil(n / 512) at 16 kHz)."""
+        import torch
+
         waves = [resample(w, sample_rate, self.sample_rate) for w in waveforms]
         pre = PREROLL_FRAMES * FRAME
         pieces, owners = [], []
@@ -53,7 +62,10 @@ class SileroVad:
         out: list[list[np.ndarray]] = [[] for _ in waves]
         for b in range(0, len(pieces), self.batch_size):
             self.model.reset_states()
-            probs = self.model.audio_forward(torch.from_numpy(np.stack(pieces[b : b + self.batch_size])), self.sample_rate)
+            with torch.inference_mode():
+                probs = self.model.audio_forward(
+                    torch.from_numpy(np.stack(pieces[b : b + self.batch_size])), self.sample_rate
+                )
             for row, (idx, frames) in zip(probs.numpy(), owners[b : b + self.batch_size]):
                 out[idx].append(row[PREROLL_FRAMES : PREROLL_FRAMES + frames])
         return [np.concatenate(p).astype(np.float32) if p else np.zeros(0, np.float32) for p in out]

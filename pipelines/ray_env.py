@@ -8,7 +8,6 @@ import warnings
 
 import ray
 
-
 # glibc gives every thread that allocates its own arena and keeps freed memory there; Ray workers run dozens
 # of threads (gRPC, torch, ONNX Runtime), so without a cap a worker's footprint is its arenas' high-water marks.
 WORKER_ENV = {"MALLOC_ARENA_MAX": "2"}

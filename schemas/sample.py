@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.quality import QualityScores
+from schemas.rejects import RejectReason, Stage
 from schemas.transcript import RichTranscript
 
 SCHEMA_VERSION = "1.0"
@@ -16,7 +17,9 @@ class AudioFacts(BaseModel):
     sample_rate: int = Field(gt=0)
     channels: int = Field(gt=0)
     duration_s: float = Field(ge=0)
-    format: str | None = Field(default=None, description="Container/codec as detected at decode, e.g. 'WAV', 'FLAC', 'mp3'.")
+    format: str | None = Field(
+        default=None, description="Container/codec as detected at decode, e.g. 'WAV', 'FLAC', 'mp3'."
+    )
 
 
 class SourceRef(BaseModel):
@@ -28,7 +31,9 @@ class SourceRef(BaseModel):
     start_s: float = Field(ge=0)
     end_s: float = Field(ge=0)
     audio: AudioFacts = Field(description="Facts of the whole source file before any processing.")
-    text: str | None = Field(default=None, description="Sidecar transcript given with the input (.txt/.lab or manifest).")
+    text: str | None = Field(
+        default=None, description="Sidecar transcript given with the input (.txt/.lab or manifest)."
+    )
     speaker: str | None = None
     language: str | None = None
 
@@ -71,8 +76,8 @@ class Reject(BaseModel):
 
     input: str = Field(description="Source URI.")
     key: str | None = Field(default=None, description="Segment key, when the reject is a segment.")
-    stage: str = Field(description="ingest, decode, separation, segmentation, quality, transcription or write.")
-    reason: str = Field(description="A short stable code, e.g. 'decode_failed', 'no_speech', 'quality_below_threshold'.")
+    stage: Stage = Field(description="The stage that stopped the input or segment.")
+    reason: RejectReason = Field(description="A short stable code (schemas.rejects.REASON_DOCS says what each means).")
     detail: str = Field(default="", description="Human-readable specifics: the error, the failed thresholds.")
     start_s: float | None = None
     end_s: float | None = None

@@ -24,26 +24,88 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Non-verbal sounds that occupy time on their own.
-EVENT_TAGS = frozenset({
-    "laugh", "chuckle", "giggle", "inhale", "exhale", "sigh", "cough", "breath", "clears throat", "sniff",
-    "gasp", "yawn", "sob", "crying", "lip smack", "hum", "groan", "pause", "noise", "music",
-})
+EVENT_TAGS = frozenset(
+    {
+        "laugh",
+        "chuckle",
+        "giggle",
+        "inhale",
+        "exhale",
+        "sigh",
+        "cough",
+        "breath",
+        "clears throat",
+        "sniff",
+        "gasp",
+        "yawn",
+        "sob",
+        "crying",
+        "lip smack",
+        "hum",
+        "groan",
+        "pause",
+        "noise",
+        "music",
+    }
+)
 # Delivery styles that colour the words after them.
-STYLE_TAGS = frozenset({
-    "whispers", "emphasis", "in a hurry", "shouting", "sad", "excited", "angry", "happy", "calm", "slow",
-    "fast", "sarcastic", "surprised", "scared", "singing", "laughing", "crying voice", "tired", "nervous",
-    "serious", "low voice", "high pitch",
-})
+STYLE_TAGS = frozenset(
+    {
+        "whispers",
+        "emphasis",
+        "in a hurry",
+        "shouting",
+        "sad",
+        "excited",
+        "angry",
+        "happy",
+        "calm",
+        "slow",
+        "fast",
+        "sarcastic",
+        "surprised",
+        "scared",
+        "singing",
+        "laughing",
+        "crying voice",
+        "tired",
+        "nervous",
+        "serious",
+        "low voice",
+        "high pitch",
+    }
+)
 KNOWN_TAGS = EVENT_TAGS | STYLE_TAGS
 # Spellings models and annotators commonly use for the same tag.
 TAG_ALIASES = {
-    "laughs": "laugh", "laughter": "laugh", "chuckles": "chuckle", "giggles": "giggle",
-    "inhales": "inhale", "exhales": "exhale", "sighs": "sigh", "coughs": "cough", "coughing": "cough",
-    "breathes": "breath", "breathing": "breath", "clearing throat": "clears throat",
-    "throat clearing": "clears throat", "clear throat": "clears throat", "sniffs": "sniff", "gasps": "gasp",
-    "yawns": "yawn", "sobs": "sob", "sobbing": "sob", "whisper": "whispers", "whispering": "whispers",
-    "shout": "shouting", "shouts": "shouting", "yelling": "shouting", "emphasized": "emphasis",
-    "emphatic": "emphasis", "hurried": "in a hurry", "hurriedly": "in a hurry",
+    "laughs": "laugh",
+    "laughter": "laugh",
+    "chuckles": "chuckle",
+    "giggles": "giggle",
+    "inhales": "inhale",
+    "exhales": "exhale",
+    "sighs": "sigh",
+    "coughs": "cough",
+    "coughing": "cough",
+    "breathes": "breath",
+    "breathing": "breath",
+    "clearing throat": "clears throat",
+    "throat clearing": "clears throat",
+    "clear throat": "clears throat",
+    "sniffs": "sniff",
+    "gasps": "gasp",
+    "yawns": "yawn",
+    "sobs": "sob",
+    "sobbing": "sob",
+    "whisper": "whispers",
+    "whispering": "whispers",
+    "shout": "shouting",
+    "shouts": "shouting",
+    "yelling": "shouting",
+    "emphasized": "emphasis",
+    "emphatic": "emphasis",
+    "hurried": "in a hurry",
+    "hurriedly": "in a hurry",
 }
 
 _MARKER = re.compile(r"<\|\s*speaker\s*:\s*(\d+)\s*\|>")
@@ -59,7 +121,7 @@ class TranscriptParseError(ValueError):
         self.text = text
         self.position = position
         lo = max(0, position - 20)
-        super().__init__(f"{message} at position {position}: ...{text[lo:position + 20]!r}")
+        super().__init__(f"{message} at position {position}: ...{text[lo : position + 20]!r}")
 
 
 def normalize_tag(name: str) -> str:
@@ -121,8 +183,12 @@ class Turn(BaseModel):
 
     speaker: int = Field(ge=0, description="Index within the utterance, rendered as <|speaker:i|>.")
     text: str = Field(description="Text with inline tags such as [laugh] or [whispers], in canonical form.")
-    start_s: float | None = Field(default=None, description="Turn start within the utterance, where known (not part of the inline text).")
-    end_s: float | None = Field(default=None, description="Turn end within the utterance, where known (not part of the inline text).")
+    start_s: float | None = Field(
+        default=None, description="Turn start within the utterance, where known (not part of the inline text)."
+    )
+    end_s: float | None = Field(
+        default=None, description="Turn end within the utterance, where known (not part of the inline text)."
+    )
 
     @field_validator("text")
     @classmethod
@@ -150,7 +216,7 @@ def parse_turns(text: str, *, implicit_speaker: bool = False) -> list[Turn]:
         end = starts[k + 1] if k + 1 < len(starts) else len(text)
         if m.end() > end:  # a marker overlapping the next '<|', e.g. '<|speaker:<|'
             raise TranscriptParseError("malformed speaker marker", text, at)
-        turns.append(Turn(speaker=int(m.group(1)), text=_canonical_body(text[m.end():end], m.end(), text)))
+        turns.append(Turn(speaker=int(m.group(1)), text=_canonical_body(text[m.end() : end], m.end(), text)))
     return turns
 
 
@@ -176,11 +242,16 @@ class RichTranscript(BaseModel):
     language: str | None = None
     words: list[WordConfidence] | None = Field(default=None, description="Word confidences where the model gives them.")
     model_id: str
-    unknown_tags: list[str] = Field(default_factory=list, description="Tags outside the registry (KNOWN_TAGS), in order of appearance; derived from the turns.")
+    unknown_tags: list[str] = Field(
+        default_factory=list,
+        description="Tags outside the registry (KNOWN_TAGS), in order of appearance; derived from the turns.",
+    )
 
     @model_validator(mode="after")
     def _derive_unknown_tags(self) -> RichTranscript:
-        self.unknown_tags = list(dict.fromkeys(t for turn in self.turns for t in tags_in(turn.text) if t not in KNOWN_TAGS))
+        self.unknown_tags = list(
+            dict.fromkeys(t for turn in self.turns for t in tags_in(turn.text) if t not in KNOWN_TAGS)
+        )
         return self
 
     @classmethod
@@ -195,6 +266,14 @@ class RichTranscript(BaseModel):
         """Words only, without speaker markers or tags: what WER is computed on."""
         return " ".join(p for t in self.turns if (p := strip_tags(t.text)))
 
+    def tagged_text(self) -> str:
+        """Words and inline tags, without speaker markers."""
+        return " ".join(t.text for t in self.turns)
+
+    def tags(self) -> list[str]:
+        """Inline tags ([laugh], [whispers], ...) in order of appearance, canonical names."""
+        return [tag for t in self.turns for tag in tags_in(t.text)]
+
     def speakers(self) -> list[int]:
         return sorted({t.speaker for t in self.turns})
 
@@ -206,4 +285,6 @@ class TranscriptionResult(BaseModel):
 
     transcript: RichTranscript | None = None
     raw: str = Field(description="The model's text as produced, before parsing.")
-    error: str | None = Field(default=None, description="Why `raw` was not accepted (parse error with position, empty output).")
+    error: str | None = Field(
+        default=None, description="Why `raw` was not accepted (parse error with position, empty output)."
+    )

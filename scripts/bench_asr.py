@@ -1,8 +1,8 @@
 """Word error rate of a transcriber on the clips of a corpus that have reference transcripts.
 
-    .venv/bin/python scripts/bench_asr.py                                  # tests/data, pocketsphinx
-    .venv/bin/python scripts/bench_asr.py --corpus /work/shared/corpus --out bench_out/asr.json
-    .venv/bin/python scripts/bench_asr.py --model qwen3-omni --checkpoint /models/Qwen3-Omni-30B-A3B-Instruct --device cuda
+    .venv/bin/python -m scripts.bench_asr                                  # tests/data, pocketsphinx
+    .venv/bin/python -m scripts.bench_asr --corpus /work/shared/corpus --out bench_out/asr.json
+    .venv/bin/python -m scripts.bench_asr --model qwen3-omni --checkpoint /models/Qwen3-Omni-30B-A3B-Instruct --device cuda
 
 The corpus has a MANIFEST.tsv (path, lang, transcript, ...); a clip listed under another folder than the
 one it is stored in is found by file name. Speaker-annotated references ('[1.4-2.8 spk] WORDS | ...') are
@@ -19,12 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from curation.audio import decode_file  # noqa: E402
-from curation.wer import normalize_words, word_errors  # noqa: E402
-from models.asr import load_transcriber  # noqa: E402
-from schemas.config import ModelSpec  # noqa: E402
+from curation.io.audio import decode_file
+from curation.policy.wer import normalize_words, word_errors
+from models import registry
+from schemas.config import ModelSpec
 
 SR = 16000
 
@@ -53,9 +51,11 @@ def main() -> int:
 
     langs = set(args.languages.split(","))
     with open(args.corpus / "MANIFEST.tsv", newline="") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r.get("transcript", "").strip() and r.get("lang") in langs]
+        rows = [
+            r for r in csv.DictReader(f, delimiter="\t") if r.get("transcript", "").strip() and r.get("lang") in langs
+        ]
     spec = ModelSpec(name=args.model, checkpoint=args.checkpoint, device=args.device, batch_size=1)
-    transcriber = load_transcriber(spec)
+    transcriber = registry.build("asr", spec)
 
     clips, seen = [], set()
     total_err = total_ref = 0
@@ -75,16 +75,35 @@ def main() -> int:
         ref = reference_words(row["transcript"])
         err, n = word_errors(ref, hyp)
         total_err, total_ref = total_err + err, total_ref + n
-        clips.append({"clip": row["path"], "duration_s": round(len(x) / SR, 3), "reference_words": n, "errors": err,
-                      "wer": round(err / max(n, 1), 4), "hypothesis": hyp, "error": result.error})
+        clips.append(
+            {
+                "clip": row["path"],
+                "duration_s": round(len(x) / SR, 3),
+                "reference_words": n,
+                "errors": err,
+                "wer": round(err / max(n, 1), 4),
+                "hypothesis": hyp,
+                "error": result.error,
+            }
+        )
         print(f"{row['path'][:60]:60s} {len(x) / SR:6.2f} {n:5d} {err / max(n, 1):6.1%}  {hyp[:70]}")
     overall = total_err / max(total_ref, 1)
     rtf = compute_s / max(audio_s, 1e-9)
-    print(f"{'overall':60s} {audio_s:6.1f} {total_ref:5d} {overall:6.1%}  ({len(clips)} clips, real-time factor {rtf:.2f}, bound {args.max_wer:.0%})")
-    summary = {"model_id": transcriber.model_id, "corpus": str(args.corpus), "languages": sorted(langs), "clips": clips,
-               "overall_wer": round(overall, 4), "reference_words": total_ref, "audio_s": round(audio_s, 2),
-               "real_time_factor": round(rtf, 3), "max_wer": args.max_wer,
-               "normalisation": normalize_words.__doc__}
+    print(
+        f"{'overall':60s} {audio_s:6.1f} {total_ref:5d} {overall:6.1%}  ({len(clips)} clips, real-time factor {rtf:.2f}, bound {args.max_wer:.0%})"
+    )
+    summary = {
+        "model_id": transcriber.model_id,
+        "corpus": str(args.corpus),
+        "languages": sorted(langs),
+        "clips": clips,
+        "overall_wer": round(overall, 4),
+        "reference_words": total_ref,
+        "audio_s": round(audio_s, 2),
+        "real_time_factor": round(rtf, 3),
+        "max_wer": args.max_wer,
+        "normalisation": normalize_words.__doc__,
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -96,7 +96,9 @@ def plan_files(hours: float, seed: int = 0) -> list[FileRecipe]:
         snr = round(float(rng.uniform(*SNR_DB[kind])), 1) if kind in SNR_DB else None
         rate, fmt = FORMATS[rng.integers(len(FORMATS))]
         n = len(out)
-        out.append(FileRecipe(f"bench_{n:03d}_{kind}.{EXT[fmt]}", seed * 100003 + n, rate, fmt, (Section(kind, seconds, snr),)))
+        out.append(
+            FileRecipe(f"bench_{n:03d}_{kind}.{EXT[fmt]}", seed * 100003 + n, rate, fmt, (Section(kind, seconds, snr),))
+        )
     return out
 
 
@@ -153,7 +155,13 @@ class _Renderer:
         return out
 
     def _background(self, kind: str, n: int) -> np.ndarray:
-        pool = self.clips["music"] if kind == "music" else self.clips["noise"] if kind == "noise" else self.clips["music"] + self.clips["noise"]
+        pool = (
+            self.clips["music"]
+            if kind == "music"
+            else self.clips["noise"]
+            if kind == "noise"
+            else self.clips["music"] + self.clips["noise"]
+        )
         src = pool[self.rng.integers(len(pool))]
         start = int(self.rng.integers(len(src)))
         return np.resize(np.roll(src, -start), n)  # looped from a random point
@@ -165,7 +173,13 @@ class _Renderer:
                 n = min(int(BLOCK_S * RATE), n_sec - a)
                 floor = self.rng.standard_normal(n).astype(np.float32) * np.float32(10.0 ** (FLOOR_DBFS / 20.0))
                 if sec.kind == "background":
-                    yield _gain(self._background(self.rng.choice(["music", "noise"]), n), SPEECH_DBFS + float(self.rng.uniform(-6.0, 3.0))) + floor
+                    yield (
+                        _gain(
+                            self._background(self.rng.choice(["music", "noise"]), n),
+                            SPEECH_DBFS + float(self.rng.uniform(-6.0, 3.0)),
+                        )
+                        + floor
+                    )
                     continue
                 speech = self._speech(n)
                 if sec.kind == "clean":
@@ -192,7 +206,9 @@ def write_file(recipe: FileRecipe, folder: Path, clips: dict[str, list[np.ndarra
 
 
 def recipe_hash(files: list[FileRecipe], sources: dict[str, list[Path]]) -> str:
-    h = hashlib.sha256(json.dumps({"version": RECIPE_VERSION, "files": [asdict(f) for f in files]}, sort_keys=True).encode())
+    h = hashlib.sha256(
+        json.dumps({"version": RECIPE_VERSION, "files": [asdict(f) for f in files]}, sort_keys=True).encode()
+    )
     for p in sorted(q for group in sources.values() for q in group):
         h.update(p.name.encode())
         h.update(hashlib.sha256(p.read_bytes()).digest())
@@ -219,7 +235,9 @@ def build_set(folder: str | Path, files: list[FileRecipe]) -> dict:
         "hash": digest,
         "files": len(files),
         "seconds": round(sum(f.seconds for f in files), 2),
-        "kinds": {k: sum(1 for f in files if f.sections[0].kind == k) for k, _ in KINDS} if len(files) > 1 else sorted({s.kind for s in files[0].sections}),
+        "kinds": {k: sum(1 for f in files if f.sections[0].kind == k) for k, _ in KINDS}
+        if len(files) > 1
+        else sorted({s.kind for s in files[0].sections}),
         "sources": sorted(str(p.relative_to(ROOT)) for group in sources.values() for p in group),
     }
     record_path.write_text(json.dumps(record, indent=1))

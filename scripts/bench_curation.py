@@ -1,14 +1,15 @@
 """Curation throughput: the `local` profile on Ray Data against the same stages run sequentially.
 
-    .venv/bin/python scripts/bench_curation.py --out bench_out/curation.json          # `make bench`
-    .venv/bin/python scripts/bench_curation.py --long-input-hours 2 --out bench_out/curation_long.json
+    .venv/bin/python -m scripts.bench_curation --out bench_out/curation.json          # `make bench`
+    .venv/bin/python -m scripts.bench_curation --long-input-hours 2 --out bench_out/curation_long.json
 
 The default run builds about one hour of input (scripts/bench_corpus.py: files of 30-120 s made from the
 repository's clips, cached in bench_out/input) and curates it twice, each time in a fresh child process
 whose whole process tree (driver, Ray's GCS and raylet, every Ray worker) is sampled with psutil:
 
-  ray         pipelines.curate.run_curation on a local Ray with --cores CPUs (the job as users run it);
-  sequential  the same stage classes called one after the other in one process, no Ray
+  ray         curation.run.curate with pipelines.curate.RayExecutor on a local Ray with --cores CPUs (the job as
+              users run it);
+  sequential  the same stage objects run by curation.executor.SequentialExecutor in one process, no Ray
               (scripts/bench_sequential.py), as single-node tools run; torch gets a thread per core in
               every stage but VAD (silero-vad pins one thread, which is faster for it).
 
@@ -33,8 +34,8 @@ Figures (all in the JSON; the main ones in the printed table):
                        wall time includes waiting for a core. The rest of W x cores - S is overhead, reported by
                        share: the stage workers' CPU outside our code (batching, block building, (de)serial-
                        isation), the driver's (Ray Data's scheduler and the unit writer), Ray's daemons' and actors', and idle cores.
-  decoded/resampled    from the sequential run: how often each input was opened for decoding and which
-  once                 code resampled (scripts/bench_sequential.py, CallCounter).
+  resampled once       from the sequential run: which code resampled, how often (scripts/bench_sequential.py,
+                       CallCounter).
 
 --long-input-hours H instead curates one H-hour file (built block by block) with the Ray run alone and
 reports the tree's peak memory (target < 3 GB for two hours).
@@ -54,9 +55,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scripts.bench_corpus import build_set, long_recipe, plan_files  # noqa: E402
+from scripts.bench_corpus import build_set, long_recipe, plan_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {
@@ -72,8 +71,8 @@ def _psutil():
     try:
         import psutil
     except ImportError:  # ray vendors psutil (ray/thirdparty_files) and puts it on the path when imported
-        import ray  # noqa: F401
         import psutil
+        import ray  # noqa: F401
     return psutil
 
 
@@ -171,7 +170,12 @@ class TreeSampler(Periodic):
         loads the model) ends the first time Ray titles it with anything but IDLE or __init__."""
         label = _label(p)
         self.labels[p.pid] = label
-        if is_stage_worker(label) and p.pid not in self.startup_cpu and label != "ray::IDLE" and not label.endswith(".__init__"):
+        if (
+            is_stage_worker(label)
+            and p.pid not in self.startup_cpu
+            and label != "ray::IDLE"
+            and not label.endswith(".__init__")
+        ):
             self.startup_cpu[p.pid] = self.cpu_by_pid[p.pid]
 
     def _cpu_at(self, t: float) -> dict[int, float]:
@@ -226,10 +230,13 @@ def _at(timeline: list[tuple[float, int]], t: float) -> int:
 
 
 def bench_config(input_dir: Path, output: Path, cores: int, overrides: list[str] = ()):
-    from jobs.curate import profile_path
-    from schemas.config import load_config
+    from jobs.config import curate_config
 
-    return load_config(profile_path("local"), {"input": str(input_dir), "output": str(output), "ray": {"num_cpus": cores}}, overrides=list(overrides))
+    return curate_config(
+        "local",
+        direct={"input": str(input_dir), "output": str(output), "ray": {"num_cpus": cores}},
+        overrides=list(overrides),
+    )
 
 
 # ----------------------------------------------------------------------------- child processes
@@ -261,39 +268,45 @@ def _worker_sequential(cfg, cores: int) -> dict:
 
     # A strong baseline: torch's default of a thread per core in every stage, except VAD, which silero-vad
     # pins to one thread when imported (on this machine it is faster so: the model's steps are small).
-    threads = {name: (1 if name == "segmentation" else cores) for name in ("separation", "segmentation", "quality", "transcription")}
+    threads = {
+        name: (1 if name == "segmentation" else cores)
+        for name in ("separation", "segmentation", "quality", "transcription")
+    }
     return run_sequential(cfg, CallCounter(), threads)
 
 
 def _worker_ray(cfg, cores: int) -> dict:
-    import pipelines.curate as curate
+    import ray
+
+    from curation.run import curate
+    from curation.stages.pipeline import CurationPipeline
+    from pipelines.curate import RayExecutor, actor_groups
     from pipelines.ray_env import ensure_ray
 
     t = time.time()
     ensure_ray(cfg.ray.address, cores, cfg.ray.object_store_mb)
     startup_s = time.time() - t
-    seen: dict = {}
-    build, fin = curate.build_dataset, curate.finalize
-
-    def build_dataset(*args, **kwargs):
-        seen["exec_start"] = time.time()
-        seen["ds"] = build(*args, **kwargs)
-        return seen["ds"]
-
-    def finalize(*args, **kwargs):
-        seen["exec_end"] = time.time()
-        return fin(*args, **kwargs)
-
-    curate.build_dataset, curate.finalize = build_dataset, finalize
+    executor = RayExecutor(cfg)
     with ObjectStorePoller() as store:
-        summary = curate.run_curation(cfg, progress=False)
-    names = ["decode", *(name.lower() for name, _, _ in curate.actor_groups(cfg)), *([] if curate.encodes_in_actors(cfg) else ["encode"])]
-    ops = operator_times(seen["ds"].get_stats_summary(), names)
-    import ray
-
+        summary = curate(cfg, executor)
+    groups = actor_groups(cfg, CurationPipeline.from_config(cfg))
+    names = [
+        "decode",
+        *(name.lower() for name, _, _ in groups),
+        *([] if cfg.ray.fuse_stages is not None else ["encode"]),
+    ]
+    ops = operator_times(executor.dataset.get_stats_summary(), names)
     ray.shutdown()
-    return {"startup_s": startup_s, "exec_start": seen["exec_start"], "exec_end": seen["exec_end"], "wall_s": summary["wall_s"], "summary": summary,
-            "operators": ops, "object_store_timeline": store.timeline}
+    exec_start, exec_end = executor.window
+    return {
+        "startup_s": startup_s,
+        "exec_start": exec_start,
+        "exec_end": exec_end,
+        "wall_s": summary["wall_s"],
+        "summary": summary,
+        "operators": ops,
+        "object_store_timeline": store.timeline,
+    }
 
 
 def operator_times(stats, names: list[str]) -> list[dict]:
@@ -310,8 +323,15 @@ def operator_times(stats, names: list[str]) -> list[dict]:
             continue
         label, left = "+".join(left[:fused]), left[fused:]
         body = getattr(op, "function_body_time", None)
-        out.append({"stage": label, "operator": op.operator_name, "function_body_s": body.sum if body is not None else None,
-                    "task_wall_s": op.wall_time.sum, "task_cpu_s": op.cpu_time.sum if op.cpu_time is not None else None})
+        out.append(
+            {
+                "stage": label,
+                "operator": op.operator_name,
+                "function_body_s": body.sum if body is not None else None,
+                "task_wall_s": op.wall_time.sum,
+                "task_cpu_s": op.cpu_time.sum if op.cpu_time is not None else None,
+            }
+        )
     return out
 
 
@@ -335,7 +355,19 @@ def run_child(mode: str, cfg, cores: int, work: Path) -> dict:
     cfg_path.write_text(cfg.model_dump_json())
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     env.pop("RAY_ADDRESS", None)  # a local Ray of --cores CPUs, never a cluster named in the environment
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", mode, "--config-json", str(cfg_path), "--result", str(res_path), "--cores", str(cores)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scripts.bench_curation",
+        "--worker",
+        mode,
+        "--config-json",
+        str(cfg_path),
+        "--result",
+        str(res_path),
+        "--cores",
+        str(cores),
+    ]
     proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
     cpu0 = time.process_time()
     with TreeSampler(proc.pid) as sampler:
@@ -356,7 +388,9 @@ def run_child(mode: str, cfg, cores: int, work: Path) -> dict:
         result["peak_object_store_gb"] = max((b for _, b in store), default=0) / 1e9
         # An upper bound on the run's memory: PSS plus the object store at the same moment (a block that a live
         # process maps is counted twice)
-        result["peak_pss_plus_object_store_gb"] = max((pss + _at(store, t) for t, pss in sampler.pss_timeline), default=0) / 1e9
+        result["peak_pss_plus_object_store_gb"] = (
+            max((pss + _at(store, t) for t, pss in sampler.pss_timeline), default=0) / 1e9
+        )
     return result
 
 
@@ -441,7 +475,9 @@ def figures(seq: dict | None, ray_run: dict | None, cores: int) -> dict:
             "operators": ray_run["operators"],
         }
     if seq is not None and ray_run is not None:
-        out["ray_over_sequential"] = round(out["ray"]["audio_h_per_core_h"] / out["sequential"]["audio_h_per_core_h"], 2)
+        out["ray_over_sequential"] = round(
+            out["ray"]["audio_h_per_core_h"] / out["sequential"]["audio_h_per_core_h"], 2
+        )
     return out
 
 
@@ -450,8 +486,12 @@ def verdicts(fig: dict) -> dict:
     if "ray_over_sequential" in fig:
         v["ray_over_sequential >= 1.6"] = fig["ray_over_sequential"] >= TARGETS["ray_over_sequential"]
     if "stages" in fig:
-        v["decode >= 500x RT per core"] = fig["stages"]["decode"]["x_real_time_per_core"] >= TARGETS["decode_x_rt_per_core"]
-        v["VAD >= 100x RT per core"] = fig["stages"]["segmentation"]["x_real_time_per_core"] >= TARGETS["vad_x_rt_per_core"]
+        v["decode >= 500x RT per core"] = (
+            fig["stages"]["decode"]["x_real_time_per_core"] >= TARGETS["decode_x_rt_per_core"]
+        )
+        v["VAD >= 100x RT per core"] = (
+            fig["stages"]["segmentation"]["x_real_time_per_core"] >= TARGETS["vad_x_rt_per_core"]
+        )
         v["no audio decoded or resampled twice"] = fig["decoded_and_resampled_once"]["ok"]
     if "ray" in fig and fig["ray"]["overhead"] is not None and "long_input" not in fig:
         v["Ray overhead <= 10%"] = fig["ray"]["overhead"] <= TARGETS["ray_overhead_max"]
@@ -465,50 +505,93 @@ def print_table(fig: dict, cores: int) -> None:
     print(f"\n{'mode':<12}{'wall s':>9}{'audio-h/core-h':>16}{'peak RSS GB':>13}{'peak PSS GB':>13}{'kept':>7}")
     for m in modes:
         r = fig[m]
-        print(f"{m:<12}{r['wall_s']:>9.1f}{r['audio_h_per_core_h']:>16.2f}{r['peak_rss_gb']:>13.2f}{r['peak_pss_gb']:>13.2f}{r['segments_kept']:>7}")
+        print(
+            f"{m:<12}{r['wall_s']:>9.1f}{r['audio_h_per_core_h']:>16.2f}{r['peak_rss_gb']:>13.2f}{r['peak_pss_gb']:>13.2f}{r['segments_kept']:>7}"
+        )
     if "ray" in fig:
         r = fig["ray"]
-        print(f"Ray run memory: peak PSS {r['peak_pss_gb']:.2f} GB over {r['peak_processes']} processes; object store peak {r['peak_object_store_gb']:.2f} GB; "
-              f"PSS + object store <= {r['peak_pss_plus_object_store_gb']:.2f} GB")
+        print(
+            f"Ray run memory: peak PSS {r['peak_pss_gb']:.2f} GB over {r['peak_processes']} processes; object store peak {r['peak_object_store_gb']:.2f} GB; "
+            f"PSS + object store <= {r['peak_pss_plus_object_store_gb']:.2f} GB"
+        )
     if "ray_over_sequential" in fig:
-        print(f"Ray / sequential throughput: {fig['ray_over_sequential']:.2f}x (target >= {TARGETS['ray_over_sequential']})")
+        print(
+            f"Ray / sequential throughput: {fig['ray_over_sequential']:.2f}x (target >= {TARGETS['ray_over_sequential']})"
+        )
     if "ray" in fig and fig["ray"]["overhead"] is not None:
         r = fig["ray"]
         a = r["overhead_account"]
-        print(f"Ray overhead: {100 * r['overhead']:.1f}% of {r['execution_window_s']:.0f} s x {cores} cores less {a['startup_cpu_s_excluded']:.0f} s of worker "
-              f"start-up (ray.init's {r['startup_s_excluded']:.1f} s excluded too); shares: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in a["shares"].items()))
+        print(
+            f"Ray overhead: {100 * r['overhead']:.1f}% of {r['execution_window_s']:.0f} s x {cores} cores less {a['startup_cpu_s_excluded']:.0f} s of worker "
+            f"start-up (ray.init's {r['startup_s_excluded']:.1f} s excluded too); shares: "
+            + ", ".join(f"{k} {100 * v:.1f}%" for k, v in a["shares"].items())
+        )
     if "stages" in fig:
         print(f"\n{'stage (sequential)':<20}{'wall s':>9}{'CPU s':>9}{'x RT':>9}{'x RT/core':>11}{'share':>8}")
         for name, s in fig["stages"].items():
             xrt = f"{s['x_real_time']:.0f}" if s["x_real_time"] else "-"
             xrc = f"{s['x_real_time_per_core']:.0f}" if s["x_real_time_per_core"] else "-"
-            print(f"{name:<20}{s['wall_s']:>9.1f}{s['cpu_s']:>9.1f}{xrt:>9}{xrc:>11}{100 * s['share_of_stage_time']:>7.1f}%")
+            print(
+                f"{name:<20}{s['wall_s']:>9.1f}{s['cpu_s']:>9.1f}{xrt:>9}{xrc:>11}{100 * s['share_of_stage_time']:>7.1f}%"
+            )
         c = fig["decoded_and_resampled_once"]
-        print(f"decode opens per input <= {c['max_opens_per_input']}; mixture resampled in decode {c['mixture_resample_streams']} "
-              f"(inputs {c['inputs']}), in the separator {c['mixture_resamples_in_separator']} (pieces {c['pieces']}), vocals {c['vocals_resample_streams']} (pieces {c['pieces']}), other {c['other_resamples'] or 'none'}")
+        print(
+            f"mixture resampled in decode {c['mixture_resample_streams']} "
+            f"(inputs {c['inputs']}), in the separator {c['mixture_resamples_in_separator']} (pieces {c['pieces']}), vocals {c['vocals_resample_streams']} (pieces {c['pieces']}), other {c['other_resamples'] or 'none'}"
+        )
     print("\ntargets: " + ", ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in verdicts(fig).items()))
 
 
 def machine() -> dict:
     model = ""
     try:
-        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "")
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
     except OSError:
         pass
-    return {"cpu": model or platform.processor(), "nproc": os.cpu_count(), "python": platform.python_version(), "load_average_at_start": list(os.getloadavg())}
+    return {
+        "cpu": model or platform.processor(),
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench_out/curation.json", help="results as JSON")
     p.add_argument("--hours", type=float, default=1.0, help="hours of input audio (default 1)")
-    p.add_argument("--long-input-hours", type=float, default=None, help="curate ONE file this long (Ray run only) and report peak memory")
-    p.add_argument("--input-dir", default=None, help="where the input set is cached (default bench_out/input, or bench_out/input_long)")
+    p.add_argument(
+        "--long-input-hours",
+        type=float,
+        default=None,
+        help="curate ONE file this long (Ray run only) and report peak memory",
+    )
+    p.add_argument(
+        "--input-dir",
+        default=None,
+        help="where the input set is cached (default bench_out/input, or bench_out/input_long)",
+    )
     p.add_argument("--work-dir", default="bench_out/curation_runs", help="outputs of the runs (replaced on each run)")
-    p.add_argument("--cores", type=int, default=2, help="CPUs of the local Ray; core-hours = wall x cores for both modes")
+    p.add_argument(
+        "--cores", type=int, default=2, help="CPUs of the local Ray; core-hours = wall x cores for both modes"
+    )
     p.add_argument("--modes", default="ray,sequential", help="which runs (comma-separated)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field of the local profile in both runs (as `s2 curate --set`)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the local profile in both runs (as `s2 curate --set`)",
+    )
     p.add_argument("--worker", choices=["ray", "sequential"], help=argparse.SUPPRESS)
     p.add_argument("--config-json", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
@@ -521,8 +604,10 @@ def main(argv: list[str] | None = None) -> int:
     input_dir = Path(args.input_dir or ("bench_out/input_long" if long_mode else "bench_out/input"))
     t = time.time()
     recipe = build_set(input_dir, files)
-    print(f"input: {recipe['files']} files, {recipe['seconds'] / 3600:.3f} h in {input_dir} "
-          f"({'reused' if recipe['reused'] else f'built in {time.time() - t:.0f} s'}; recipe {recipe['hash']})")
+    print(
+        f"input: {recipe['files']} files, {recipe['seconds'] / 3600:.3f} h in {input_dir} "
+        f"({'reused' if recipe['reused'] else f'built in {time.time() - t:.0f} s'}; recipe {recipe['hash']})"
+    )
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     modes = ["ray"] if long_mode else [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -530,7 +615,12 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for mode in modes:
         print(f"running {mode} ...", flush=True)
-        results[mode] = run_child(mode, bench_config(input_dir.resolve(), (work / mode).resolve(), args.cores, args.overrides), args.cores, work)
+        results[mode] = run_child(
+            mode,
+            bench_config(input_dir.resolve(), (work / mode).resolve(), args.cores, args.overrides),
+            args.cores,
+            work,
+        )
     fig = figures(results.get("sequential"), results.get("ray"), args.cores)
     if long_mode:
         fig["long_input"] = {"hours": args.long_input_hours, "file": files[0].name}
@@ -541,7 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     fig["cores"] = args.cores
     fig["overrides"] = args.overrides
     fig["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    fig["command"] = " ".join([".venv/bin/python", "scripts/bench_curation.py", *(argv if argv is not None else sys.argv[1:])])
+    fig["command"] = " ".join(
+        [".venv/bin/python", "scripts/bench_curation.py", *(argv if argv is not None else sys.argv[1:])]
+    )
     print_table(fig, args.cores)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(fig, indent=1))

@@ -2,12 +2,12 @@
 
 For every clean clip (cropped to --crop-s, one DNSMOS window by default): the clip itself, the clip mixed with
 each noise recording at each --snrs (whole-clip SNR), and the clip under each other degradation of
-curation/degrade.py at three strengths. Prints mean/min/max OVRL, SIG, BAK, P.808 per condition and how many
+curation/evaluation/degrade.py at three strengths. Prints mean/min/max OVRL, SIG, BAK, P.808 per condition and how many
 pass the thresholds (the QualityConfig defaults, or --threshold DIM=VALUE ...), plus CPU time per window.
 
 Usage:
-  .venv/bin/python scripts/bench_quality.py --out bench_out/quality_dnsmos.json                  # tests/data
-  .venv/bin/python scripts/bench_quality.py --speech /work/shared/corpus/clean_en \\
+  .venv/bin/python -m scripts.bench_quality --out bench_out/quality_dnsmos.json                  # tests/data
+  .venv/bin/python -m scripts.bench_quality --speech /work/shared/corpus/clean_en \\
       --noise /work/shared/corpus/noise_music --out bench_out/quality_dnsmos_corpus.json
 """
 
@@ -21,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from curation.evaluation import degrade as D
+from curation.io.audio import decode_file
+from models import registry
+from schemas.config import ModelSpec, QualityConfig
 
-from curation import degrade as D  # noqa: E402
-from curation.audio import decode_file  # noqa: E402
-from curation.quality import failed_thresholds  # noqa: E402
-from models.quality import load_quality_scorer  # noqa: E402
-from schemas.config import ModelSpec, QualityConfig  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SR = 16000
 EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a"}
@@ -38,7 +36,9 @@ def _files(folder: str) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXTENSIONS)
 
 
-def _conditions(x: np.ndarray, other: np.ndarray, noises: dict[str, np.ndarray], snrs: list[float]) -> dict[str, np.ndarray]:
+def _conditions(
+    x: np.ndarray, other: np.ndarray, noises: dict[str, np.ndarray], snrs: list[float]
+) -> dict[str, np.ndarray]:
     rng = lambda: np.random.default_rng(0)  # noqa: E731  same noise offsets for every condition
     out = {"clean": x}
     for name, n in noises.items():
@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise", default=str(ROOT / "tests" / "data" / "noise"))
     p.add_argument("--snrs", type=float, nargs="+", default=[20.0, 10.0, 5.0, 0.0])
     p.add_argument("--crop-s", type=float, default=9.0, help="score the first N s of each clip (0 = whole clip)")
-    p.add_argument("--threshold", action="append", default=[], metavar="DIM=VALUE", help="replaces the QualityConfig defaults")
+    p.add_argument(
+        "--threshold", action="append", default=[], metavar="DIM=VALUE", help="replaces the QualityConfig defaults"
+    )
     p.add_argument("--batch-size", type=int, default=4, help="DNSMOS windows per ONNX run")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     crop = int(args.crop_s * SR) if args.crop_s > 0 else None
     speech = {f.name: decode_file(str(f), SR).audio[:crop] for f in _files(args.speech)}
     noises = {f.stem: decode_file(str(f), SR).audio for f in _files(args.noise)}
-    scorer = load_quality_scorer(ModelSpec(name="dnsmos", batch_size=args.batch_size))
+    scorer = registry.build("quality", ModelSpec(name="dnsmos", batch_size=args.batch_size))
 
     names = sorted(speech)
     items: list[dict] = []
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         scores = scorer.score(list(conds.values()), SR)
         windows += sum(len(scorer.windows(w)) for w in conds.values())
         for cond, s in zip(conds, scores):
-            items.append({"clip": name, "condition": cond, **s.extra, "kept": not failed_thresholds(s, thresholds)})
+            items.append({"clip": name, "condition": cond, **s.extra, "kept": not s.failed(thresholds)})
     elapsed = time.perf_counter() - start
 
     groups: dict[str, list[dict]] = {}
@@ -101,12 +103,28 @@ def main(argv: list[str] | None = None) -> int:
             "p808_mean": float(np.mean([r["p808"] for r in rows])), "kept": sum(r["kept"] for r in rows),
         }  # fmt: skip
         summary[cond] = row
-        print(f"{cond:<22}{row['n']:>4}{row['ovrl_mean']:>10.2f} [{row['ovrl_min']:.2f}, {row['ovrl_max']:.2f}]{row['sig_mean']:>7.2f}{row['bak_mean']:>7.2f}{row['p808_mean']:>7.2f}{row['kept']:>5}/{row['n']}")
-    print("0 dB kept per noise: " + ", ".join(f"{n}: {sum(r['kept'] for r in items if r['condition'] == f'noise 0 dB|{n}')}/{len(names)}" for n in noises) if 0.0 in args.snrs else "")
-    print(f"{windows} windows in {elapsed:.1f} s: {elapsed / windows * 1000:.0f} ms per 9.01 s window (CPU, 1 thread per session)")
+        print(
+            f"{cond:<22}{row['n']:>4}{row['ovrl_mean']:>10.2f} [{row['ovrl_min']:.2f}, {row['ovrl_max']:.2f}]{row['sig_mean']:>7.2f}{row['bak_mean']:>7.2f}{row['p808_mean']:>7.2f}{row['kept']:>5}/{row['n']}"
+        )
+    print(
+        "0 dB kept per noise: "
+        + ", ".join(
+            f"{n}: {sum(r['kept'] for r in items if r['condition'] == f'noise 0 dB|{n}')}/{len(names)}" for n in noises
+        )
+        if 0.0 in args.snrs
+        else ""
+    )
+    print(
+        f"{windows} windows in {elapsed:.1f} s: {elapsed / windows * 1000:.0f} ms per 9.01 s window (CPU, 1 thread per session)"
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"thresholds": thresholds, "summary": summary, "items": items, "s_per_window": elapsed / windows}, indent=1))
+        Path(args.out).write_text(
+            json.dumps(
+                {"thresholds": thresholds, "summary": summary, "items": items, "s_per_window": elapsed / windows},
+                indent=1,
+            )
+        )
     return 0
 
 

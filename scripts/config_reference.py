@@ -1,6 +1,6 @@
 """Print the README's configuration reference (a Markdown table) from schemas/config.py.
 
-    .venv/bin/python scripts/config_reference.py   # paste between the CONFIG-REFERENCE markers
+    .venv/bin/python -m scripts.config_reference   # paste between the CONFIG-REFERENCE markers
 tests/jobs/test_docs.py fails when the README's table differs from this output.
 """
 

@@ -13,8 +13,8 @@ and times three things on the same batch (default 64 clips x 10 s):
 and reports audio-hours per GPU-hour for each, plus end_to_end / forward_only (target >= 0.75).
 
 Usage:
-  .venv/bin/python scripts/gpu_bench_quality.py --out bench_out/quality_gpu.json    # on a GPU machine
-  .venv/bin/python scripts/gpu_bench_quality.py --dry-run                            # tiny model on CPU, seconds
+  .venv/bin/python -m scripts.gpu_bench_quality --out bench_out/quality_gpu.json    # on a GPU machine
+  .venv/bin/python -m scripts.gpu_bench_quality --dry-run                            # tiny model on CPU, seconds
 Options: --batch 64 --seconds 10 --iters 10 --warmup 3 --dtype bfloat16 --device cuda
 """
 
@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from models.quality.head import HeadConfig, QualityHead
+from models.quality.w2vbert import W2vBertQualityScorer
+from models.quality.w2vbert_backbone import W2vBertBackbone
 
-from models.quality.head import HeadConfig, QualityHead  # noqa: E402
-from models.quality.w2vbert import W2vBertBackbone, W2vBertQualityScorer  # noqa: E402
-
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_depthwise_kernel_size=5)
+TINY = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_depthwise_kernel_size=5
+)
 
 
 def _sync(device: torch.device) -> None:
@@ -56,7 +57,9 @@ def _time(fn, device: torch.device, warmup: int, iters: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dry-run", action="store_true", help="tiny config on CPU, small batch: checks the script in seconds")
+    p.add_argument(
+        "--dry-run", action="store_true", help="tiny config on CPU, small batch: checks the script in seconds"
+    )
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--iters", type=int, default=10)
@@ -81,7 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     backbone = W2vBertBackbone(Wav2Vec2BertModel(config), device, dtype)
     n_params = sum(t.numel() for t in backbone.model.parameters())
     dims = ["overall", "snr", "recording_quality", "intelligibility", "speaker_consistency"]
-    head = QualityHead(HeadConfig(dims=dims, in_features=config.hidden_size, hidden=256, label_mean=[3.0] * 5, label_std=[1.0] * 5, thresholds=[3.0] * 5))
+    head = QualityHead(
+        HeadConfig(
+            dims=dims,
+            in_features=config.hidden_size,
+            hidden=256,
+            label_mean=[3.0] * 5,
+            label_std=[1.0] * 5,
+            thresholds=[3.0] * 5,
+        )
+    )
     scorer = W2vBertQualityScorer.from_modules(backbone, head, "bench", batch_size=args.batch)
 
     rng = np.random.default_rng(0)
@@ -100,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 
     audio_s = args.batch * args.seconds
     rows = {}
-    for name, fn in (("fbank_only", fbank_only), ("forward_only", forward_only), ("end_to_end", lambda: scorer.score(waves, 16000))):
+    for name, fn in (
+        ("fbank_only", fbank_only),
+        ("forward_only", forward_only),
+        ("end_to_end", lambda: scorer.score(waves, 16000)),
+    ):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         s = _time(fn, device, args.warmup, args.iters)
@@ -122,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "end_to_end_over_forward_only": ratio,
         "target": 0.75,
     }
-    print(f"w2v-BERT quality scorer, {result['params_m']:.2f}M params, {result['dtype']}, {args.batch} x {args.seconds:g} s, device {result['device']}")
+    print(
+        f"w2v-BERT quality scorer, {result['params_m']:.2f}M params, {result['dtype']}, {args.batch} x {args.seconds:g} s, device {result['device']}"
+    )
     print(f"{'mode':<14}{'s/batch':>10}{'audio-h per GPU-h':>20}{'peak GiB':>10}")
     for name, r in rows.items():
         mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"

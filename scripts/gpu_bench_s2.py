@@ -3,7 +3,7 @@
 Stages, each built through the project's own wrappers where they exist and timed on one GPU:
 
   separation     HTDemucs (demucs' HTDemucs with 4 sources and the published 7.8 s segment, ~42M parameters),
-                 saved as a demucs .safetensors file and loaded through `load_separator` with the s2 profile's
+                 saved as a demucs .safetensors file and built through models.registry with the s2 profile's
                  chunking and batch size; inputs of --sep-seconds at 44.1 kHz (what decode yields for it), vocals
                  out at 16 kHz: `DemucsSeparator.vocals`, chunking and resampling included
   quality        w2v-BERT 2.0 (transformers `Wav2Vec2BertConfig()` defaults, ~580M parameters) + quality head:
@@ -22,8 +22,8 @@ End to end: one GPU running every stage in turn, 1 / sum(1 / rate) over separati
 transcription row, as if every input second reached every stage (VAD and the filters only remove work).
 
 Usage:
-  .venv/bin/python scripts/gpu_bench_s2.py --out bench_out/s2_gpu.json        # on a GPU machine (H100 80 GB fits)
-  .venv/bin/python scripts/gpu_bench_s2.py --dry-run                           # tiny models on CPU, seconds
+  .venv/bin/python -m scripts.gpu_bench_s2 --out bench_out/s2_gpu.json        # on a GPU machine (H100 80 GB fits)
+  .venv/bin/python -m scripts.gpu_bench_s2 --dry-run                           # tiny models on CPU, seconds
 Options: --seconds 10 --asr-batches 8,64,256 --new-tokens 64 --sep-seconds 60 --sep-inputs 8 --iters 3
          --warmup 1 --device cuda --stages separation,quality,transcription,vllm
          --vllm-model Qwen/Qwen3-Omni-30B-A3B-Instruct (hub id or local folder; needs its config, tokenizer
@@ -45,40 +45,123 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from models.asr.qwen3_omni import DEFAULT_PROMPT, audio_token_count, vllm_prompt  # noqa: E402
-from scripts.gpu_bench_quality import TINY as TINY_W2VBERT  # noqa: E402
-from scripts.gpu_bench_quality import _time  # noqa: E402
+from models.asr.qwen3_omni import DEFAULT_PROMPT, audio_token_count, vllm_prompt
+from scripts.gpu_bench_quality import TINY as TINY_W2VBERT
+from scripts.gpu_bench_quality import _time
 
 # Qwen3-Omni-30B-A3B-Instruct, config.json `thinker_config` (the values that shape compute and memory).
 THINKER = dict(
-    audio_config=dict(num_mel_bins=128, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, d_model=1280,
-                      output_dim=2048, n_window=50, n_window_infer=800, conv_chunksize=500, downsample_hidden_size=480,
-                      max_source_positions=1500, activation_function="gelu", scale_embedding=False),
-    vision_config=dict(depth=27, hidden_size=1152, intermediate_size=4304, num_heads=16, out_hidden_size=2048, patch_size=16,
-                       spatial_merge_size=2, temporal_patch_size=2, deepstack_visual_indexes=[8, 16, 24], num_position_embeddings=2304,
-                       hidden_act="gelu_pytorch_tanh", in_channels=3),
-    text_config=dict(vocab_size=152064, hidden_size=2048, intermediate_size=768, moe_intermediate_size=768, num_hidden_layers=48,
-                     num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128, num_experts_per_tok=8,
-                     norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[], max_position_embeddings=65536, rms_norm_eps=1e-6,
-                     rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [24, 20, 20], "interleaved": True},
-                     hidden_act="silu", attention_bias=False, tie_word_embeddings=False),
-    audio_token_id=151675, audio_start_token_id=151669, image_token_id=151655, video_token_id=151656, vision_start_token_id=151652,
-    position_id_per_seconds=13, user_token_id=872,
+    audio_config=dict(
+        num_mel_bins=128,
+        encoder_layers=32,
+        encoder_attention_heads=20,
+        encoder_ffn_dim=5120,
+        d_model=1280,
+        output_dim=2048,
+        n_window=50,
+        n_window_infer=800,
+        conv_chunksize=500,
+        downsample_hidden_size=480,
+        max_source_positions=1500,
+        activation_function="gelu",
+        scale_embedding=False,
+    ),
+    vision_config=dict(
+        depth=27,
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_heads=16,
+        out_hidden_size=2048,
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        deepstack_visual_indexes=[8, 16, 24],
+        num_position_embeddings=2304,
+        hidden_act="gelu_pytorch_tanh",
+        in_channels=3,
+    ),
+    text_config=dict(
+        vocab_size=152064,
+        hidden_size=2048,
+        intermediate_size=768,
+        moe_intermediate_size=768,
+        num_hidden_layers=48,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        head_dim=128,
+        num_experts=128,
+        num_experts_per_tok=8,
+        norm_topk_prob=True,
+        decoder_sparse_step=1,
+        mlp_only_layers=[],
+        max_position_embeddings=65536,
+        rms_norm_eps=1e-6,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 1000000.0,
+            "mrope_section": [24, 20, 20],
+            "interleaved": True,
+        },
+        hidden_act="silu",
+        attention_bias=False,
+        tie_word_embeddings=False,
+    ),
+    audio_token_id=151675,
+    audio_start_token_id=151669,
+    image_token_id=151655,
+    video_token_id=151656,
+    vision_start_token_id=151652,
+    position_id_per_seconds=13,
+    user_token_id=872,
 )
 # Qwen's chat tokens: <|im_start|>, <|im_end|>, <|audio_end|>, 'user', 'assistant', '\n'
 CHAT_IDS = dict(im_start=151644, im_end=151645, audio_end=151670, user=872, assistant=77091, newline=198)
 
 TINY_THINKER = dict(
-    audio_config=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64,
-                      n_window=50, n_window_infer=100, downsample_hidden_size=8),
-    vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=64, deepstack_visual_indexes=[0],
-                       num_position_embeddings=16),
-    text_config=dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     head_dim=16, moe_intermediate_size=64, num_experts=2, num_experts_per_tok=1,
-                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "interleaved": True}),
-    audio_token_id=505, audio_start_token_id=504, image_token_id=507, video_token_id=508, vision_start_token_id=506, user_token_id=400,
+    audio_config=dict(
+        num_mel_bins=128,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        d_model=16,
+        output_dim=64,
+        n_window=50,
+        n_window_infer=100,
+        downsample_hidden_size=8,
+    ),
+    vision_config=dict(
+        depth=1,
+        hidden_size=16,
+        intermediate_size=32,
+        num_heads=2,
+        out_hidden_size=64,
+        deepstack_visual_indexes=[0],
+        num_position_embeddings=16,
+    ),
+    text_config=dict(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        moe_intermediate_size=64,
+        num_experts=2,
+        num_experts_per_tok=1,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [2, 3, 3],
+            "interleaved": True,
+        },
+    ),
+    audio_token_id=505,
+    audio_start_token_id=504,
+    image_token_id=507,
+    video_token_id=508,
+    vision_start_token_id=506,
+    user_token_id=400,
 )
 TINY_CHAT_IDS = dict(im_start=500, im_end=501, audio_end=503, user=400, assistant=401, newline=10)
 
@@ -109,29 +192,57 @@ def _row(name: str, batch: int, audio_s: float, fn, device: torch.device, warmup
     except torch.OutOfMemoryError:
         _free()
         return {"stage": name, "batch": batch, "audio_s": audio_s, "error": "OOM", **extra}
-    return {"stage": name, "batch": batch, "audio_s": audio_s, "s_per_batch": s, "audio_hours_per_gpu_hour": audio_s / s,
-            "peak_mem_gib": _peak_gib(device), **extra}
+    return {
+        "stage": name,
+        "batch": batch,
+        "audio_s": audio_s,
+        "s_per_batch": s,
+        "audio_hours_per_gpu_hour": audio_s / s,
+        "peak_mem_gib": _peak_gib(device),
+        **extra,
+    }
 
 
 def bench_separation(args, cfg, device: torch.device) -> list[dict]:
     from demucs.htdemucs import HTDemucs
 
-    from models.separator import load_separator
+    from models import registry
     from models.separator.demucs import save_demucs
 
     torch.manual_seed(0)
-    model = HTDemucs(SOURCES, **TINY_HTDEMUCS, samplerate=16000) if args.dry_run else HTDemucs(SOURCES, segment=Fraction(39, 5))
+    model = (
+        HTDemucs(SOURCES, **TINY_HTDEMUCS, samplerate=16000)
+        if args.dry_run
+        else HTDemucs(SOURCES, segment=Fraction(39, 5))
+    )
     params = sum(p.numel() for p in model.parameters()) / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "htdemucs_random.safetensors"
         save_demucs(model, path)
         del model
-        spec = cfg.separation.model.model_copy(update={"checkpoint": str(path), "device": str(device), "batch_size": args.sep_batch or cfg.separation.model.batch_size})
-        sep = load_separator(spec, cfg.separation.chunk_s, cfg.separation.overlap_s)
+        spec = cfg.separation.model.model_copy(
+            update={
+                "checkpoint": str(path),
+                "device": str(device),
+                "batch_size": args.sep_batch or cfg.separation.model.batch_size,
+            }
+        )
+        sep = registry.build("separator", spec, chunk_s=cfg.separation.chunk_s, overlap_s=cfg.separation.overlap_s)
     rate = sep.sample_rate
     waves = _noise(np.random.default_rng(0), int(args.sep_seconds * rate), args.sep_inputs)
-    row = _row("separation", args.sep_inputs, args.sep_inputs * args.sep_seconds, lambda: sep.vocals(waves, rate, 16000), device,
-               args.warmup, args.iters, params_m=params, model_batch=spec.batch_size, chunk_s=cfg.separation.chunk_s, input_rate=rate)
+    row = _row(
+        "separation",
+        args.sep_inputs,
+        args.sep_inputs * args.sep_seconds,
+        lambda: sep.vocals(waves, rate, 16000),  # noqa: F821 (called before the del below)
+        device,
+        args.warmup,
+        args.iters,
+        params_m=params,
+        model_batch=spec.batch_size,
+        chunk_s=cfg.separation.chunk_s,
+        input_rate=rate,
+    )
     del sep
     _free()
     return [row]
@@ -141,18 +252,37 @@ def bench_quality(args, cfg, device: torch.device, dtype: torch.dtype) -> list[d
     from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 
     from models.quality.head import HeadConfig, QualityHead
-    from models.quality.w2vbert import W2vBertBackbone, W2vBertQualityScorer
+    from models.quality.w2vbert import W2vBertQualityScorer
+    from models.quality.w2vbert_backbone import W2vBertBackbone
 
     torch.manual_seed(0)
     config = Wav2Vec2BertConfig(**TINY_W2VBERT) if args.dry_run else Wav2Vec2BertConfig()
     backbone = W2vBertBackbone(Wav2Vec2BertModel(config), device, dtype)
     params = sum(p.numel() for p in backbone.model.parameters()) / 1e6
     dims = ["overall", "snr", "recording_quality", "intelligibility", "speaker_consistency"]
-    head = QualityHead(HeadConfig(dims=dims, in_features=config.hidden_size, hidden=256, label_mean=[3.0] * 5, label_std=[1.0] * 5, thresholds=[3.0] * 5))
+    head = QualityHead(
+        HeadConfig(
+            dims=dims,
+            in_features=config.hidden_size,
+            hidden=256,
+            label_mean=[3.0] * 5,
+            label_std=[1.0] * 5,
+            thresholds=[3.0] * 5,
+        )
+    )
     batch = args.quality_batch or cfg.quality.model.batch_size
     scorer = W2vBertQualityScorer.from_modules(backbone, head, "bench", batch_size=batch)
     waves = _noise(np.random.default_rng(1), int(args.seconds * 16000), batch)
-    row = _row("quality", batch, batch * args.seconds, lambda: scorer.score(waves, 16000), device, args.warmup, args.iters, params_m=params)
+    row = _row(
+        "quality",
+        batch,
+        batch * args.seconds,
+        lambda: scorer.score(waves, 16000),  # noqa: F821 (called before the del below)
+        device,
+        args.warmup,
+        args.iters,
+        params_m=params,
+    )
     del scorer, backbone
     _free()
     return [row]
@@ -177,20 +307,43 @@ def thinker_inputs(model, waves: list[np.ndarray], chat: dict, device: torch.dev
 
     cfg = model.config
     feats = WhisperFeatureExtractor(feature_size=cfg.audio_config.num_mel_bins)(
-        waves, sampling_rate=16000, padding=True, truncation=False, return_attention_mask=True, return_tensors="pt")
+        waves, sampling_rate=16000, padding=True, truncation=False, return_attention_mask=True, return_tensors="pt"
+    )
     rng = np.random.default_rng(2)
     n_instruction = int(len(DEFAULT_PROMPT.split()) * 1.3)
     vocab_low = min(1000, cfg.text_config.vocab_size // 4)
     rows = []
     for n in feats["attention_mask"].sum(-1).tolist():
-        audio = [cfg.audio_start_token_id] + [cfg.audio_token_id] * audio_token_count(int(n), cfg.audio_config.n_window) + [chat["audio_end"]]
+        audio = (
+            [cfg.audio_start_token_id]
+            + [cfg.audio_token_id] * audio_token_count(int(n), cfg.audio_config.n_window)
+            + [chat["audio_end"]]
+        )
         words = rng.integers(vocab_low, min(cfg.text_config.vocab_size, 150000) - 1, n_instruction).tolist()
-        rows.append([chat["im_start"], chat["user"], chat["newline"], *audio, *words, chat["im_end"], chat["newline"], chat["im_start"], chat["assistant"], chat["newline"]])
+        rows.append(
+            [
+                chat["im_start"],
+                chat["user"],
+                chat["newline"],
+                *audio,
+                *words,
+                chat["im_end"],
+                chat["newline"],
+                chat["im_start"],
+                chat["assistant"],
+                chat["newline"],
+            ]
+        )
     width = max(map(len, rows))
     ids = torch.tensor([[chat["im_end"]] * (width - len(r)) + r for r in rows], device=device)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    return {"input_ids": ids, "attention_mask": mask, "input_features": feats["input_features"].to(device, dtype),
-            "feature_attention_mask": feats["attention_mask"].to(device), "prompt_tokens": width}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "input_features": feats["input_features"].to(device, dtype),
+        "feature_attention_mask": feats["attention_mask"].to(device),
+        "prompt_tokens": width,
+    }
 
 
 def bench_transcription(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
@@ -204,18 +357,43 @@ def bench_transcription(args, device: torch.device, dtype: torch.dtype) -> list[
             inputs = thinker_inputs(model, _noise(rng, int(args.seconds * 16000), batch), chat, device, dtype)
         except torch.OutOfMemoryError:
             _free()
-            rows.append({"stage": "transcription (transformers)", "batch": batch, "audio_s": batch * args.seconds, "error": "OOM"})
+            rows.append(
+                {
+                    "stage": "transcription (transformers)",
+                    "batch": batch,
+                    "audio_s": batch * args.seconds,
+                    "error": "OOM",
+                }
+            )
             continue
         prompt_tokens = inputs.pop("prompt_tokens")
 
         @torch.inference_mode()
         def generate(inputs=inputs):
-            out = model.generate(**inputs, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
-                                 pad_token_id=chat["im_end"], eos_token_id=chat["im_end"])
+            out = model.generate(  # noqa: F821 (called before the del below)
+                **inputs,
+                max_new_tokens=args.new_tokens,
+                min_new_tokens=args.new_tokens,
+                do_sample=False,
+                pad_token_id=chat["im_end"],
+                eos_token_id=chat["im_end"],
+            )
             assert out.shape[1] == inputs["input_ids"].shape[1] + args.new_tokens  # a fixed output length
 
-        rows.append(_row("transcription (transformers)", batch, batch * args.seconds, generate, device, args.warmup, args.iters,
-                         params_b=params, prompt_tokens=prompt_tokens, new_tokens=args.new_tokens))
+        rows.append(
+            _row(
+                "transcription (transformers)",
+                batch,
+                batch * args.seconds,
+                generate,
+                device,
+                args.warmup,
+                args.iters,
+                params_b=params,
+                prompt_tokens=prompt_tokens,
+                new_tokens=args.new_tokens,
+            )
+        )
         del inputs
         _free()
     del model
@@ -231,24 +409,46 @@ def bench_vllm(args) -> list[dict]:
         print("vllm: not installed (pip install -e '.[vllm]' on a GPU machine): vLLM measurement skipped")
         return []
     try:
-        llm = LLM(model=args.vllm_model, load_format="dummy", dtype="bfloat16", max_model_len=4096, seed=0,
-                  max_num_seqs=max(args.asr_batches), limit_mm_per_prompt={"audio": 1, "image": 0, "video": 0})
+        llm = LLM(
+            model=args.vllm_model,
+            load_format="dummy",
+            dtype="bfloat16",
+            max_model_len=4096,
+            seed=0,
+            max_num_seqs=max(args.asr_batches),
+            limit_mm_per_prompt={"audio": 1, "image": 0, "video": 0},
+        )
     except Exception as exc:  # no config/tokenizer reachable, unsupported architecture in this vLLM, ...
-        print(f"vllm: could not start {args.vllm_model!r} ({type(exc).__name__}: {str(exc)[:300]}): vLLM measurement skipped")
+        print(
+            f"vllm: could not start {args.vllm_model!r} ({type(exc).__name__}: {str(exc)[:300]}): vLLM measurement skipped"
+        )
         return []
     params = SamplingParams(temperature=0.0, max_tokens=args.new_tokens, min_tokens=args.new_tokens, ignore_eos=True)
     prompt = vllm_prompt({})
     rng = np.random.default_rng(4)
     rows = []
     for batch in args.asr_batches:
-        requests = [{"prompt": prompt, "multi_modal_data": {"audio": (w, 16000)}} for w in _noise(rng, int(args.seconds * 16000), batch)]
+        requests = [
+            {"prompt": prompt, "multi_modal_data": {"audio": (w, 16000)}}
+            for w in _noise(rng, int(args.seconds * 16000), batch)
+        ]
 
         def generate(requests=requests):
             out = llm.generate(requests, params, use_tqdm=False)
             assert all(len(o.outputs[0].token_ids) == args.new_tokens for o in out)
 
-        rows.append(_row("transcription (vLLM)", batch, batch * args.seconds, generate, torch.device("cpu"), args.warmup, args.iters,
-                         new_tokens=args.new_tokens))
+        rows.append(
+            _row(
+                "transcription (vLLM)",
+                batch,
+                batch * args.seconds,
+                generate,
+                torch.device("cpu"),
+                args.warmup,
+                args.iters,
+                new_tokens=args.new_tokens,
+            )
+        )
     return rows
 
 
@@ -267,22 +467,30 @@ def end_to_end(rows: list[dict]) -> dict | None:
 
 
 def print_table(result: dict) -> None:
-    print(f"s2 profile GPU stages, random weights, device {result['device']}, {result['dtype']}, {result['seconds']:g} s clips")
+    print(
+        f"s2 profile GPU stages, random weights, device {result['device']}, {result['dtype']}, {result['seconds']:g} s clips"
+    )
     print(f"{'stage':<30}{'batch':>7}{'s/batch':>10}{'audio-h per GPU-h':>20}{'peak GiB':>10}")
     for r in result["rows"]:
         if "error" in r:
             print(f"{r['stage']:<30}{r['batch']:>7}{r['error']:>10}")
             continue
         mem = f"{r['peak_mem_gib']:.1f}" if r.get("peak_mem_gib") is not None else "-"
-        print(f"{r['stage']:<30}{r['batch']:>7}{r['s_per_batch']:>10.3f}{r['audio_hours_per_gpu_hour']:>20.0f}{mem:>10}")
+        print(
+            f"{r['stage']:<30}{r['batch']:>7}{r['s_per_batch']:>10.3f}{r['audio_hours_per_gpu_hour']:>20.0f}{mem:>10}"
+        )
     e2e = result["end_to_end"]
     if e2e:
-        print(f"{'end to end (one GPU)':<30}{'':>7}{'':>10}{e2e['audio_hours_per_gpu_hour']:>20.0f}   ({', '.join(e2e['from'].values())})")
+        print(
+            f"{'end to end (one GPU)':<30}{'':>7}{'':>10}{e2e['audio_hours_per_gpu_hour']:>20.0f}   ({', '.join(e2e['from'].values())})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dry-run", action="store_true", help="tiny models on CPU, small batches: checks the script in seconds")
+    p.add_argument(
+        "--dry-run", action="store_true", help="tiny models on CPU, small batches: checks the script in seconds"
+    )
     p.add_argument("--seconds", type=float, default=10.0, help="clip length for quality and transcription")
     p.add_argument("--asr-batches", default="8,64,256")
     p.add_argument("--new-tokens", type=int, default=64)
@@ -305,15 +513,14 @@ def main(argv: list[str] | None = None) -> int:
         args.quality_batch = args.quality_batch or 2
         torch.set_num_threads(1)  # tiny models: threads cost more than they save
 
-    from jobs.curate import profile_path
-    from schemas.config import load_config
+    from jobs.config import curate_config
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA device; use --dry-run to check the script on CPU", file=sys.stderr)
         return 2
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    cfg = load_config(profile_path("s2"), {"input": "-", "output": "-"})
+    cfg = curate_config("s2", direct={"input": "-", "output": "-"})
     rows: list[dict] = []
     t0 = time.time()
     if "separation" in stages:

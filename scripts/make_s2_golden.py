@@ -28,17 +28,30 @@ TARGETS_DIR = Path(__file__).resolve().parent / "golden"
 GOLDEN_DIR = ROOT / "tests" / "data" / "golden"
 # What the reference's codec and Dual-AR modules import, nothing more (their package __init__s, which pull
 # torchaudio and a dozen more, are bypassed by scripts/golden/reference_imports.py).
-REFERENCE_PACKAGES = ["descript-audio-codec", "descript-audiotools", "einops", "loguru", "loralib", "numpy", "tqdm", "safetensors"]
+REFERENCE_PACKAGES = [
+    "descript-audio-codec",
+    "descript-audiotools",
+    "einops",
+    "loguru",
+    "loralib",
+    "numpy",
+    "tqdm",
+    "safetensors",
+]
 TORCH_SPEC = "torch==2.13.0"
 
 
 def targets() -> list[str]:
-    return sorted(p.stem for p in TARGETS_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem != "reference_imports")
+    return sorted(
+        p.stem for p in TARGETS_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem != "reference_imports"
+    )
 
 
 def export(mirror: Path, dest: Path) -> Path:
     """The pinned commit of a git directory, as files."""
-    archive = subprocess.run(["git", "--git-dir", str(mirror), "archive", PINNED_COMMIT], check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "--git-dir", str(mirror), "archive", PINNED_COMMIT], check=True, capture_output=True
+    ).stdout
     with tempfile.TemporaryFile() as f:
         f.write(archive)
         f.seek(0)
@@ -61,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--mirror", type=Path, help="git directory of fishaudio/fish-speech holding the pinned commit")
     src.add_argument("--source", type=Path, help="an export of fishaudio/fish-speech at the pinned commit")
-    p.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "s2-reference-venv", help="the reference's environment")
+    p.add_argument(
+        "--venv",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "s2-reference-venv",
+        help="the reference's environment",
+    )
     p.add_argument("--out", type=Path, default=GOLDEN_DIR)
     p.add_argument("targets", nargs="*", help=f"default: all ({', '.join(targets())})")
     args = p.parse_args(argv)

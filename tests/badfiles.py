@@ -65,7 +65,14 @@ def make_bad_inputs(root: Path) -> dict[str, str | None]:
     exp["text.mp3"] = "unreadable_container"
     # a WAV header claiming ~18 hours in front of 1 s of samples
     pcm = (x[:16000] * 32767).astype("<i2").tobytes()
-    header = b"RIFF" + struct.pack("<I", 0x7FFFFFFF) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16) + b"data" + struct.pack("<I", 0x7FFFFFF0)
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 0x7FFFFFFF)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16)
+        + b"data"
+        + struct.pack("<I", 0x7FFFFFF0)
+    )
     (root / "lying_header.wav").write_bytes(header + pcm)
     exp["lying_header.wav"] = "segment_too_short"  # 1 s of real data, decoded, too short to keep
     bad = x.copy()

@@ -24,7 +24,9 @@ def _byte_tokenizer():
     tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>", additional_special_tokens=SPECIALS[1:])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>", additional_special_tokens=SPECIALS[1:]
+    )
 
 
 def build_qwen3_omni_thinker(path: Path) -> Path:
@@ -39,16 +41,51 @@ def build_qwen3_omni_thinker(path: Path) -> Path:
     ids = {s: tokenizer.convert_tokens_to_ids(s) for s in SPECIALS}
     vocab = len(tokenizer)
     config = Qwen3OmniMoeThinkerConfig(
-        audio_config=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16,
-                          output_dim=64, n_window=50, n_window_infer=100, downsample_hidden_size=8),
-        vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=64,
-                           deepstack_visual_indexes=[0], num_position_embeddings=16),
-        text_config=dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, head_dim=16, moe_intermediate_size=64, num_experts=2, num_experts_per_tok=1,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "interleaved": True},
-                         pad_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"]),
-        audio_token_id=ids["<|audio_pad|>"], audio_start_token_id=ids["<|audio_start|>"],
-        vision_start_token_id=vocab + 1, image_token_id=vocab + 2, video_token_id=vocab + 3,
+        audio_config=dict(
+            num_mel_bins=128,
+            encoder_layers=1,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            d_model=16,
+            output_dim=64,
+            n_window=50,
+            n_window_infer=100,
+            downsample_hidden_size=8,
+        ),
+        vision_config=dict(
+            depth=1,
+            hidden_size=16,
+            intermediate_size=32,
+            num_heads=2,
+            out_hidden_size=64,
+            deepstack_visual_indexes=[0],
+            num_position_embeddings=16,
+        ),
+        text_config=dict(
+            vocab_size=vocab,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            moe_intermediate_size=64,
+            num_experts=2,
+            num_experts_per_tok=1,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+                "interleaved": True,
+            },
+            pad_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+        ),
+        audio_token_id=ids["<|audio_pad|>"],
+        audio_start_token_id=ids["<|audio_start|>"],
+        vision_start_token_id=vocab + 1,
+        image_token_id=vocab + 2,
+        video_token_id=vocab + 3,
     )
     torch.manual_seed(0)
     model = Qwen3OmniMoeThinkerForConditionalGeneration(config)
@@ -57,22 +94,34 @@ def build_qwen3_omni_thinker(path: Path) -> Path:
     # Teach it one answer, whatever the audio, on prompts laid out exactly as the transcriber lays them out.
     rng = np.random.default_rng(0)
     lengths = (16000, 26000, 48000, 80000)  # 1 to 5 s: the prompt grows with the audio, so teach all sizes
-    feats = features([rng.standard_normal(n).astype(np.float32) * 0.1 for n in lengths], sampling_rate=16000,
-                     padding=True, return_attention_mask=True, return_tensors="pt")
+    feats = features(
+        [rng.standard_normal(n).astype(np.float32) * 0.1 for n in lengths],
+        sampling_rate=16000,
+        padding=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
     target = tokenizer(TARGET, add_special_tokens=False)["input_ids"] + [ids["<|im_end|>"]]
-    prompts = [tokenizer(chat_text(instruction(OPTIONS), audio_token_count(int(n), 50)), add_special_tokens=False)["input_ids"]
-               for n in feats["attention_mask"].sum(-1).tolist()]
+    prompts = [
+        tokenizer(chat_text(instruction(OPTIONS), audio_token_count(int(n), 50)), add_special_tokens=False)["input_ids"]
+        for n in feats["attention_mask"].sum(-1).tolist()
+    ]
     width = max(map(len, prompts)) + len(target)
     input_ids = torch.full((len(lengths), width), ids["<|endoftext|>"])
     labels, mask = torch.full((len(lengths), width), -100), torch.zeros((len(lengths), width), dtype=torch.long)
     for r, p in enumerate(prompts):
-        input_ids[r, :len(p) + len(target)] = torch.tensor(p + target)
-        mask[r, :len(p) + len(target)] = 1
-        labels[r, len(p):len(p) + len(target)] = torch.tensor(target)
+        input_ids[r, : len(p) + len(target)] = torch.tensor(p + target)
+        mask[r, : len(p) + len(target)] = 1
+        labels[r, len(p) : len(p) + len(target)] = torch.tensor(target)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(100):
-        loss = model(input_ids=input_ids, attention_mask=mask, input_features=feats["input_features"],
-                     feature_attention_mask=feats["attention_mask"], labels=labels).loss
+        loss = model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            input_features=feats["input_features"],
+            feature_attention_mask=feats["attention_mask"],
+            labels=labels,
+        ).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -88,7 +137,9 @@ def build_w2vbert(path: Path) -> Path:
     from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 
     torch.manual_seed(0)
-    config = Wav2Vec2BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_depthwise_kernel_size=5)
+    config = Wav2Vec2BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_depthwise_kernel_size=5
+    )
     Wav2Vec2BertModel(config).save_pretrained(path)
     return path
 
@@ -98,14 +149,27 @@ def build_htdemucs(path: Path) -> Path:
     40 steps to return its input as 'vocals', so that the stages after separation still receive speech."""
     from demucs.htdemucs import HTDemucs
 
-    from curation.audio import decode_file
+    from curation.io.audio import decode_file
     from models.separator.demucs import save_demucs
     from tests.conftest import DATA
 
     torch.manual_seed(0)
-    model = HTDemucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, nfft=512, t_layers=1, t_heads=1, segment=1, samplerate=16000, dconv_depth=1, dconv_comp=2)
+    model = HTDemucs(
+        sources=["drums", "bass", "other", "vocals"],
+        channels=4,
+        depth=2,
+        nfft=512,
+        t_layers=1,
+        t_heads=1,
+        segment=1,
+        samplerate=16000,
+        dconv_depth=1,
+        dconv_comp=2,
+    )
     x = decode_file(str(DATA / "speech" / "wenet__librispeech-1995-1837-0001.wav"), 16000).audio
-    clips = torch.from_numpy(np.stack([x[i : i + 16000] for i in range(8000, len(x) - 16000, 24000)]))[:, None].repeat(1, 2, 1)
+    clips = torch.from_numpy(np.stack([x[i : i + 16000] for i in range(8000, len(x) - 16000, 24000)]))[:, None].repeat(
+        1, 2, 1
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(40):
         out = model(clips)

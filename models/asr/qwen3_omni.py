@@ -13,20 +13,21 @@ text into a result with `parse_output`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from models.checkpoints import missing, pick_device, pick_dtype, resolve_hf_checkpoint
+from models.checkpoints import check_hf_checkpoint, pick_device, pick_dtype, resolve_hf_checkpoint
 from models.signal import resample, to_mono
 from schemas.config import ModelSpec
 from schemas.transcript import RichTranscript, TranscriptionResult, TranscriptParseError
 
+if TYPE_CHECKING:
+    import torch
+
 DEFAULT_CHECKPOINT = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
-CONFIG_KEY = "transcription.model.checkpoint"
 DEFAULT_PROMPT = (
     "Transcribe this audio verbatim. Start every speaker turn with <|speaker:N|>, numbering speakers 0, 1, 2, ... "
     "in order of first appearance. Write non-verbal vocal events and speaking styles inline in square brackets "
@@ -63,14 +64,18 @@ def vllm_prompt(options: dict, language: str | None = None) -> str:
     return chat_text(instruction(options, language), 1, options.get("system"))
 
 
-def parse_output(raw: str, model_id: str, language: str | None = None, *, implicit_speaker: bool = True, truncated: bool = False) -> TranscriptionResult:
+def parse_output(
+    raw: str, model_id: str, language: str | None = None, *, implicit_speaker: bool = True, truncated: bool = False
+) -> TranscriptionResult:
     """Generated text -> result; malformed text becomes an error, never an exception."""
     if truncated:
         return TranscriptionResult(raw=raw, error="output truncated at max_new_tokens (runaway generation)")
     if not raw.strip():
         return TranscriptionResult(raw=raw, error="empty output")
     try:
-        transcript = RichTranscript.from_inline(raw.strip(), model_id, implicit_speaker=implicit_speaker, language=language)
+        transcript = RichTranscript.from_inline(
+            raw.strip(), model_id, implicit_speaker=implicit_speaker, language=language
+        )
     except TranscriptParseError as exc:
         return TranscriptionResult(raw=raw, error=str(exc))
     return TranscriptionResult(transcript=transcript, raw=raw)
@@ -82,37 +87,25 @@ def _is_omni_composite(path: str) -> bool:
     return config.get("model_type") == "qwen3_omni_moe"
 
 
-def preflight(spec: ModelSpec) -> None:
-    """Check that the checkpoint is reachable (a local folder, the HF cache, or the hub) without fetching weights."""
-    checkpoint = spec.checkpoint or DEFAULT_CHECKPOINT
-    local = Path(checkpoint).expanduser()
-    if local.exists():
-        if not (local / "config.json").exists():
-            raise missing("Qwen3-Omni transcriber", checkpoint, CONFIG_KEY, "no config.json in the folder")
-        return
-    from huggingface_hub import HfApi, try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(checkpoint, "config.json"), str):
-        return
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise missing("Qwen3-Omni transcriber", checkpoint, CONFIG_KEY, "HF_HUB_OFFLINE=1 and not in the local cache")
-    try:
-        HfApi().model_info(checkpoint)
-    except Exception as exc:  # network, auth, unknown repo
-        raise missing("Qwen3-Omni transcriber", checkpoint, CONFIG_KEY, type(exc).__name__) from exc
-
-
 class Qwen3OmniTranscriber:
     """spec.options: prompt, system, max_new_tokens, implicit_speaker (plain text = one speaker; default True)."""
 
     sample_rate = 16000
     writes_speaker_turns = True
 
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> Qwen3OmniTranscriber:
+        return cls(spec)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec, setting: str = "transcription.model") -> None:
+        check_hf_checkpoint(spec.checkpoint or DEFAULT_CHECKPOINT, "Qwen3-Omni transcriber", setting)
+
     def __init__(self, spec: ModelSpec):
         from transformers import AutoTokenizer, WhisperFeatureExtractor
 
         checkpoint = spec.checkpoint or DEFAULT_CHECKPOINT
-        path = resolve_hf_checkpoint(checkpoint, "Qwen3-Omni transcriber", CONFIG_KEY)
+        path = resolve_hf_checkpoint(checkpoint, "Qwen3-Omni transcriber", "transcription.model.checkpoint")
         self.model_id = f"qwen3-omni:{checkpoint}"
         self.spec = spec
         self.device = pick_device(spec.device)
@@ -122,7 +115,9 @@ class Qwen3OmniTranscriber:
             from transformers import Qwen3OmniMoeForConditionalGeneration
 
             # Loading without the talker: only the thinker produces text.
-            self.model = Qwen3OmniMoeForConditionalGeneration.from_pretrained(path, enable_audio_output=False, **load).thinker
+            self.model = Qwen3OmniMoeForConditionalGeneration.from_pretrained(
+                path, enable_audio_output=False, **load
+            ).thinker
         else:
             from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
 
@@ -133,18 +128,36 @@ class Qwen3OmniTranscriber:
         self.n_window = self.model.config.audio_config.n_window
         self.max_new_tokens = int(spec.options.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
         self.implicit_speaker = bool(spec.options.get("implicit_speaker", True))
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        self.stop_ids = {self.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>") if t in self.tokenizer.get_vocab()}
+        self.pad_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        )
+        self.stop_ids = {
+            self.tokenizer.convert_tokens_to_ids(t)
+            for t in ("<|im_end|>", "<|endoftext|>")
+            if t in self.tokenizer.get_vocab()
+        }
         if self.tokenizer.eos_token_id is not None:
             self.stop_ids.add(self.tokenizer.eos_token_id)
 
-    def _inputs(self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None) -> tuple[list[list[int]], dict]:
+    def _inputs(
+        self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None
+    ) -> tuple[list[list[int]], dict]:
         """Prompt ids per item (audio placeholders sized to the audio) and the batched mel features."""
         audio = [resample(to_mono(x), sample_rate, self.sample_rate) for x in waveforms]
-        feats = self.features(audio, sampling_rate=self.sample_rate, padding=True, truncation=False, return_attention_mask=True, return_tensors="pt")
+        feats = self.features(
+            audio,
+            sampling_rate=self.sample_rate,
+            padding=True,
+            truncation=False,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
         prompt = instruction(self.spec.options, language)
         ids = [
-            self.tokenizer(chat_text(prompt, audio_token_count(int(n), self.n_window), self.spec.options.get("system")), add_special_tokens=False)["input_ids"]
+            self.tokenizer(
+                chat_text(prompt, audio_token_count(int(n), self.n_window), self.spec.options.get("system")),
+                add_special_tokens=False,
+            )["input_ids"]
             for n in feats["attention_mask"].sum(-1).tolist()
         ]
         dtype = next(self.model.parameters()).dtype
@@ -154,49 +167,81 @@ class Qwen3OmniTranscriber:
         }
 
     def _pad(self, seqs: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         width = max(map(len, seqs))
         ids = [[self.pad_id] * (width - len(s)) + s if left else s + [self.pad_id] * (width - len(s)) for s in seqs]
         mask = [[0] * (width - len(s)) + [1] * len(s) if left else [1] * len(s) + [0] * (width - len(s)) for s in seqs]
         return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
 
-    @torch.inference_mode()
-    def _generate(self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None) -> list[TranscriptionResult]:
+    def _generate(
+        self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None
+    ) -> list[TranscriptionResult]:
+        import torch
+
         prompts, audio_inputs = self._inputs(waveforms, sample_rate, language)
         input_ids, attention_mask = self._pad(prompts, left=True)
-        out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **audio_inputs,
-                                  max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.pad_id,
-                                  eos_token_id=sorted(self.stop_ids))
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                **audio_inputs,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.pad_id,
+                eos_token_id=sorted(self.stop_ids),
+            )
         results = []
-        for row in out[:, input_ids.shape[1]:].tolist():
+        for row in out[:, input_ids.shape[1] :].tolist():
             stopped = [i for i, t in enumerate(row) if t in self.stop_ids]
-            body = row[:stopped[0]] if stopped else row
+            body = row[: stopped[0]] if stopped else row
             raw = self.tokenizer.decode(body, skip_special_tokens=True)
-            results.append(parse_output(raw, self.model_id, language, implicit_speaker=self.implicit_speaker,
-                                        truncated=not stopped and len(row) >= self.max_new_tokens))
+            results.append(
+                parse_output(
+                    raw,
+                    self.model_id,
+                    language,
+                    implicit_speaker=self.implicit_speaker,
+                    truncated=not stopped and len(row) >= self.max_new_tokens,
+                )
+            )
         return results
 
-    def transcribe(self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None = None) -> list[TranscriptionResult]:
+    def transcribe(
+        self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None = None
+    ) -> list[TranscriptionResult]:
         results: list[TranscriptionResult] = []
         for k in range(0, len(waveforms), self.spec.batch_size):
-            results.extend(self._generate(waveforms[k:k + self.spec.batch_size], sample_rate, language))
+            results.extend(self._generate(waveforms[k : k + self.spec.batch_size], sample_rate, language))
         return results
 
-    @torch.inference_mode()
-    def teacher_forced_logprobs(self, waveforms: Sequence[np.ndarray], sample_rate: int,
-                                transcripts: Sequence[str | RichTranscript], language: str | None = None) -> list[np.ndarray]:
+    def teacher_forced_logprobs(
+        self,
+        waveforms: Sequence[np.ndarray],
+        sample_rate: int,
+        transcripts: Sequence[str | RichTranscript],
+        language: str | None = None,
+    ) -> list[np.ndarray]:
         """Log-probability of each token of each given transcript (inline text) under the model, given its audio."""
+        import torch
+
         scores: list[np.ndarray] = []
         for k in range(0, len(waveforms), self.spec.batch_size):
             chunk = slice(k, k + self.spec.batch_size)
             prompts, audio_inputs = self._inputs(waveforms[chunk], sample_rate, language)
-            targets = [self.tokenizer(t.render() if isinstance(t, RichTranscript) else t, add_special_tokens=False)["input_ids"]
-                       for t in transcripts[chunk]]
+            targets = [
+                self.tokenizer(t.render() if isinstance(t, RichTranscript) else t, add_special_tokens=False)[
+                    "input_ids"
+                ]
+                for t in transcripts[chunk]
+            ]
             input_ids, attention_mask = self._pad([p + t for p, t in zip(prompts, targets)], left=False)
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, **audio_inputs).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            for row, (p, t) in enumerate(zip(prompts, targets)):
-                # The token at position i is predicted by the logits at i - 1.
-                pos = torch.arange(len(p) - 1, len(p) + len(t) - 1, device=logp.device)
-                tok = torch.tensor(t, device=logp.device, dtype=torch.long)
-                scores.append(logp[row, pos, tok].cpu().numpy())
+            with torch.inference_mode():
+                logits = self.model(input_ids=input_ids, attention_mask=attention_mask, **audio_inputs).logits
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                for row, (p, t) in enumerate(zip(prompts, targets)):
+                    # The token at position i is predicted by the logits at i - 1.
+                    pos = torch.arange(len(p) - 1, len(p) + len(t) - 1, device=logp.device)
+                    tok = torch.tensor(t, device=logp.device, dtype=torch.long)
+                    scores.append(logp[row, pos, tok].cpu().numpy())
         return scores

@@ -37,17 +37,6 @@ def model_files(spec: ModelSpec) -> dict[str, str]:
     return files
 
 
-def preflight(spec: ModelSpec) -> None:
-    try:
-        files = model_files(spec)
-    except ImportError as exc:
-        raise CheckpointUnavailableError(f"pocketsphinx is not installed ({exc}); `pip install pocketsphinx>=5`") from exc
-    absent = [f"{k}={v}" for k, v in files.items() if not Path(v).exists()]
-    if absent:
-        raise CheckpointUnavailableError(
-            f"pocketsphinx model files missing: {', '.join(absent)}; set transcription.model.options.hmm/lm/dict to existing paths")
-
-
 class PocketsphinxTranscriber:
     """Single-speaker transcripts with per-word times and posterior confidences; English only."""
 
@@ -55,14 +44,34 @@ class PocketsphinxTranscriber:
     language = "en"
     writes_speaker_turns = False  # one turn; speakers come from diarization
 
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> PocketsphinxTranscriber:
+        return cls(spec)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec, setting: str = "transcription.model") -> None:
+        try:
+            files = model_files(spec)
+        except ImportError as exc:
+            raise CheckpointUnavailableError(
+                f"{setting}: pocketsphinx is not installed ({exc}); `pip install pocketsphinx>=5`"
+            ) from exc
+        absent = [f"{k}={v}" for k, v in files.items() if not Path(v).exists()]
+        if absent:
+            raise CheckpointUnavailableError(
+                f"pocketsphinx model files missing: {', '.join(absent)}; set {setting}.options.hmm/lm/dict to existing paths"
+            )
+
     def __init__(self, spec: ModelSpec):
         from pocketsphinx import Decoder
 
-        preflight(spec)
+        self.preflight(spec)
         files = model_files(spec)
         self.decoder = Decoder(loglevel="FATAL", samprate=self.sample_rate, **files)
         self.frame_rate = int(self.decoder.config["frate"])
-        self.model_id = "pocketsphinx:" + ("en-us" if not any(k in spec.options for k in files) else Path(files["hmm"]).name)
+        self.model_id = "pocketsphinx:" + (
+            "en-us" if not any(k in spec.options for k in files) else Path(files["hmm"]).name
+        )
 
     def _decode(self, x: np.ndarray) -> tuple[str, list[WordConfidence]]:
         pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
@@ -74,19 +83,25 @@ class PocketsphinxTranscriber:
             # Fillers (<s>, </s>, <sil>, [NOISE], ++...++) are not words.
             if seg.word[0] in "<[+":
                 continue
-            words.append(WordConfidence(
-                word=_ALT_PRONUNCIATION.sub("", seg.word),
-                confidence=float(min(1.0, max(0.0, seg.prob))),  # lattice posterior, already linear
-                start_s=seg.start_frame / self.frame_rate,
-                end_s=(seg.end_frame + 1) / self.frame_rate,
-            ))
+            words.append(
+                WordConfidence(
+                    word=_ALT_PRONUNCIATION.sub("", seg.word),
+                    confidence=float(min(1.0, max(0.0, seg.prob))),  # lattice posterior, already linear
+                    start_s=seg.start_frame / self.frame_rate,
+                    end_s=(seg.end_frame + 1) / self.frame_rate,
+                )
+            )
         return " ".join(w.word for w in words), words
 
-    def transcribe(self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None = None) -> list[TranscriptionResult]:
+    def transcribe(
+        self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None = None
+    ) -> list[TranscriptionResult]:
         results = []
         for x in waveforms:
             if language not in (None, self.language):
-                results.append(TranscriptionResult(raw="", error=f"pocketsphinx transcribes English only, asked for {language!r}"))
+                results.append(
+                    TranscriptionResult(raw="", error=f"pocketsphinx transcribes English only, asked for {language!r}")
+                )
                 continue
             x = resample(to_mono(x), sample_rate, self.sample_rate)
             if not np.any(np.abs(x) > SILENCE_PEAK):  # the decoder hallucinates a word on digital silence
@@ -96,7 +111,11 @@ class PocketsphinxTranscriber:
             if not words:
                 results.append(TranscriptionResult(raw=text, error="empty output"))
                 continue
-            transcript = RichTranscript(turns=[Turn(speaker=0, text=text, start_s=words[0].start_s, end_s=words[-1].end_s)],
-                                        language=self.language, words=words, model_id=self.model_id)
+            transcript = RichTranscript(
+                turns=[Turn(speaker=0, text=text, start_s=words[0].start_s, end_s=words[-1].end_s)],
+                language=self.language,
+                words=words,
+                model_id=self.model_id,
+            )
             results.append(TranscriptionResult(transcript=transcript, raw=text))
         return results

@@ -56,7 +56,7 @@ def bundled_model_dir() -> Path | None:
     return None if root is None else root / "dnsmos_models"
 
 
-def model_dir(spec: ModelSpec) -> Path:
+def model_dir(spec: ModelSpec, setting: str = "quality.model") -> Path:
     """Where the two ONNX files are: spec.checkpoint (a folder) or the speechmos wheel. Raises if absent."""
     folder = Path(spec.checkpoint).expanduser() if spec.checkpoint else bundled_model_dir()
     missing = [f for f in (P835_FILE, P808_FILE) if folder is None or not (folder / f).is_file()]
@@ -64,7 +64,7 @@ def model_dir(spec: ModelSpec) -> Path:
         where = str(folder) if spec.checkpoint else "the speechmos wheel (pip install speechmos)"
         raise CheckpointUnavailableError(
             f"DNSMOS: {', '.join(missing)} not found in {where}. Install `speechmos`, or set "
-            f"`quality.model.checkpoint` to a folder holding {P835_FILE} and {P808_FILE}."
+            f"`{setting}.checkpoint` to a folder holding {P835_FILE} and {P808_FILE}."
         )
     return folder
 
@@ -103,6 +103,14 @@ class DnsmosScorer:
     name = "dnsmos"
     sample_rate = SAMPLE_RATE
     dimensions = ("overall", "snr", "recording_quality")
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> DnsmosScorer:
+        return cls(spec)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec, setting: str) -> None:
+        model_dir(spec, setting)
 
     def __init__(self, spec: ModelSpec):
         folder = model_dir(spec)
@@ -170,7 +178,9 @@ class DnsmosScorer:
         if not parts:
             return []
         stacked = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-        per_window = np.concatenate([self._run(stacked[s : s + self.batch_size]) for s in range(0, len(stacked), self.batch_size)])
+        per_window = np.concatenate(
+            [self._run(stacked[s : s + self.batch_size]) for s in range(0, len(stacked), self.batch_size)]
+        )
         owner = np.asarray(owners)
         out = []
         for i in range(len(waveforms)):

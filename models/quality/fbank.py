@@ -30,7 +30,9 @@ def _kaldi_mel(f: np.ndarray | float) -> np.ndarray:
     return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
 
 
-def kaldi_mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = 20.0) -> np.ndarray:
+def kaldi_mel_filters(
+    sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = 20.0
+) -> np.ndarray:
     """(n_fft//2+1, n_mels) triangles on the Kaldi mel scale, evaluated at the FFT bins' mel positions."""
     edges = np.linspace(_kaldi_mel(fmin), _kaldi_mel(sample_rate / 2.0), n_mels + 2)
     bins = _kaldi_mel(np.arange(n_fft // 2 + 1) * sample_rate / n_fft)[:, None]
@@ -64,7 +66,9 @@ class SeamlessFbank:
     def _features(self, x: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         frames = x.unfold(1, FRAME, HOP)  # (B, F, 400)
         frames = frames - frames.mean(dim=-1, keepdim=True)
-        frames = torch.cat([frames[..., :1] * (1.0 - PREEMPHASIS), frames[..., 1:] - PREEMPHASIS * frames[..., :-1]], dim=-1)
+        frames = torch.cat(
+            [frames[..., :1] * (1.0 - PREEMPHASIS), frames[..., 1:] - PREEMPHASIS * frames[..., :-1]], dim=-1
+        )
         power = torch.fft.rfft(frames * self.window, n=N_FFT).abs().square()
         logmel = (power @ self.mel).clamp_min(MEL_FLOOR).log()  # (B, F, 80)
 

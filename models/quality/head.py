@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models.quality.w2vbert import HEAD_FILE, head_file
 from schemas.quality import QUALITY_DIMENSIONS
 
 HEAD_FORMAT = "s2-quality-head/1"
-HEAD_FILE = "quality_head.pt"
 
 
 @dataclass
@@ -57,7 +57,9 @@ class QualityHead(nn.Module):
         )
         self.register_buffer("label_mean", torch.tensor(config.label_mean, dtype=torch.float32))
         self.register_buffer("label_std", torch.tensor(config.label_std, dtype=torch.float32))
-        self.register_buffer("z_threshold", (torch.tensor(config.thresholds, dtype=torch.float32) - self.label_mean) / self.label_std)
+        self.register_buffer(
+            "z_threshold", (torch.tensor(config.thresholds, dtype=torch.float32) - self.label_mean) / self.label_std
+        )
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -77,11 +79,6 @@ class QualityHead(nn.Module):
         """(scores in label units, P(good)) per dimension."""
         z = self.forward(pooled)
         return z * self.label_std + self.label_mean, torch.sigmoid(self.good_logits(z))
-
-
-def head_file(path: str | Path) -> Path:
-    p = Path(path).expanduser()
-    return p / HEAD_FILE if p.is_dir() else p
 
 
 def save_head(path: str | Path, head: QualityHead, backbone_state: dict[str, torch.Tensor] | None = None) -> Path:

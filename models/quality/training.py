@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from models.checkpoints import CheckpointUnavailableError, pick_device, pick_dtype
 from models.quality.head import HeadConfig, QualityHead, save_head, unfrozen_state
-from models.quality.w2vbert import W2vBertBackbone, length_batches, prepare
+from models.quality.w2vbert_backbone import W2vBertBackbone, length_batches, prepare
 from schemas.quality import QUALITY_DIMENSIONS
 
 
@@ -93,7 +93,9 @@ def train_quality_head(
     y = np.stack([np.asarray(labels[d], dtype=np.float64) for d in dims], axis=1)
     n = len(waveforms)
     if y.shape[0] != n or n < 2:
-        raise ValueError(f"need >= 2 waveforms and one label per waveform per dimension; got {n} waveforms, {y.shape[0]} labels")
+        raise ValueError(
+            f"need >= 2 waveforms and one label per waveform per dimension; got {n} waveforms, {y.shape[0]} labels"
+        )
     if not np.isfinite(y).all():
         raise ValueError("labels contain NaN or infinite values")
     if epochs < 1:
@@ -102,7 +104,12 @@ def train_quality_head(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = _split(n, val_fraction, rng)
-    thr = np.array([thresholds[d] if thresholds and d in thresholds else float(np.median(y[train_idx, k])) for k, d in enumerate(dims)])
+    thr = np.array(
+        [
+            thresholds[d] if thresholds and d in thresholds else float(np.median(y[train_idx, k]))
+            for k, d in enumerate(dims)
+        ]
+    )
     if good is None:
         g = (y >= thr).astype(np.float32)
     else:

@@ -6,112 +6,70 @@ dimension the head was trained on, plus P(good) per dimension in `extra` (the re
 spec.checkpoint: backbone hub id or local folder (default: the one recorded in the head, else
 'facebook/w2v-bert-2.0'). spec.options['head']: head checkpoint file or folder (required; see head.py).
 Inputs are length-sorted and run `spec.batch_size` at a time; GPU runs under autocast in spec.dtype
-(bfloat16 recommended), features and pooling in float32.
+(bfloat16 recommended), features and pooling in float32. The backbone (models/quality/w2vbert_backbone.py) and
+the head load with the model: importing this module imports no torch.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from models.checkpoints import CheckpointUnavailableError, pick_device, pick_dtype, resolve_hf_checkpoint
-from models.quality.fbank import MIN_SAMPLES, SAMPLE_RATE, N_MELS, STRIDE, SeamlessFbank
-from models.quality.head import QualityHead, head_file, load_head
-from models.signal import resample
 from schemas.config import ModelSpec
 from schemas.quality import QualityScores
 
+if TYPE_CHECKING:
+    from models.quality.head import QualityHead
+    from models.quality.w2vbert_backbone import W2vBertBackbone
+
 DEFAULT_BACKBONE = "facebook/w2v-bert-2.0"
-BACKBONE_KEY = "quality.model.checkpoint"
-HEAD_KEY = "quality.model.options.head"
+SAMPLE_RATE = 16000  # the rate of w2v-BERT's features (models/quality/fbank.py)
+HEAD_FILE = "quality_head.pt"
 
 
-def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.to(torch.float32).unsqueeze(-1)
-    return (hidden.float() * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+def head_file(path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    return p / HEAD_FILE if p.is_dir() else p
 
 
-def prepare(waveforms: Sequence[np.ndarray], sample_rate: int) -> list[np.ndarray]:
-    """Mono float32 at 16 kHz, at least MIN_SAMPLES long (zero-padded: a reward call may pass very short audio).
-    No copies when the input is already that: at 64 x 10 s per batch, host work competes with the GPU."""
-    out = []
-    for i, w in enumerate(waveforms):
-        x = resample(np.asarray(w, dtype=np.float32), sample_rate, SAMPLE_RATE)
-        if x.size == 0:
-            raise ValueError(f"waveform {i} is empty")
-        out.append(x if x.size >= MIN_SAMPLES else np.pad(x, (0, MIN_SAMPLES - x.size)))
-    return out
-
-
-def length_batches(waveforms: Sequence[np.ndarray], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (less padding), longest first."""
-    order = sorted(range(len(waveforms)), key=lambda i: -waveforms[i].size)
-    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-
-
-def _head_path(spec: ModelSpec) -> Path:
+def _head_path(spec: ModelSpec, setting: str = "quality.model") -> Path:
     if not spec.options.get("head"):
-        raise CheckpointUnavailableError(f"w2vbert quality scorer: no head checkpoint; set `{HEAD_KEY}` to a file made by `s2 train-quality-head`")
+        raise CheckpointUnavailableError(
+            f"w2vbert quality scorer: no head checkpoint; set `{setting}.options.head` to a file made by `s2 train-quality-head`"
+        )
     path = head_file(spec.options["head"])
     if not path.is_file():
-        raise CheckpointUnavailableError(f"w2vbert quality scorer: head checkpoint {str(path)!r} not found; set `{HEAD_KEY}`")
+        raise CheckpointUnavailableError(
+            f"w2vbert quality scorer: head checkpoint {str(path)!r} not found; set `{setting}.options.head`"
+        )
     return path
-
-
-class W2vBertBackbone:
-    """Fbank + w2v-BERT encoder + masked mean pooling: 16 kHz waveforms -> (B, hidden) utterance vectors."""
-
-    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype):
-        expected = N_MELS * STRIDE
-        if model.config.feature_projection_input_dim != expected:
-            raise ValueError(f"backbone expects {model.config.feature_projection_input_dim}-dim features; the fbank makes {expected}")
-        self.model = model.to(device).eval()
-        self.device = device
-        self.dtype = dtype
-        self.fbank = SeamlessFbank(device)
-
-    @classmethod
-    def load(cls, checkpoint: str, device: torch.device, dtype: torch.dtype) -> W2vBertBackbone:
-        from transformers import Wav2Vec2BertModel
-
-        path = resolve_hf_checkpoint(checkpoint, "quality scorer (w2v-BERT backbone)", BACKBONE_KEY)
-        return cls(Wav2Vec2BertModel.from_pretrained(path), device, dtype)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.model.config.hidden_size)
-
-    def autocast(self):
-        if self.device.type == "cuda" and self.dtype != torch.float32:
-            return torch.autocast("cuda", dtype=self.dtype)
-        return nullcontext()
-
-    def pooled(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Encoder forward + masked mean; gradients flow where the model has trainable parameters."""
-        with self.autocast():
-            hidden = self.model(input_features=features, attention_mask=mask).last_hidden_state
-        frame_mask = self.model._get_feature_vector_attention_mask(hidden.shape[1], mask)  # adapter-aware
-        return masked_mean(hidden, frame_mask)
-
-    @torch.inference_mode()
-    def embed(self, waveforms: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
-        """(N, hidden) float32 on the backbone's device, in input order. Waveforms: 16 kHz, >= MIN_SAMPLES."""
-        out = torch.empty(len(waveforms), self.hidden_size, device=self.device)
-        for idx in length_batches(waveforms, batch_size):
-            out[idx] = self.pooled(*self.fbank([waveforms[i] for i in idx]))
-        return out
 
 
 class W2vBertQualityScorer:
     name = "w2vbert"
     sample_rate = SAMPLE_RATE
 
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> W2vBertQualityScorer:
+        return cls(spec)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec, setting: str) -> None:
+        """The head file is there and the backbone resolves (local folder, cache or hub); nothing is loaded."""
+        _head_path(spec, setting)
+        resolve_hf_checkpoint(
+            spec.checkpoint or DEFAULT_BACKBONE, "quality scorer (w2v-BERT backbone)", f"{setting}.checkpoint"
+        )
+
     def __init__(self, spec: ModelSpec):
+        from models.quality.head import load_head
+        from models.quality.w2vbert_backbone import W2vBertBackbone
+
         path = _head_path(spec)
         head, backbone_state = load_head(path)
         backbone_id = spec.checkpoint or head.config.backbone or DEFAULT_BACKBONE
@@ -126,7 +84,9 @@ class W2vBertQualityScorer:
         self._setup(backbone, head, f"w2vbert:{backbone_id}+head:{digest}", spec.batch_size)
 
     @classmethod
-    def from_modules(cls, backbone: W2vBertBackbone, head: QualityHead, model_id: str, batch_size: int) -> W2vBertQualityScorer:
+    def from_modules(
+        cls, backbone: W2vBertBackbone, head: QualityHead, model_id: str, batch_size: int
+    ) -> W2vBertQualityScorer:
         """A scorer around modules already in memory (benchmarks, evaluation right after training)."""
         self = cls.__new__(cls)
         self._setup(backbone, head, model_id, batch_size)
@@ -139,11 +99,15 @@ class W2vBertQualityScorer:
         self.batch_size = batch_size
         self.dimensions = head.dims
 
-    @torch.inference_mode()
     def score(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> list[QualityScores]:
+        import torch
+
+        from models.quality.w2vbert_backbone import prepare
+
         if not len(waveforms):
             return []
-        scores, p_good = self.head.predict(self.backbone.embed(prepare(waveforms, sample_rate), self.batch_size))
+        with torch.inference_mode():
+            scores, p_good = self.head.predict(self.backbone.embed(prepare(waveforms, sample_rate), self.batch_size))
         scores, p_good = scores.cpu().numpy(), p_good.cpu().numpy()
         return [
             QualityScores(
@@ -153,9 +117,3 @@ class W2vBertQualityScorer:
             )
             for i in range(len(waveforms))
         ]
-
-
-def check_available(spec: ModelSpec) -> None:
-    """Preflight: the head file exists and is readable; the backbone resolves (local folder, cache or hub)."""
-    head, _ = load_head(_head_path(spec))
-    resolve_hf_checkpoint(spec.checkpoint or head.config.backbone or DEFAULT_BACKBONE, "quality scorer (w2v-BERT backbone)", BACKBONE_KEY)

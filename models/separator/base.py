@@ -10,6 +10,7 @@ import numpy as np
 
 from models.separator.chunking import StemSink, chunk_spans, separate_in_chunks
 from models.signal import resample
+from schemas.config import ModelSpec
 
 
 def _fit(x: np.ndarray, n: int) -> np.ndarray:
@@ -38,6 +39,10 @@ class Separator(ABC):
         self.overlap = round(overlap_s * self.sample_rate)
         chunk_spans(0, self.chunk, self.overlap)  # validates overlap < chunk / 2
 
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, chunk_s: float, overlap_s: float) -> Separator:
+        return cls(spec, chunk_s, overlap_s)
+
     @abstractmethod
     def _separate_batch(self, x: np.ndarray) -> np.ndarray:
         """(batch, samples) float32 at the native rate -> (batch, 2, samples): vocals, residual."""
@@ -47,17 +52,24 @@ class Separator(ABC):
         # Off the native rate, the round trip through it may end a sample off: give back the input's length.
         return [Separated(_fit(v.out, len(x)), _fit(r.out, len(x))) for x, (v, r) in zip(waveforms, sinks)]
 
-    def vocals(self, waveforms: Sequence[np.ndarray], sample_rate: int, output_rate: int | None = None) -> list[np.ndarray]:
+    def vocals(
+        self, waveforms: Sequence[np.ndarray], sample_rate: int, output_rate: int | None = None
+    ) -> list[np.ndarray]:
         """Vocals only, at `output_rate` (default: the input rate), resampled while they stream out of the
         chunks: a long input never has a second full-length copy at the native rate."""
         sinks = self._run(waveforms, sample_rate, output_rate or sample_rate, want_residual=False)
         return [v.out for v, _ in sinks]
 
-    def _run(self, waveforms: Sequence[np.ndarray], sample_rate: int, output_rate: int, want_residual: bool) -> list[list[StemSink | None]]:
+    def _run(
+        self, waveforms: Sequence[np.ndarray], sample_rate: int, output_rate: int, want_residual: bool
+    ) -> list[list[StemSink | None]]:
         for x in waveforms:
             if np.ndim(x) != 1:
                 raise ValueError(f"{self.model_id}: expected mono waveforms (1-D), got shape {np.shape(x)}")
         native = [resample(np.asarray(x, dtype=np.float32), sample_rate, self.sample_rate) for x in waveforms]
-        sinks = [[StemSink(len(x), self.sample_rate, output_rate) if want else None for want in (True, want_residual)] for x in native]
+        sinks = [
+            [StemSink(len(x), self.sample_rate, output_rate) if want else None for want in (True, want_residual)]
+            for x in native
+        ]
         separate_in_chunks(native, self._separate_batch, self.chunk, self.overlap, self.batch_size, sinks)
         return sinks

@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import soxr
+
+from models.signal import resample_stream
 
 # (batch, samples) float32 -> (batch, stems, samples) float32
 SeparateBatch = Callable[[np.ndarray], np.ndarray]
@@ -43,9 +44,11 @@ class StemSink:
     The output is as long as soxr makes it, hence as long as models.signal.resample would."""
 
     def __init__(self, n_in: int, rate_in: int, rate_out: int):
-        self._buf = np.zeros(n_in if rate_in == rate_out else math.ceil(n_in * rate_out / rate_in) + 1, dtype=np.float32)
+        self._buf = np.zeros(
+            n_in if rate_in == rate_out else math.ceil(n_in * rate_out / rate_in) + 1, dtype=np.float32
+        )
         self._pos = 0
-        self._stream = None if rate_in == rate_out else soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+        self._stream = resample_stream(rate_in, rate_out)
 
     @property
     def out(self) -> np.ndarray:
@@ -95,7 +98,9 @@ def separate_in_chunks(
     plans = [chunk_spans(len(x), chunk, overlap) for x in waveforms]
     assemblers = [_Assembler(spans, overlap, ramp, s) for spans, s in zip(plans, sinks)]
     # Stable sort by length: full chunks first; an input's chunks keep their order (only its last is shorter).
-    jobs = sorted(((i, k, a, b) for i, spans in enumerate(plans) for k, (a, b) in enumerate(spans)), key=lambda j: j[2] - j[3])
+    jobs = sorted(
+        ((i, k, a, b) for i, spans in enumerate(plans) for k, (a, b) in enumerate(spans)), key=lambda j: j[2] - j[3]
+    )
     start = 0
     while start < len(jobs):
         length = jobs[start][3] - jobs[start][2]

@@ -16,22 +16,21 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 import yaml
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from models.checkpoints import CheckpointUnavailableError, pick_device, pick_dtype, resolve_hf_checkpoint
 from models.separator.base import Separator
 from schemas.config import ModelSpec
 
+if TYPE_CHECKING:
+    import torch
+
 DEFAULT_PRETRAINED = "htdemucs"
 PUBLISHED_RATE = 44100  # every published demucs model
 MODEL_CLASSES = {"demucs.htdemucs.HTDemucs", "demucs.hdemucs.HDemucs", "demucs.demucs.Demucs"}
-CONFIG_KEY = "separation.model.checkpoint"
 INNER_OVERLAP = 0.25  # demucs' default overlap between its own segments inside a chunk
 
 
@@ -47,29 +46,39 @@ def _encode(value: Any) -> Any:
 
 
 def save_demucs(model: torch.nn.Module, path: str | Path) -> None:
-    """Write one demucs model as a `.safetensors` file that `load_separator` reads."""
+    """Write one demucs model as a `.safetensors` file that the separator reads."""
+    from safetensors.torch import save_file
+
     args, kwargs = model._init_args_kwargs  # recorded by demucs' @capture_init
     klass = f"{type(model).__module__}.{type(model).__name__}"
     metadata = {"klass": klass, "args": json.dumps(_encode(args)), "kwargs": json.dumps(_encode(kwargs))}
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
 
 
-def _unavailable(checkpoint: str, problem: str) -> CheckpointUnavailableError:
+def _unavailable(checkpoint: str, problem: str, setting: str) -> CheckpointUnavailableError:
     return CheckpointUnavailableError(
         f"htdemucs separator: checkpoint {checkpoint!r} {problem}. Pass a pretrained name (e.g. 'htdemucs'), a folder with a "
         f"demucs model repository (`huggingface-cli download adefossez/HTDemucs --local-dir DIR`) or a demucs .safetensors file, "
-        f"with `--set {CONFIG_KEY}=...`; or use `--profile local`."
+        f"with `--set {setting}.checkpoint=...`; or use `--profile local`."
     )
 
 
-def _metadata(path: Path, checkpoint: str) -> dict[str, str]:
+def _metadata(path: Path, checkpoint: str, setting: str) -> dict[str, str]:
+    from safetensors import safe_open
+
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:  # numpy: reading metadata must not import torch
             meta = f.metadata() or {}
     except Exception as exc:  # truncated or not safetensors
-        raise _unavailable(checkpoint, f"has an unreadable model file {path.name} ({type(exc).__name__}: {exc})") from exc
+        raise _unavailable(
+            checkpoint, f"has an unreadable model file {path.name} ({type(exc).__name__}: {exc})", setting
+        ) from exc
     if meta.get("klass") not in MODEL_CLASSES:
-        raise _unavailable(checkpoint, f"has {path.name} whose model class {meta.get('klass')!r} is not one of {sorted(MODEL_CLASSES)}")
+        raise _unavailable(
+            checkpoint,
+            f"has {path.name} whose model class {meta.get('klass')!r} is not one of {sorted(MODEL_CLASSES)}",
+            setting,
+        )
     return meta
 
 
@@ -77,49 +86,39 @@ def _looks_like_path(checkpoint: str) -> bool:
     return checkpoint.startswith(("/", ".", "~")) or checkpoint.endswith((".safetensors", ".yaml"))
 
 
-def _resolve(spec: ModelSpec) -> tuple[str, list[Path], dict]:
+def _resolve(spec: ModelSpec, setting: str = "separation.model") -> tuple[str, list[Path], dict]:
     """(label, model files, bag settings), checking every file's metadata but loading no weights."""
     checkpoint = spec.checkpoint or DEFAULT_PRETRAINED
     local = Path(checkpoint).expanduser()
     label = local.stem
     if not local.exists():
         if _looks_like_path(checkpoint):
-            raise _unavailable(checkpoint, "does not exist")
+            raise _unavailable(checkpoint, "does not exist", setting)
         from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
 
         namespace, _, label = checkpoint.rpartition("/")
         repo = f"{namespace or DEFAULT_NAMESPACE}/{hf_repo_name(label)}"
-        local = Path(resolve_hf_checkpoint(repo, f"htdemucs separator (pretrained {checkpoint!r})", CONFIG_KEY))
+        local = Path(
+            resolve_hf_checkpoint(repo, f"htdemucs separator (pretrained {checkpoint!r})", f"{setting}.checkpoint")
+        )
     if local.is_file():
         files, bag = [local], {}
     else:
         bags = sorted(local.glob("*.yaml"))
         chosen = [b for b in bags if b.stem == label] or (bags if len(bags) == 1 else [])
         if not chosen:
-            raise _unavailable(checkpoint, f"needs one bag file <name>.yaml in {str(local)!r}, found {[b.name for b in bags]}")
+            raise _unavailable(
+                checkpoint, f"needs one bag file <name>.yaml in {str(local)!r}, found {[b.name for b in bags]}", setting
+            )
         label = chosen[0].stem
         bag = yaml.safe_load(chosen[0].read_text()) or {}
         files = [local / f"{sig}.safetensors" for sig in bag.get("models", [])]
         absent = [f.name for f in files if not f.is_file()]
         if not files or absent:
-            raise _unavailable(checkpoint, f"lacks the model files its bag lists: {absent or 'none listed'}")
+            raise _unavailable(checkpoint, f"lacks the model files its bag lists: {absent or 'none listed'}", setting)
     for f in files:
-        _metadata(f, checkpoint)
+        _metadata(f, checkpoint, setting)
     return label, files, bag
-
-
-def preflight(spec: ModelSpec) -> None:
-    _resolve(spec)
-
-
-def sample_rate(spec: ModelSpec) -> int:
-    """The model's rate, from the file metadata when local; published models are all 44.1 kHz."""
-    checkpoint = spec.checkpoint or DEFAULT_PRETRAINED
-    if not Path(checkpoint).expanduser().exists():
-        return PUBLISHED_RATE
-    _, files, _ = _resolve(spec)
-    kwargs = json.loads(_metadata(files[0], checkpoint).get("kwargs", "{}"))
-    return int(kwargs.get("samplerate", PUBLISHED_RATE))
 
 
 def load_demucs(spec: ModelSpec) -> tuple[str, torch.nn.Module]:
@@ -137,6 +136,20 @@ class DemucsSeparator(Separator):
     """Vocals = demucs' 'vocals' source; residual = the sum of the others. Mono is fed as identical
     channels and the stems are averaged back to mono."""
 
+    @classmethod
+    def preflight(cls, spec: ModelSpec, setting: str) -> None:
+        _resolve(spec, setting)
+
+    @classmethod
+    def native_rate(cls, spec: ModelSpec) -> int:
+        """The model's rate, from the file metadata when local; published models are all 44.1 kHz."""
+        checkpoint = spec.checkpoint or DEFAULT_PRETRAINED
+        if not Path(checkpoint).expanduser().exists():
+            return PUBLISHED_RATE
+        _, files, _ = _resolve(spec)
+        kwargs = json.loads(_metadata(files[0], checkpoint, "separation.model").get("kwargs", "{}"))
+        return int(kwargs.get("samplerate", PUBLISHED_RATE))
+
     def __init__(self, spec: ModelSpec, chunk_s: float, overlap_s: float):
         label, model = load_demucs(spec)
         if "vocals" not in model.sources:
@@ -150,13 +163,14 @@ class DemucsSeparator(Separator):
         self.model = model.to(self.device)
         self.vocals_index = model.sources.index("vocals")
 
-    @torch.inference_mode()
     def _separate_batch(self, x: np.ndarray) -> np.ndarray:
+        import torch
         from demucs.apply import apply_model
 
         mix = torch.from_numpy(x).to(self.device).unsqueeze(1).expand(-1, self.model.audio_channels, -1)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            stems = apply_model(self.model, mix, shifts=0, split=True, overlap=INNER_OVERLAP, device=self.device)
-        stems = stems.float().mean(dim=2)  # (batch, sources, samples)
-        vocals = stems[:, self.vocals_index]
-        return torch.stack([vocals, stems.sum(dim=1) - vocals], dim=1).cpu().numpy()
+        with torch.inference_mode():
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+                stems = apply_model(self.model, mix, shifts=0, split=True, overlap=INNER_OVERLAP, device=self.device)
+            stems = stems.float().mean(dim=2)  # (batch, sources, samples)
+            vocals = stems[:, self.vocals_index]
+            return torch.stack([vocals, stems.sum(dim=1) - vocals], dim=1).cpu().numpy()

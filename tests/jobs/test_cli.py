@@ -17,7 +17,11 @@ def test_bad_configuration_fails_fast_naming_the_field(capsys, tmp_path):
 
 
 def test_unknown_profile_is_named(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "jobs.curate", "--input", str(tmp_path), "--output", str(tmp_path), "--profile", "nope"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "jobs.curate", "--input", str(tmp_path), "--output", str(tmp_path), "--profile", "nope"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0 and "unknown profile 'nope'" in r.stderr and "local" in r.stderr
 
 
@@ -26,8 +30,26 @@ def test_missing_weights_fail_at_start_naming_the_checkpoint(capsys, tmp_path, m
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
     code = main(["curate", "--profile", "s2", "--input", "tests/data/speech", "--output", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("cannot start:") and "pretrained 'htdemucs'" in err and "'adefossez/HTDemucs' is not available" in err and "--set separation.model.checkpoint=" in err
-    code = main(["curate", "--profile", "s2", "--input", "tests/data/speech", "--output", str(tmp_path / "o"), "--set", "separation.enabled=false"])
+    assert (
+        code == 2
+        and err.startswith("cannot start:")
+        and "pretrained 'htdemucs'" in err
+        and "'adefossez/HTDemucs' is not available" in err
+        and "--set separation.model.checkpoint=" in err
+    )
+    code = main(
+        [
+            "curate",
+            "--profile",
+            "s2",
+            "--input",
+            "tests/data/speech",
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "separation.enabled=false",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "head checkpoint 'quality_head.pt' not found" in err and "quality.model.options.head" in err
 

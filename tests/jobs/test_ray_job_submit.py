@@ -32,8 +32,22 @@ def ray_head(tmp_path_factory):
     gcs, dash, agent = free_port(), free_port(), free_port()  # no fixed default port: another Ray may run here
     log = open(tmp_path_factory.mktemp("head") / "ray.log", "w")
     head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", f"--dashboard-port={dash}", f"--dashboard-agent-listen-port={agent}", "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true"],
-        env=env, stdout=log, stderr=log, start_new_session=True,
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={gcs}",
+            f"--dashboard-port={dash}",
+            f"--dashboard-agent-listen-port={agent}",
+            "--dashboard-host=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+        ],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{dash}"
     t0 = time.time()
@@ -61,8 +75,26 @@ def test_ray_job_submit_runs_a_curation_job(ray_head, tmp_path):
     for name in ("wenet__librispeech-1995-1837-0001.wav", "lhotse__2412-153948-0000.flac"):
         (src / name).symlink_to(DATA / "speech" / name)
     cmd = [
-        str(BIN / "ray"), "job", "submit", "--address", url, "--working-dir", ".", "--runtime-env", "jobs/runtime_env.yaml", "--",
-        "python", "-m", "jobs.curate", "--config", "jobs/configs/local.yaml", "--input", str(src), "--output", str(out), "--json",
+        str(BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        url,
+        "--working-dir",
+        ".",
+        "--runtime-env",
+        "jobs/runtime_env.yaml",
+        "--",
+        "python",
+        "-m",
+        "jobs.curate",
+        "--config",
+        "jobs/configs/local.yaml",
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--json",
     ]
     t0 = time.time()
     while True:  # the dashboard answers before its job agent is up: retry that one refusal, bounded

@@ -6,19 +6,22 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from curation.wer import wer
-from models.asr import load_transcriber, preflight
+from curation.policy.wer import wer
+from models import registry
+from models.asr.sphinx import PocketsphinxTranscriber
 from models.checkpoints import CheckpointUnavailableError
+from models.registry import UnknownModelError
 from models.signal import resample
 from schemas.config import ModelSpec
+from tests.conftest import DATA
 
-SPEECH = Path(__file__).parent.parent / "data" / "speech"
+SPEECH = DATA / "speech"
 REFERENCE = "Mr. Quilter is the apostle of the middle classes and we are glad to welcome his gospel."
 
 
 @pytest.fixture(scope="module")
 def sphinx():
-    return load_transcriber(ModelSpec(name="pocketsphinx", device="cpu"))
+    return registry.build("asr", ModelSpec(name="pocketsphinx", device="cpu"), "transcription.model")
 
 
 def test_transcribes_a_real_clip_with_timed_confident_words(sphinx):
@@ -49,10 +52,14 @@ def test_digital_silence_is_empty_not_a_hallucinated_word(sphinx):
 
 
 def test_unknown_name_and_missing_model_files_fail_fast(tmp_path):
-    with pytest.raises(ValueError, match="transcription.model.name"):
-        preflight(ModelSpec(name="whisper-xl"))
+    with pytest.raises(UnknownModelError, match=r"transcription\.model\.name: unknown asr model 'whisper-xl'"):
+        registry.preflight("asr", ModelSpec(name="whisper-xl"), "transcription.model")
+    with pytest.raises(CheckpointUnavailableError, match="hmm=.*transcription.model.options.hmm"):
+        registry.preflight(
+            "asr", ModelSpec(name="pocketsphinx", options={"hmm": str(tmp_path / "absent")}), "transcription.model"
+        )
     with pytest.raises(CheckpointUnavailableError, match="hmm="):
-        preflight(ModelSpec(name="pocketsphinx", options={"hmm": str(tmp_path / "absent")}))
+        PocketsphinxTranscriber.from_spec(ModelSpec(name="pocketsphinx", options={"hmm": str(tmp_path / "absent")}))
 
 
 def test_the_model_folder_is_found_where_pocketsphinx_finds_it():

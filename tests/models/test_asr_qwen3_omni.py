@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.asr import load_transcriber, preflight
+from models import registry
 from models.asr.qwen3_omni import parse_output
 from models.checkpoints import CheckpointUnavailableError
 from schemas.config import ModelSpec
@@ -34,7 +34,11 @@ def checkpoint(tiny_qwen3_omni):
 
 @pytest.fixture(scope="module")
 def transcriber(checkpoint):
-    return load_transcriber(ModelSpec(name="qwen3-omni", checkpoint=str(checkpoint), device="cpu", batch_size=2, options=OPTIONS))
+    return registry.build(
+        "asr",
+        ModelSpec(name="qwen3-omni", checkpoint=str(checkpoint), device="cpu", batch_size=2, options=OPTIONS),
+        "transcription.model",
+    )
 
 
 def _audio(*lengths: int) -> list[np.ndarray]:
@@ -53,7 +57,12 @@ def test_generates_and_parses_batched(transcriber):
 
 
 def test_truncated_generation_is_an_error(checkpoint):
-    short = load_transcriber(ModelSpec(name="qwen3-omni", checkpoint=str(checkpoint), device="cpu", options={**OPTIONS, "max_new_tokens": 5}))
+    short = registry.build(
+        "asr",
+        ModelSpec(
+            name="qwen3-omni", checkpoint=str(checkpoint), device="cpu", options={**OPTIONS, "max_new_tokens": 5}
+        ),
+    )
     (r,) = short.transcribe(_audio(16000), 16000)
     assert r.transcript is None and "truncated" in r.error and r.raw == TARGET[:5]
 
@@ -94,20 +103,26 @@ def test_full_omni_checkpoint_loads_only_the_thinker(checkpoint, tmp_path):
     )
 
     thinker = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(checkpoint)
-    full = Qwen3OmniMoeForConditionalGeneration(Qwen3OmniMoeConfig(thinker_config=thinker.config.to_dict(), enable_audio_output=False))
+    full = Qwen3OmniMoeForConditionalGeneration(
+        Qwen3OmniMoeConfig(thinker_config=thinker.config.to_dict(), enable_audio_output=False)
+    )
     full.thinker.load_state_dict(thinker.state_dict())
     full.save_pretrained(tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
         (tmp_path / name).write_bytes((checkpoint / name).read_bytes())
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "qwen3_omni_moe"
-    loaded = load_transcriber(ModelSpec(name="qwen3-omni", checkpoint=str(tmp_path), device="cpu", options=OPTIONS))
+    loaded = registry.build(
+        "asr", ModelSpec(name="qwen3-omni", checkpoint=str(tmp_path), device="cpu", options=OPTIONS)
+    )
     assert loaded.transcribe(_audio(16000), 16000)[0].raw == TARGET
 
 
 def test_preflight_needs_no_model_load(checkpoint, tmp_path, monkeypatch):
-    preflight(ModelSpec(name="qwen3-omni", checkpoint=str(checkpoint)))
+    registry.preflight("asr", ModelSpec(name="qwen3-omni", checkpoint=str(checkpoint)), "transcription.model")
     with pytest.raises(CheckpointUnavailableError, match="no config.json"):
-        preflight(ModelSpec(name="qwen3-omni", checkpoint=str(tmp_path)))
+        registry.preflight("asr", ModelSpec(name="qwen3-omni", checkpoint=str(tmp_path)), "transcription.model")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointUnavailableError, match="transcription.model.checkpoint"):
-        preflight(ModelSpec(name="qwen3-omni", checkpoint="nobody/not-a-cached-model"))
+        registry.preflight(
+            "asr", ModelSpec(name="qwen3-omni", checkpoint="nobody/not-a-cached-model"), "transcription.model"
+        )

@@ -1,16 +1,15 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from curation.audio import decode_file
-from curation.degrade import add_noise
+from curation.evaluation.degrade import add_noise
+from curation.io.audio import decode_file
+from models import registry
 from models.checkpoints import CheckpointUnavailableError
-from models.quality import DnsmosScorer, load_quality_scorer, preflight
-from models.quality.dnsmos import WINDOW
+from models.quality.dnsmos import WINDOW, DnsmosScorer
+from models.registry import UnknownModelError
 from schemas.config import ModelSpec
+from tests.conftest import DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 SR = 16000
 CLIPS = [f"pyroomacoustics__cmu_arctic_us_{c}.wav" for c in ("aew_a0001", "axb_a0004")]
 NOISES = ["dishes_20s.flac", "music_vibe_ace_20s.ogg"]
@@ -23,7 +22,7 @@ def _load(sub: str, name: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def scorer() -> DnsmosScorer:
-    return load_quality_scorer(ModelSpec(name="dnsmos", batch_size=4))
+    return registry.build("quality", ModelSpec(name="dnsmos", batch_size=4), "quality.model")
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +87,15 @@ def test_empty_input_raises(scorer):
 
 
 def test_preflight_names_the_missing_model(tmp_path):
-    preflight(ModelSpec(name="dnsmos"))
+    registry.preflight("quality", ModelSpec(name="dnsmos"), "quality.model")
     with pytest.raises(CheckpointUnavailableError, match="sig_bak_ovr.onnx.*quality.model.checkpoint"):
-        preflight(ModelSpec(name="dnsmos", checkpoint=str(tmp_path)))
-    with pytest.raises(ValueError, match="unknown quality scorer 'nope'"):
-        preflight(ModelSpec(name="nope"))
+        registry.preflight("quality", ModelSpec(name="dnsmos", checkpoint=str(tmp_path)), "quality.model")
+    with pytest.raises(UnknownModelError, match=r"quality\.model\.name: unknown quality model 'nope'"):
+        registry.preflight("quality", ModelSpec(name="nope"), "quality.model")
 
 
 def test_scores_do_not_depend_on_memory_settings_or_batching(scorer):
     x = _load("speech", CLIPS[0])
     long = np.concatenate([x, x, x])  # several windows, so batch size 1 runs the model more than once
-    lean = load_quality_scorer(ModelSpec(name="dnsmos", batch_size=1, options={"arena": False}))
+    lean = DnsmosScorer.from_spec(ModelSpec(name="dnsmos", batch_size=1, options={"arena": False}))
     assert [s.model_dump() for s in lean.score([x, long], SR)] == [s.model_dump() for s in scorer.score([x, long], SR)]

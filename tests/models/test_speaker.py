@@ -1,20 +1,21 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from models import registry
 from models.checkpoints import CheckpointUnavailableError
+from models.registry import UnknownModelError
 from models.signal import resample
-from models.speaker import load_speaker_embedder, preflight
 from models.speaker.frontend import mel_filterbank, mel_spectrogram
 from schemas.config import ModelSpec
+from tests.conftest import DATA
 
-SPEECH = Path(__file__).parent.parent / "data" / "speech"
+SPEECH = DATA / "speech"
 
 
 def _clip(name: str) -> np.ndarray:
@@ -34,7 +35,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def resemblyzer():
-    return load_speaker_embedder(ModelSpec(name="resemblyzer", device="cpu", batch_size=2))
+    return registry.build(
+        "speaker", ModelSpec(name="resemblyzer", device="cpu", batch_size=2), "transcription.speaker_model"
+    )
 
 
 def test_resemblyzer_weights_load_without_importing_the_package(resemblyzer):
@@ -73,13 +76,31 @@ def test_wavlm_xvector_from_a_tiny_checkpoint(tmp_path):
     from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
 
     torch.manual_seed(0)
-    config = WavLMConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                         conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
-                         num_conv_pos_embedding_groups=2, tdnn_dim=(8, 8), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1),
-                         xvector_output_dim=12, num_buckets=16, max_bucket_distance=40, feat_extract_norm="layer")
+    config = WavLMConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        tdnn_dim=(8, 8),
+        tdnn_kernel=(3, 1),
+        tdnn_dilation=(1, 1),
+        xvector_output_dim=12,
+        num_buckets=16,
+        max_bucket_distance=40,
+        feat_extract_norm="layer",
+    )
     WavLMForXVector(config).save_pretrained(tmp_path)
     Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(tmp_path)
-    embedder = load_speaker_embedder(ModelSpec(name="wavlm", checkpoint=str(tmp_path), device="cpu", batch_size=2))
+    embedder = registry.build(
+        "speaker",
+        ModelSpec(name="wavlm", checkpoint=str(tmp_path), device="cpu", batch_size=2),
+        "transcription.speaker_model",
+    )
     a, b = _clip("aew_a0001")[:16000], _clip("axb_a0004")[:24000]
     e = embedder.embed([a, b], 16000)
     assert e.shape == (2, 12) and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
@@ -89,8 +110,9 @@ def test_wavlm_xvector_from_a_tiny_checkpoint(tmp_path):
 
 
 def test_preflight_fails_fast(tmp_path):
-    preflight(ModelSpec(name="resemblyzer"))
+    setting = "transcription.speaker_model"
+    registry.preflight("speaker", ModelSpec(name="resemblyzer"), setting)
     with pytest.raises(CheckpointUnavailableError, match="speaker_model.checkpoint"):
-        preflight(ModelSpec(name="resemblyzer", checkpoint=str(tmp_path / "none.pt")))
-    with pytest.raises(ValueError, match="not a speaker embedder"):
-        preflight(ModelSpec(name="ecapa"))
+        registry.preflight("speaker", ModelSpec(name="resemblyzer", checkpoint=str(tmp_path / "none.pt")), setting)
+    with pytest.raises(UnknownModelError, match=r"transcription\.speaker_model\.name: unknown speaker model 'ecapa'"):
+        registry.preflight("speaker", ModelSpec(name="ecapa"), setting)

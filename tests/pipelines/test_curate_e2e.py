@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from curation.keys import KEY_RE
+from curation.io.keys import KEY_RE
 from pipelines.curate import run_curation
-from schemas.config import load_config
+from schemas.config import CurateConfig, layered
 from schemas.sample import Reject, Sample
 from tests.conftest import DATA, EXAMPLES
 
@@ -28,9 +28,14 @@ CLIPS = [
 
 
 def spine_config(src, out, **over):
-    layers = {"input": str(src), "output": str(out), "ray": {"num_cpus": 2}, "shards": {"inputs_per_unit": 2, "samples_per_shard": 2}}
+    layers = {
+        "input": str(src),
+        "output": str(out),
+        "ray": {"num_cpus": 2},
+        "shards": {"inputs_per_unit": 2, "samples_per_shard": 2},
+    }
     stages = {"separation": {"enabled": False}, "quality": {"enabled": False}, "transcription": {"enabled": False}}
-    return load_config(layers, stages, over)
+    return layered(CurateConfig, layers, stages, over)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +109,10 @@ def test_rerun_on_a_finished_output_skips_all_units(curated):
 
 @pytest.mark.parametrize(
     ("ray", "named"),
-    [({"fuse_stages": None}, r"segmentation.resources.num_cpus=1.0 x1"), ({"fuse_stages": {"num_cpus": 1.0, "concurrency": 2}}, r"ray.fuse_stages.num_cpus=1.0 x2")],
+    [
+        ({"fuse_stages": None}, r"segmentation.resources.num_cpus=1.0 x1"),
+        ({"fuse_stages": {"num_cpus": 1.0, "concurrency": 2}}, r"ray.fuse_stages.num_cpus=1.0 x2"),
+    ],
     ids=["pool-per-stage", "fused"],
 )
 def test_oversubscribed_actor_pools_fail_at_start_naming_the_settings(ray_session, inputs, tmp_path, ray, named):

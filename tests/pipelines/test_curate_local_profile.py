@@ -1,14 +1,16 @@
 """The demo: the `local` profile (Spleeter, silero, DNSMOS, pocketsphinx + speaker turns) on examples/,
-twice into two folders: identical keys and contents, and every sample fully annotated."""
+twice on Ray into two folders: identical keys and contents, and every sample fully annotated; and once more by the
+sequential executor, in this process without Ray: the same shards, byte for byte."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from jobs.curate import profile_path
+from curation.executor import SequentialExecutor
+from curation.run import curate
+from jobs.config import curate_config
 from pipelines.curate import run_curation
-from schemas.config import load_config
 from schemas.sample import Sample
 from tests.conftest import EXAMPLES
 from tests.pipelines.test_curate_e2e import read_shards_webdataset
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.ray
 
 
 def demo_config(out: Path):
-    return load_config(profile_path("local"), {"input": str(EXAMPLES), "output": str(out), "ray": {"num_cpus": 2}})
+    return curate_config("local", direct={"input": str(EXAMPLES), "output": str(out), "ray": {"num_cpus": 2}})
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,12 @@ def test_every_sample_is_separated_scored_and_transcribed(two_runs):
         assert rec.quality and rec.quality.model_id.startswith("dnsmos") and rec.quality.overall >= 2.8
         assert rec.transcript and rec.transcript.turns and rec.transcript.plain_text().strip()
         assert rec.transcript.render().startswith("<|speaker:0|>")
-    texts = {Sample.model_validate_json(s["json"]).source.uri.rsplit("/", 1)[1]: Sample.model_validate_json(s["json"]).transcript.plain_text() for s in samples.values()}
+    texts = {
+        Sample.model_validate_json(s["json"]).source.uri.rsplit("/", 1)[1]: Sample.model_validate_json(
+            s["json"]
+        ).transcript.plain_text()
+        for s in samples.values()
+    }
     assert texts["leopard__test.wav"].startswith("Mr. Quilter")  # the sidecar text is used
 
 
@@ -55,4 +62,22 @@ def test_the_report_is_written(two_runs):
     assert summary["report"] == str(out / "report" / "index.html")
     page = (out / "report" / "index.html").read_text()
     assert all((out / "report" / img).exists() for img in ("durations.png", "rejects.png", "tags.png"))
-    assert "<img" in page and json.loads((out / "report" / "summary.json").read_text())["segments_kept"] == summary["segments_kept"]
+    assert (
+        "<img" in page
+        and json.loads((out / "report" / "summary.json").read_text())["segments_kept"] == summary["segments_kept"]
+    )
+
+
+def test_the_sequential_executor_writes_the_same_shards_as_ray(two_runs, tmp_path):
+    """The same stage objects, called in this process one piece at a time: the same bytes in every tar."""
+    out = tmp_path / "sequential"
+    summary = curate(demo_config(out), SequentialExecutor())
+    ray_out, ray_summary = two_runs[0]
+    assert {k: summary[k] for k in ("inputs", "segments_kept", "rejects_by_reason", "shards")} == {
+        k: ray_summary[k] for k in ("inputs", "segments_kept", "rejects_by_reason", "shards")
+    }
+    shards = sorted(p.name for p in (ray_out / "shards").iterdir())
+    assert shards and sorted(p.name for p in (out / "shards").iterdir()) == shards
+    for name in shards:
+        assert (out / "shards" / name).read_bytes() == (ray_out / "shards" / name).read_bytes(), name
+    assert (out / "index.json").read_bytes() == (ray_out / "index.json").read_bytes()

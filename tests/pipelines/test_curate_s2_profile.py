@@ -6,11 +6,11 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from curation.audio import decode_file
-from jobs.curate import profile_path
-from models.quality import train_quality_head
+from curation.io.audio import decode_file
+from jobs.config import profile_layer
+from models.quality.training import train_quality_head
 from pipelines.curate import run_curation
-from schemas.config import load_config
+from schemas.config import CurateConfig, layered
 from schemas.sample import Sample
 from tests.conftest import DATA
 from tests.tiny_models import OPTIONS, TARGET
@@ -24,7 +24,9 @@ def head(tiny_w2vbert, tmp_path_factory):
     waves = [decode_file(str(DATA / "speech" / c), 16000).audio[: 2 * 16000] for c in CLIPS]
     labels = {"overall": [4.0, 3.0, 2.0], "snr": [4.0, 3.5, 2.5]}
     out = tmp_path_factory.mktemp("head")
-    train_quality_head(waves, 16000, labels, backbone=str(tiny_w2vbert), out=out, epochs=2, val_fraction=0.34, seed=0, device="cpu")
+    train_quality_head(
+        waves, 16000, labels, backbone=str(tiny_w2vbert), out=out, epochs=2, val_fraction=0.34, seed=0, device="cpu"
+    )
     return out
 
 
@@ -34,23 +36,36 @@ def test_s2_profile_runs_the_reports_models(ray_session, tiny_htdemucs, tiny_w2v
     for c in CLIPS:
         shutil.copy(DATA / "speech" / c, src / c)
     cpu = {"num_gpus": 0, "num_cpus": 0.25}  # 2 CPUs: three model actors, VAD, and room for decode/encode tasks
-    cfg = load_config(
-        profile_path("s2"),
+    cfg = layered(
+        CurateConfig,
+        profile_layer("s2"),
         {"input": str(src), "output": str(tmp_path / "out"), "ray": {"num_cpus": 2}},
-        {"decode": {"resources": {"num_cpus": 0.25, "concurrency": 1}}, "segmentation": {"resources": {"num_cpus": 0.25}}},
+        {
+            "decode": {"resources": {"num_cpus": 0.25, "concurrency": 1}},
+            "segmentation": {"resources": {"num_cpus": 0.25}},
+        },
         {stage: {"resources": cpu} for stage in ("separation", "quality", "transcription")},
         overrides=[
             # short utterances: the tiny thinker answers two words, taught on audio up to 5 s
-            "segmentation.min_s=1.0", "segmentation.max_s=3.5",
-            f"separation.model.checkpoint={tiny_htdemucs}", "separation.chunk_s=4", "separation.overlap_s=0.5",
-            f"quality.model.checkpoint={tiny_w2vbert}", f"quality.model.options.head={head}", "quality.thresholds.overall=-100",
-            f"transcription.model.checkpoint={tiny_qwen3_omni}", f"transcription.model.options.prompt={OPTIONS['prompt']}",
-            f"transcription.model.options.max_new_tokens={OPTIONS['max_new_tokens']}", "transcription.max_sidecar_wer=10",
+            "segmentation.min_s=1.0",
+            "segmentation.max_s=3.5",
+            f"separation.model.checkpoint={tiny_htdemucs}",
+            "separation.chunk_s=4",
+            "separation.overlap_s=0.5",
+            f"quality.model.checkpoint={tiny_w2vbert}",
+            f"quality.model.options.head={head}",
+            "quality.thresholds.overall=-100",
+            f"transcription.model.checkpoint={tiny_qwen3_omni}",
+            f"transcription.model.options.prompt={OPTIONS['prompt']}",
+            f"transcription.model.options.max_new_tokens={OPTIONS['max_new_tokens']}",
+            "transcription.max_sidecar_wer=10",
         ],
     )
     assert cfg.profile == "s2" and cfg.separation.model.name == "htdemucs"
     summary = run_curation(cfg, progress=False)
-    assert summary["inputs"] == 3 and summary["segments_kept"] >= 3, [r["detail"] for r in pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()]
+    assert summary["inputs"] == 3 and summary["segments_kept"] >= 3, [
+        r["detail"] for r in pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
+    ]
     for row in pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist():
         s = Sample.model_validate_json(row["sample_json"])
         assert s.separation.model_id == "demucs:tiny"  # the checkpoint file name

@@ -7,7 +7,7 @@ import tarfile
 import pyarrow.parquet as pq
 import pytest
 
-from curation import storage
+from curation.io import storage
 from pipelines.curate import run_curation
 from schemas.sample import Sample
 from tests.conftest import DATA
@@ -46,7 +46,10 @@ def test_curate_s3_to_s3(ray_session, bucket):
 def test_manifest_on_s3_with_texts(ray_session, bucket):
     src = f"s3://{bucket}/raw"
     storage.write_bytes(f"{src}/a.wav", (DATA / "speech" / "wenet__librispeech-1995-1837-0001.wav").read_bytes())
-    storage.write_text(f"{src}/list.jsonl", json.dumps({"uri": f"{src}/a.wav", "text": "hello", "speaker": "spk7", "language": "en"}) + "\n")
+    storage.write_text(
+        f"{src}/list.jsonl",
+        json.dumps({"uri": f"{src}/a.wav", "text": "hello", "speaker": "spk7", "language": "en"}) + "\n",
+    )
     out = f"s3://{bucket}/curated"
     run_curation(spine_config(f"{src}/list.jsonl", out), progress=False)
     with storage.local_copy(f"{out}/manifest.parquet") as path:

@@ -36,7 +36,9 @@ def job(ray_session, tmp_path_factory):
 def trickle_config(src, out):
     """One input per unit, one row per batch: units complete one by one, so kill points land mid-run."""
     one = {"batch_size": 1, "concurrency": 1}
-    return spine_config(src, out, shards={"inputs_per_unit": 1}, decode={"resources": one}, segmentation={"resources": one})
+    return spine_config(
+        src, out, shards={"inputs_per_unit": 1}, decode={"resources": one}, segmentation={"resources": one}
+    )
 
 
 def start(src: Path, out: Path) -> subprocess.Popen:
@@ -45,7 +47,13 @@ def start(src: Path, out: Path) -> subprocess.Popen:
     cfg = trickle_config(src, out).model_dump(mode="json")
     (out.parent / f"{out.name}.yaml").write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, RAY_ADDRESS=ray.get_runtime_context().gcs_address, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "jobs.curate", "--config", str(out.parent / f"{out.name}.yaml"), "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs.curate", "--config", str(out.parent / f"{out.name}.yaml"), "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(predicate, timeout: float = 120) -> None:

@@ -20,7 +20,11 @@ from schemas.transcript import (
 )
 
 # Words: anything printable without whitespace, brackets or the marker characters.
-WORD = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp"), exclude_characters="[]<>|\x85"), min_size=1, max_size=8)
+WORD = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp"), exclude_characters="[]<>|\x85"),
+    min_size=1,
+    max_size=8,
+)
 TAG_NAME = st.one_of(
     st.sampled_from(sorted(KNOWN_TAGS)),
     st.from_regex(r"[a-z][a-z0-9'-]{0,6}( [a-z0-9'-]{1,5}){0,2}", fullmatch=True),
@@ -109,7 +113,9 @@ def test_turn_validates_its_text():
 
 
 def test_rich_transcript_views_and_unknown_tags():
-    t = RichTranscript.from_inline("<|speaker:0|>So [laugh] I said [kazoo]<|speaker:1|>[whispers] Really?", "m", language="en")
+    t = RichTranscript.from_inline(
+        "<|speaker:0|>So [laugh] I said [kazoo]<|speaker:1|>[whispers] Really?", "m", language="en"
+    )
     assert t.render() == "<|speaker:0|>So [laugh] I said [kazoo]<|speaker:1|>[whispers] Really?"
     assert t.plain_text() == "So I said Really?"
     assert t.unknown_tags == ["kazoo"]

@@ -4,11 +4,14 @@ process-tree sampler and the figures. The Ray side is run end to end by `make be
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+import curation.stages.decode as decode_module
+from curation.io.audio import open_stream
 from scripts.bench_corpus import FileRecipe, Section, build_set, long_recipe, plan_files
 from scripts.bench_curation import TreeSampler, bench_config, figures, verdicts
 from scripts.bench_sequential import CallCounter, run_sequential
@@ -32,7 +35,10 @@ def test_long_recipe_cycles_kinds_and_totals_its_hours():
 
 
 def test_set_is_built_at_its_rates_reused_and_rebuilt_when_incomplete(tmp_path):
-    files = [FileRecipe("a.wav", 1, 48000, "WAV", (Section("music", 6.0, 5.0),)), FileRecipe("b.ogg", 2, 22050, "OGG", (Section("clean", 4.0, None),))]
+    files = [
+        FileRecipe("a.wav", 1, 48000, "WAV", (Section("music", 6.0, 5.0),)),
+        FileRecipe("b.ogg", 2, 22050, "OGG", (Section("clean", 4.0, None),)),
+    ]
     first = build_set(tmp_path, files)
     assert not first["reused"] and first["seconds"] == pytest.approx(10.0)
     for f in files:
@@ -49,46 +55,82 @@ def test_set_is_built_at_its_rates_reused_and_rebuilt_when_incomplete(tmp_path):
 
 @pytest.fixture(scope="module")
 def sequential_run(tmp_path_factory):
-    """One clean 16 kHz file and one 48 kHz speech-over-music file through every stage of the local profile."""
+    """One clean 16 kHz file and one 48 kHz speech-over-music file through every stage of the local profile; every
+    opening of an input for decoding is counted too."""
     src, out = tmp_path_factory.mktemp("in"), tmp_path_factory.mktemp("out") / "run"
-    build_set(src, [FileRecipe("clean.flac", 5, 16000, "FLAC", (Section("clean", 14.0, None),)),
-                    FileRecipe("music.wav", 6, 48000, "WAV", (Section("music", 10.0, 12.0),))])
-    return run_sequential(bench_config(src, out, 2), CallCounter(), {"segmentation": 1})
+    build_set(
+        src,
+        [
+            FileRecipe("clean.flac", 5, 16000, "FLAC", (Section("clean", 14.0, None),)),
+            FileRecipe("music.wav", 6, 48000, "WAV", (Section("music", 10.0, 12.0),)),
+        ],
+    )
+    opens = Counter()
+
+    def counted(path, *args, **kwargs):
+        opens[str(path)] += 1
+        return open_stream(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(decode_module, "open_stream", counted)
+        result = run_sequential(bench_config(src, out, 2), CallCounter(), {"segmentation": 1})
+    return result | {
+        "opens": dict(opens),
+        "inputs": sorted(str(p) for p in src.iterdir() if p.suffix in (".flac", ".wav")),
+    }
 
 
 def test_sequential_baseline_runs_every_stage_and_decodes_and_resamples_once(sequential_run):
     r = sequential_run
     assert r["summary"]["inputs"] == 2 and r["summary"]["segments_kept"] >= 1
     assert r["summary"]["hours_in"] * 3600 == pytest.approx(24.0, abs=0.1)
-    assert list(r["stages"]) == ["decode", "separation", "segmentation", "quality", "transcription", "encode", "write", "finalize"]
+    assert list(r["stages"]) == ["decode", "separation", "segmentation", "quality", "transcription", "encode"]
     assert all(s["wall_s"] > 0 and s["calls"] >= 1 for s in r["stages"].values())
-    assert r["stages"]["separation"]["audio_in_s"] == pytest.approx(24.0, abs=0.1)  # each piece of audio reaches separation once
+    assert list(r["load_s"]) == [
+        "separation",
+        "segmentation",
+        "quality",
+        "transcription",
+        "encode",
+    ]  # model loading apart
+    assert r["opens"] == dict.fromkeys(r["inputs"], 1) and len(r["inputs"]) == 2  # every input decoded by one stream
+    assert r["stages"]["separation"]["audio_in_s"] == pytest.approx(
+        24.0, abs=0.1
+    )  # each piece of audio reaches separation once
     checks = r["checks"]
-    assert checks["ok"] and checks["max_opens_per_input"] == 1 and not checks["other_resamples"]
+    assert checks["ok"] and not checks["other_resamples"] and checks["pieces"] == r["pieces"] == 2
     # to spleeter's 44.1 kHz once each: 48 kHz in decode, 16 kHz (which travels at its own rate) in the separator
     assert checks["mixture_resample_streams"] == 1 and checks["mixture_resamples_in_separator"] == 1
     assert checks["vocals_resample_streams"] == checks["pieces"] == 2  # vocals -> 16 kHz, once per piece
 
 
-def test_call_counter_flags_a_second_resampling_and_a_second_decode():
-    from models.signal import resample
+def test_call_counter_flags_a_second_resampling_of_the_same_audio():
+    from models.signal import RESAMPLE_LISTENERS, resample
 
     counter = CallCounter()
     with counter.active():
         resample(np.zeros(1600, np.float32), 16000, 8000)
     assert counter.resamples == {__name__: 1}  # the caller of the helper, not the helper
-    assert not counter.check(inputs=0, pieces=0)["ok"]
+    assert not counter.check(inputs=0, pieces=0)["ok"] and not RESAMPLE_LISTENERS  # and it stops listening
+    resample(np.zeros(1600, np.float32), 16000, 8000)
+    assert counter.resamples == {__name__: 1}
     counter = CallCounter()
-    counter.opens.update({"a.wav": 2})
+    counter.resamples.update({"curation.io.audio": 2})  # one input's mixture resampled twice in decode
+    assert not counter.check(inputs=1, pieces=1)["ok"]
+    counter.resamples.update({"curation.io.audio": 1, "models.separator.base": 1, "models.separator.chunking": 1})
+    assert counter.check(inputs=1, pieces=1)["ok"]
+    counter.resamples.update({"models.separator.chunking": 2})  # a piece's vocals resampled twice
     assert not counter.check(inputs=1, pieces=1)["ok"]
 
 
 def test_tree_sampler_sees_memory_and_cpu_of_child_processes():
-    code = "import numpy as np, time, subprocess, sys\n" \
-           "child = subprocess.Popen([sys.executable, '-c', 'import numpy as np, time; x = np.ones(150_000_000 // 8); time.sleep(1.5)'])\n" \
-           "t = time.process_time()\n" \
-           "while time.process_time() - t < 0.5: pass\n" \
-           "child.wait()\n"
+    code = (
+        "import numpy as np, time, subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import numpy as np, time; x = np.ones(150_000_000 // 8); time.sleep(1.5)'])\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 0.5: pass\n"
+        "child.wait()\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     with TreeSampler(proc.pid, interval_s=0.1, pss_every_s=0.2) as sampler:
         proc.wait()
@@ -103,20 +145,50 @@ def test_tree_sampler_sees_memory_and_cpu_of_child_processes():
 
 def _seq(wall_s: float) -> dict:
     stage = {"wall_s": 1.0, "cpu_s": 1.0, "calls": 1, "audio_in_s": 3600.0}
-    return {"wall_s": wall_s, "summary": {"hours_in": 1.0, "hours_out": 0.5, "segments_kept": 10}, "peak_rss_gb": 1.0, "peak_pss_gb": 0.9, "sampler_cpu_s": 1.0,
-            "peak_pss_by_process_mb": [], "load_s": {}, "stages": {n: dict(stage) for n in ("decode", "separation", "segmentation")},
-            "checks": {"ok": True}}
+    return {
+        "wall_s": wall_s,
+        "summary": {"hours_in": 1.0, "hours_out": 0.5, "segments_kept": 10},
+        "peak_rss_gb": 1.0,
+        "peak_pss_gb": 0.9,
+        "sampler_cpu_s": 1.0,
+        "peak_pss_by_process_mb": [],
+        "load_s": {},
+        "stages": {n: dict(stage) for n in ("decode", "separation", "segmentation")},
+        "checks": {"ok": True},
+    }
 
 
 def _ray(wall_s: float, window_s: float, busy_s: list[float]) -> dict:
     """A Ray run whose stage workers spent 20 s starting and whose daemons and driver took 10 s each."""
     workers = sum(busy_s) + 20.0 + 5.0
-    cpu = {"total": workers + 20.0, "driver": 10.0, "ray_daemons": 10.0, "stage_workers": workers, "stage_worker_startup": 20.0, "by_process": {}}
-    return {"wall_s": wall_s, "startup_s": 3.0, "exec_start": 100.0, "exec_end": 100.0 + window_s, "exec_tree_cpu_s": cpu["total"], "exec_cpu_account_s": cpu,
-            "summary": {"hours_in": 1.0, "hours_out": 0.5, "segments_kept": 10}, "peak_rss_gb": 2.0, "peak_pss_gb": 1.5, "peak_processes": 12, "sampler_cpu_s": 1.0,
-            "peak_object_store_gb": 0.3, "peak_pss_plus_object_store_gb": 1.7,
-            "peak_pss_by_process_mb": [],
-            "operators": [{"stage": f"s{i}", "function_body_s": b, "task_wall_s": 2 * b, "task_cpu_s": 2 * b} for i, b in enumerate(busy_s)]}
+    cpu = {
+        "total": workers + 20.0,
+        "driver": 10.0,
+        "ray_daemons": 10.0,
+        "stage_workers": workers,
+        "stage_worker_startup": 20.0,
+        "by_process": {},
+    }
+    return {
+        "wall_s": wall_s,
+        "startup_s": 3.0,
+        "exec_start": 100.0,
+        "exec_end": 100.0 + window_s,
+        "exec_tree_cpu_s": cpu["total"],
+        "exec_cpu_account_s": cpu,
+        "summary": {"hours_in": 1.0, "hours_out": 0.5, "segments_kept": 10},
+        "peak_rss_gb": 2.0,
+        "peak_pss_gb": 1.5,
+        "peak_processes": 12,
+        "sampler_cpu_s": 1.0,
+        "peak_object_store_gb": 0.3,
+        "peak_pss_plus_object_store_gb": 1.7,
+        "peak_pss_by_process_mb": [],
+        "operators": [
+            {"stage": f"s{i}", "function_body_s": b, "task_wall_s": 2 * b, "task_cpu_s": 2 * b}
+            for i, b in enumerate(busy_s)
+        ],
+    }
 
 
 def test_figures_define_throughput_ratio_and_overhead_as_documented():
@@ -141,12 +213,26 @@ def test_operator_times_label_operators_in_order_and_join_fused_ones():
     from scripts.bench_curation import operator_times
 
     def op(name, body):
-        return NS(operator_name=name, wall_time=NS(sum=body + 1), cpu_time=NS(sum=body), function_body_time=NS(sum=body))
+        return NS(
+            operator_name=name, wall_time=NS(sum=body + 1), cpu_time=NS(sum=body), function_body_time=NS(sum=body)
+        )
 
-    parent = NS(operators_stats=[NS(operator_name="FromItems", wall_time=None), op("MapBatches(decode_batch)->MapBatches(StageActor)", 2.0)], parents=[])
-    last = NS(operators_stats=[op("MapBatches(StageActor)", 5.0), op("MapBatches(encode_audio)", 1.0)], parents=[parent])
+    parent = NS(
+        operators_stats=[
+            NS(operator_name="FromItems", wall_time=None),
+            op("MapBatches(decode_batch)->MapBatches(StageActor)", 2.0),
+        ],
+        parents=[],
+    )
+    last = NS(
+        operators_stats=[op("MapBatches(StageActor)", 5.0), op("MapBatches(encode_audio)", 1.0)], parents=[parent]
+    )
     ops = operator_times(last, ["decode", "separation", "segmentation", "encode"])
-    assert [(o["stage"], o["function_body_s"]) for o in ops] == [("decode+separation", 2.0), ("segmentation", 5.0), ("encode", 1.0)]
+    assert [(o["stage"], o["function_body_s"]) for o in ops] == [
+        ("decode+separation", 2.0),
+        ("segmentation", 5.0),
+        ("encode", 1.0),
+    ]
 
 
 def test_worker_start_up_ends_when_ray_first_titles_it_with_a_task():
@@ -158,8 +244,12 @@ def test_worker_start_up_ends_when_ray_first_titles_it_with_a_task():
     assert is_stage_worker("ray::IDLE") and is_stage_worker("ray::MapWorker(MapBatches(StageActor)).submit")
     assert not is_stage_worker("ray::_StatsActor") and not is_stage_worker("raylet")
     sampler = TreeSampler(os.getpid())
-    for cpu, title in ((1.0, "ray::IDLE"), (3.0, "ray::MapWorker(MapBatches(StageActor)).__init__"), (4.0, "ray::MapWorker(MapBatches(StageActor))"),
-                       (9.0, "ray::MapWorker(MapBatches(StageActor)).submit")):
+    for cpu, title in (
+        (1.0, "ray::IDLE"),
+        (3.0, "ray::MapWorker(MapBatches(StageActor)).__init__"),
+        (4.0, "ray::MapWorker(MapBatches(StageActor))"),
+        (9.0, "ray::MapWorker(MapBatches(StageActor)).submit"),
+    ):
         sampler.cpu_by_pid[7] = cpu
         sampler._track(NS(pid=7, cmdline=lambda title=title: [title], name=lambda: "x"))
     assert sampler.startup_cpu == {7: 4.0}

@@ -8,7 +8,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_dry_run_prints_the_table_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_bench_quality.py"), "--dry-run", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "scripts.gpu_bench_quality", "--dry-run", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     for mode in ("fbank_only", "forward_only", "end_to_end"):
         assert mode in r.stdout

@@ -8,9 +8,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_dry_run_times_every_stage_and_combines_them(tmp_path):
     out = tmp_path / "s2.json"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_bench_s2.py"), "--dry-run", "--out", str(out)], capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [sys.executable, "-m", "scripts.gpu_bench_s2", "--dry-run", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr
-    for label in ("separation", "quality", "transcription (transformers)", "end to end (one GPU)", "vllm: not measured"):
+    for label in (
+        "separation",
+        "quality",
+        "transcription (transformers)",
+        "end to end (one GPU)",
+        "vllm: not measured",
+    ):
         assert label in r.stdout
     result = json.loads(out.read_text())
     assert result["dry_run"] and result["device"] == "cpu"

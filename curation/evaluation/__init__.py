@@ -1,0 +1,1 @@
+"""Measuring curation: labelled degradations of clean speech, speaker-attribution accuracy."""

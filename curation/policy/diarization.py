@@ -1,0 +1,270 @@
+"""Who speaks when inside one utterance: speaker turns from embedding clustering (the `local` profile's
+substitute for a model that writes speaker turns itself).
+
+1. An energy gate marks speech frames (10 ms); silence is not embedded.
+2. Overlapping windows (1.5 s every 0.5 s) with enough speech are embedded.
+3. Average-linkage agglomerative clustering on cosine similarity stops at `same_speaker_similarity`,
+   which decides the number of speakers; clusters with too little speech join their nearest neighbour.
+4. Each speech frame takes the cluster its covering windows resemble most; runs become turns that tile
+   the utterance (pauses split at their midpoint); turns too short to judge join a neighbour.
+5. Whole turns are re-embedded (longer audio, steadier embeddings), reassigned to the nearest speaker
+   centroid, and speakers whose centroids are closer than `merge_similarity` are merged.
+
+Speakers are numbered by first appearance: the first voice heard is speaker 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import linear_sum_assignment
+
+from models.protocols import SpeakerEmbedder
+from models.speaker.frontend import frame_levels_db, voiced_frames
+from schemas.config import ModelSpec
+
+FRAME_S = 0.01
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    speaker: int
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class DiarizationParams:
+    """Defaults suit the resemblyzer voice encoder; similarity thresholds are properties of the embedding space."""
+
+    window_s: float = 1.5
+    hop_s: float = 0.5
+    min_window_speech: float = 0.5  # fraction of speech frames a window needs to be embedded
+    same_speaker_similarity: float = 0.65  # clustering stops when clusters are less similar than this (average linkage)
+    merge_similarity: float = 0.8  # speakers whose whole-turn centroids are more similar than this are one speaker
+    min_speaker_s: float = 1.5  # a cluster with less speech is not a speaker of its own
+    min_turn_s: float = 0.6  # a shorter turn cannot be judged reliably and joins a neighbour
+    min_gap_fill_s: float = 0.2  # pauses shorter than this inside speech count as speech
+    min_island_s: float = 0.1  # speech islands shorter than this are ignored
+
+
+PARAMS_BY_EMBEDDER = {
+    "resemblyzer": DiarizationParams(),
+    # microsoft/wavlm-base-plus-sv decides 'same speaker' above 0.86 cosine.
+    "wavlm": DiarizationParams(same_speaker_similarity=0.86, merge_similarity=0.9),
+}
+
+
+def diarization_params(spec: ModelSpec) -> DiarizationParams:
+    """The embedder's defaults, overridden by any DiarizationParams field named in spec.options."""
+    names = {f.name for f in fields(DiarizationParams)}
+    return replace(
+        PARAMS_BY_EMBEDDER.get(spec.name, DiarizationParams()), **{k: v for k, v in spec.options.items() if k in names}
+    )
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:
+    """(start, end, value) of the runs of equal values."""
+    if values.size == 0:
+        return []
+    edges = np.flatnonzero(np.diff(values)) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [values.size]])
+    return [(int(s), int(e), int(values[s])) for s, e in zip(starts, ends)]
+
+
+def speech_frames(wav: np.ndarray, sample_rate: int, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
+    """Boolean speech mask, one value per 10 ms frame."""
+    mask = voiced_frames(frame_levels_db(wav, int(round(sample_rate * FRAME_S)))).astype(np.int8)
+    for value, limit in ((0, params.min_gap_fill_s), (1, params.min_island_s)):
+        runs = _runs(mask)
+        for k, (s, e, v) in enumerate(runs):
+            inner = 0 < k < len(runs) - 1 or value == 1
+            if v == value and inner and (e - s) * FRAME_S < limit:
+                mask[s:e] = 1 - value
+    return mask.astype(bool)
+
+
+def speech_span(
+    wav: np.ndarray, sample_rate: int, params: DiarizationParams = DiarizationParams()
+) -> tuple[float, float]:
+    """(start_s, end_s) from the first to the last speech frame; the whole clip when none is found."""
+    voiced = np.flatnonzero(speech_frames(wav, sample_rate, params))
+    if voiced.size == 0:
+        return 0.0, len(wav) / sample_rate
+    frame_s = int(round(sample_rate * FRAME_S)) / sample_rate
+    return voiced[0] * frame_s, (voiced[-1] + 1) * frame_s
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _cluster(emb: np.ndarray, threshold: float) -> np.ndarray:
+    if len(emb) < 2:
+        return np.zeros(len(emb), dtype=int)
+    tree = linkage(emb, method="average", metric="cosine")
+    return fcluster(tree, t=1.0 - threshold, criterion="distance") - 1
+
+
+def _absorb_small(labels: np.ndarray, emb: np.ndarray, weights: np.ndarray, min_weight: float) -> np.ndarray:
+    """Relabel members of clusters weighing less than `min_weight` to the nearest sufficient cluster."""
+    ids = np.unique(labels)
+    mass = {c: weights[labels == c].sum() for c in ids}
+    big = [c for c in ids if mass[c] >= min_weight] or [max(ids, key=lambda c: mass[c])]
+    centroids = _unit(np.stack([emb[labels == c].mean(axis=0) for c in big]))
+    out = labels.copy()
+    for i in np.flatnonzero(~np.isin(labels, big)):
+        out[i] = big[int(np.argmax(centroids @ emb[i]))]
+    return out
+
+
+def _tile(labels: np.ndarray, speech: np.ndarray) -> list[list[int]]:
+    """Frame labels on speech frames -> [start, end, label] turns covering every frame."""
+    runs = [(s, e, v) for s, e, v in _runs(np.where(speech, labels, -1)) if v >= 0]
+    turns: list[list[int]] = []
+    for s, e, v in runs:
+        if turns and turns[-1][2] == v:
+            turns[-1][1] = e
+        elif turns:
+            mid = (turns[-1][1] + s) // 2
+            turns[-1][1] = mid
+            turns.append([mid, e, v])
+        else:
+            turns.append([s, e, v])
+    turns[0][0], turns[-1][1] = 0, len(speech)
+    return turns
+
+
+def _merge_equal(turns: list[list[int]]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for t in turns:
+        if out and out[-1][2] == t[2]:
+            out[-1][1] = t[1]
+        else:
+            out.append(list(t))
+    return out
+
+
+def diarize(
+    wav: np.ndarray, sample_rate: int, embedder: SpeakerEmbedder, params: DiarizationParams = DiarizationParams()
+) -> list[SpeakerTurn]:
+    """Speaker turns tiling the utterance; a single turn of speaker 0 when one voice (or too little speech) is found."""
+    duration = len(wav) / sample_rate
+    single = [SpeakerTurn(0, 0.0, duration)]
+    frame = int(round(sample_rate * FRAME_S))
+    speech = speech_frames(wav, sample_rate, params)
+    n = len(speech)
+    win, hop = int(round(params.window_s / FRAME_S)), int(round(params.hop_s / FRAME_S))
+    voiced = np.flatnonzero(speech)
+    if voiced.size * FRAME_S < 2 * params.min_speaker_s or n < win:
+        return single
+    last = max(int(voiced[0]), int(voiced[-1]) + 1 - win)
+    starts = [s for s in range(int(voiced[0]), last + 1, hop) if speech[s : s + win].mean() >= params.min_window_speech]
+    if len(starts) < 2:
+        return single
+    emb = embedder.embed([wav[s * frame : (s + win) * frame] for s in starts], sample_rate)
+    labels = _cluster(emb, params.same_speaker_similarity)
+    labels = _absorb_small(labels, emb, np.full(len(starts), params.hop_s), params.min_speaker_s)
+    ids = np.unique(labels)
+    if len(ids) == 1:
+        return single
+
+    # Frame scores: mean similarity of the covering windows to each speaker centroid.
+    centroids = _unit(np.stack([emb[labels == c].mean(axis=0) for c in ids]))
+    sims = emb @ centroids.T
+    score, cover = np.zeros((n, len(ids))), np.zeros(n)
+    for s, row in zip(starts, sims):
+        score[s : s + win] += row
+        cover[s : s + win] += 1
+    covered = np.flatnonzero(cover > 0)
+    nearest = covered[np.clip(np.searchsorted(covered, np.arange(n)), 0, len(covered) - 1)]
+    frame_labels = np.argmax(score[nearest] / cover[nearest, None], axis=1)
+    turns = _tile(frame_labels, speech)
+
+    # Short turns join the neighbour whose speaker their frames resemble more.
+    min_turn = int(round(params.min_turn_s / FRAME_S))
+    while len(turns) > 1:
+        short = [k for k, (s, e, _) in enumerate(turns) if speech[s:e].sum() < min_turn]
+        if not short:
+            break
+        k = min(short, key=lambda j: speech[turns[j][0] : turns[j][1]].sum())
+        s, e, _ = turns[k]
+        options = [turns[j][2] for j in (k - 1, k + 1) if 0 <= j < len(turns)]
+        turns[k][2] = max(options, key=lambda c: score[s:e, c].sum())
+        turns = _merge_equal(turns)
+
+    # Whole-turn embeddings: merge speakers that are too small or one voice, reassign turns to the nearest speaker.
+    turn_emb = embedder.embed([wav[s * frame : e * frame] for s, e, _ in turns], sample_rate)
+    speech_s = np.array([speech[s:e].sum() * FRAME_S for s, e, _ in turns])
+    labels = np.array([c for _, _, c in turns])
+    for _ in range(2 * len(turns)):
+        ids = np.unique(labels)
+        if len(ids) == 1:
+            break
+        cents = _unit(np.stack([(turn_emb[labels == c] * speech_s[labels == c, None]).sum(axis=0) for c in ids]))
+        sim = cents @ cents.T
+        np.fill_diagonal(sim, -1.0)
+        mass = np.array([speech_s[labels == c].sum() for c in ids])
+        if mass.min() < params.min_speaker_s:
+            a = int(np.argmin(mass))
+            labels[labels == ids[a]] = ids[int(np.argmax(sim[a]))]
+            continue
+        a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        if sim[a, b] >= params.merge_similarity:
+            labels[labels == ids[b]] = ids[a]
+            continue
+        new = ids[np.argmax(turn_emb @ cents.T, axis=1)]
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    turns = _merge_equal([[s, e, int(c)] for (s, e, _), c in zip(turns, labels)])
+
+    order = {c: i for i, c in enumerate(dict.fromkeys(t[2] for t in turns))}
+    return [
+        SpeakerTurn(
+            order[c], s * frame / sample_rate if k else 0.0, e * frame / sample_rate if k < len(turns) - 1 else duration
+        )
+        for k, (s, e, c) in enumerate(turns)
+    ]
+
+
+def join_utterances(
+    clips: Sequence[tuple[int, np.ndarray]], sample_rate: int, pause_s: float = 0.4
+) -> tuple[np.ndarray, list[SpeakerTurn]]:
+    """A dialogue from (speaker, waveform) clips separated by silence, with its reference turns (for evaluation)."""
+    gap = np.zeros(int(round(pause_s * sample_rate)), dtype=np.float32)
+    parts, ref, t = [], [], 0.0
+    for k, (speaker, x) in enumerate(clips):
+        if k:
+            parts.append(gap)
+            t += len(gap) / sample_rate
+        parts.append(np.asarray(x, dtype=np.float32))
+        ref.append(SpeakerTurn(speaker, t, t + len(x) / sample_rate))
+        t += len(x) / sample_rate
+    return np.concatenate(parts), ref
+
+
+def _raster(turns: Sequence[SpeakerTurn], n: int, speakers: list) -> np.ndarray:
+    grid = np.zeros((len(speakers), n), dtype=bool)
+    for t in turns:
+        grid[speakers.index(t.speaker), int(round(t.start_s / FRAME_S)) : int(round(t.end_s / FRAME_S))] = True
+    return grid
+
+
+def attribution_accuracy(reference: Sequence[SpeakerTurn], hypothesis: Sequence[SpeakerTurn]) -> float:
+    """Share of reference speech time (where exactly one reference speaker talks) attributed to the right
+    speaker under the best one-to-one mapping of hypothesis to reference speakers."""
+    end = max([t.end_s for t in reference] + [t.end_s for t in hypothesis])
+    n = int(round(end / FRAME_S)) + 1
+    ref_ids, hyp_ids = sorted({t.speaker for t in reference}), sorted({t.speaker for t in hypothesis})
+    ref, hyp = _raster(reference, n, ref_ids), _raster(hypothesis, n, hyp_ids)
+    single = ref.sum(axis=0) == 1
+    if not single.any():
+        return 0.0
+    overlap = (ref[:, None, :] & hyp[None, :, :] & single).sum(axis=2)
+    rows, cols = linear_sum_assignment(-overlap)
+    return float(overlap[rows, cols].sum() / single.sum())

@@ -1,0 +1,69 @@
+"""Speaker turns of a transcript from timed words and diarization turns (the `local` profile's speakers).
+
+Each word goes to the diarization turn active at its midpoint. With a reference text (a sidecar), its tokens
+replace the ASR words and take their speakers from the ASR words they align with.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+
+from curation.policy.diarization import SpeakerTurn
+from curation.policy.wer import align, normalize_words
+from schemas.transcript import Turn, WordConfidence
+
+_TOKEN = re.compile(r"\[[^\]]*\]|[^\s\[]+")  # a tag, or a run of text up to whitespace or a tag
+
+
+def _turn_at(turns: Sequence[SpeakerTurn], t: float) -> int:
+    return max(0, bisect.bisect_right([x.start_s for x in turns], t) - 1)
+
+
+def _fill(values: list[int | None]) -> list[int]:
+    """Unset entries take the previous set value (the next one at the start)."""
+    first = next((v for v in values if v is not None), 0)
+    out, last = [], first
+    for v in values:
+        last = v if v is not None else last
+        out.append(last)
+    return out
+
+
+def _project_owners(tokens: Sequence[str], words: Sequence[str], word_owner: Sequence[int]) -> list[int]:
+    """Owner (diarization turn) of each text token, through the word alignment of text and ASR words."""
+    flat = [(u, k) for k, tok in enumerate(tokens) if not tok.startswith("[") for u in normalize_words(tok)]
+    hyp, hyp_owner = [], []
+    for w, o in zip(words, word_owner):
+        for u in normalize_words(w):
+            hyp.append(u)
+            hyp_owner.append(o)
+    owners: list[int | None] = [None] * len(tokens)
+    for r, h in align([u for u, _ in flat], hyp):
+        if r is not None and h is not None and owners[flat[r][1]] is None:
+            owners[flat[r][1]] = hyp_owner[h]
+    return _fill(owners)
+
+
+def speaker_turns(words: Sequence[WordConfidence], turns: Sequence[SpeakerTurn], text: str | None = None) -> list[Turn]:
+    """Transcript turns from timed words and diarization turns; with `text`, its tokens replace the words
+    and take their speakers from the aligned words. Speakers are renumbered by first appearance."""
+    word_owner = [_turn_at(turns, ((w.start_s or 0.0) + (w.end_s or 0.0)) / 2) for w in words]
+    if text is None:
+        tokens, owners = [w.word for w in words], word_owner
+    else:
+        tokens = _TOKEN.findall(text)
+        owners = _project_owners(tokens, [w.word for w in words], word_owner)
+    groups: list[list] = []  # [speaker, first diarization turn, last diarization turn, tokens]
+    for tok, o in zip(tokens, owners):
+        if groups and groups[-1][0] == turns[o].speaker:
+            groups[-1][2] = max(groups[-1][2], o)
+            groups[-1][3].append(tok)
+        else:
+            groups.append([turns[o].speaker, o, o, [tok]])
+    order = {s: k for k, s in enumerate(dict.fromkeys(g[0] for g in groups))}
+    return [
+        Turn(speaker=order[s], text=" ".join(toks), start_s=turns[a].start_s, end_s=turns[b].end_s)
+        for s, a, b, toks in groups
+    ]

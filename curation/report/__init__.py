@@ -1,0 +1,77 @@
+"""The per-run dataset report: report/index.html, its PNG plots and report/summary.json.
+
+Built from what finalisation already holds (manifest rows, reject dicts, the run summary), so it costs no audio
+reads. Written through curation.io.storage: a local directory and an s3:// prefix alike.
+"""
+
+from __future__ import annotations
+
+import json
+
+from curation.io import storage
+from curation.report.page import render_page
+from curation.report.plots import (
+    empty_plot,
+    plot_durations,
+    plot_hours,
+    plot_quality,
+    plot_rejects,
+    plot_speakers,
+    plot_tags,
+)
+from schemas.quality import QUALITY_DIMENSIONS
+from schemas.sample import Sample
+
+REPORT_DIR = "report"
+
+
+def write_report(
+    output: str, samples: list[dict], rejects: list[dict], summary: dict, thresholds: dict[str, float]
+) -> str:
+    """Write report/ under `output` (a directory or s3:// prefix) and return the URI of its index.html.
+
+    `samples` are manifest rows (curation.io.shards.manifest_row), `rejects` reject dicts with the Sample so
+    far in 'sample_json' (or None), `summary` the run totals (curation.io.shards.finalize plus wall_s, ...),
+    `thresholds` the quality minimums per dimension.
+    """
+    kept = [Sample.model_validate_json(r["sample_json"]) for r in samples]
+    rejected = [(r["stage"], Sample.model_validate_json(r["sample_json"])) for r in rejects if r.get("sample_json")]
+    scored = {d for s in [*kept, *(s for _, s in rejected)] if s.quality for d in s.quality.dimensions()}
+    dims = [d for d in QUALITY_DIMENSIONS if d in scored or d in thresholds]
+
+    plots: list[tuple[str, str, bytes]] = [
+        ("hours.png", "Hours of input audio vs hours of kept segments written to shards.", plot_hours(summary)),
+        ("durations.png", "Durations of the kept segments.", plot_durations(kept)),
+        *(
+            (
+                f"quality_{d}.png",
+                f"Quality '{d}' of kept segments, of segments rejected by the quality filter, and of segments that passed it but were rejected at a later stage; dashed line: the configured minimum.",
+                plot_quality(d, kept, rejected, thresholds.get(d)),
+            )
+            for d in dims
+        ),
+        (
+            "rejects.png",
+            "Rejected inputs and segments by stage and reason code (details in rejects.parquet).",
+            plot_rejects(rejects),
+        ),
+        (
+            "tags.png",
+            "Inline tags in kept transcripts: vocal events, delivery styles, and tags outside the registry.",
+            plot_tags(kept),
+        ),
+        ("speakers.png", "Distinct speakers in each kept sample's transcript.", plot_speakers(kept)),
+    ]
+    if not dims:
+        plots.insert(
+            2, ("quality.png", "Quality scores (none were recorded in this run).", empty_plot("Quality scores"))
+        )
+
+    for name, _, data in plots:
+        storage.write_bytes(storage.join(output, REPORT_DIR, name), data)
+    listing = [{"file": name, "caption": caption} for name, caption, _ in plots]
+    record = {**summary, "quality_thresholds": dict(thresholds), "plots": listing}
+    storage.write_text(storage.join(output, REPORT_DIR, "summary.json"), json.dumps(record, indent=1, default=str))
+    page = storage.join(output, REPORT_DIR, "index.html")
+    storage.write_text(page, render_page(summary, thresholds, [(name, caption) for name, caption, _ in plots]))
+    return page

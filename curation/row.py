@@ -1,0 +1,130 @@
+"""The typed row every stage reads and writes: one input piece, or one segment, on its way to a shard.
+
+A row is a plain object in a stage; it is turned into JSON once, by the writer (KEY.json, manifest, rejects).
+Between Ray Data operators it travels as four columns (`to_columns`/`from_columns`): the audio bytes, their
+encoding and sample rate, and the rest of the row as one Python object. A rejected row keeps flowing, untouched
+by later stages, so that every input ends in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from schemas.rejects import RejectReason, Stage
+from schemas.sample import AudioFacts, Reject, Sample, SeparationInfo
+
+PCM_DTYPE = "<i2"
+PCM_WIDTH = 2  # bytes per sample
+_SCALE = 32768.0  # libsndfile's: 16-bit files decode to exactly these floats, and encode back bit for bit
+
+
+class AudioEncoding(StrEnum):
+    NONE = ""  # no audio (an input before decoding, a rejected row)
+    PCM16 = "pcm_s16le"  # mono 16-bit little-endian PCM: half the bytes of float32, the precision of the shards
+    FLAC = "flac"  # encoded for the shard
+
+
+def pcm_bytes(x: np.ndarray) -> bytes:
+    """float samples in [-1, 1) -> 16-bit PCM bytes (louder ones clip, as the 16-bit output would)."""
+    x = np.asarray(x, dtype=np.float32)
+    # a float64 sum is finite iff every sample is (audio cannot overflow it), with no full-size temporary
+    if not np.isfinite(np.sum(x, dtype=np.float64)):
+        raise ValueError("non-finite samples (NaN or inf)")
+    return np.clip(np.rint(x * _SCALE), -_SCALE, _SCALE - 1).astype(PCM_DTYPE).tobytes()
+
+
+@dataclass
+class SourceInfo:
+    """What is known of the input file as a whole: given with it (sidecar, manifest columns) or found by decode."""
+
+    sidecar_uri: str | None = None
+    text: str | None = None
+    speaker: str | None = None
+    language: str | None = None
+    audio: AudioFacts | None = None  # the header's facts; the last piece gets the decoded duration
+    offset_s: float = 0.0  # where this piece starts in the input
+
+
+@dataclass
+class Row:
+    key: str  # '<16 hex>' for an input or piece, '<16 hex>_<5 digits>' for a segment
+    source_uri: str
+    input_index: int  # position of the input in the run plan
+    unit: int  # work unit of the input (the grain of resume)
+    piece: int = 0  # index of the piece of the input (long inputs are decoded in pieces)
+    last_piece: bool = True
+    file_rows: int = 1  # rows this piece became at segmentation: the writer knows when a piece is complete
+    audio: bytes = b""
+    encoding: AudioEncoding = AudioEncoding.NONE
+    sample_rate: int = 0
+    source: SourceInfo = field(default_factory=SourceInfo)
+    separation: SeparationInfo | None = None
+    sample: Sample | None = None  # from segmentation on
+    reject: Reject | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.reject is None
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.audio) // PCM_WIDTH if self.encoding == AudioEncoding.PCM16 else 0
+
+    def pcm(self) -> np.ndarray:
+        """The samples as stored (int16), without a copy."""
+        if self.encoding != AudioEncoding.PCM16:
+            raise ValueError(f"row {self.key} holds {self.encoding.value or 'no'} audio, not PCM")
+        return np.frombuffer(self.audio, dtype=PCM_DTYPE)
+
+    def waveform(self) -> np.ndarray:
+        """The samples as float32 in [-1, 1)."""
+        return self.pcm().astype(np.float32) * np.float32(1 / _SCALE)
+
+    def set_waveform(self, x: np.ndarray, sample_rate: int) -> None:
+        self.audio, self.encoding, self.sample_rate = pcm_bytes(x), AudioEncoding.PCM16, int(sample_rate)
+
+    def rejected(self, stage: Stage, reason: RejectReason, detail: str = "") -> Row:
+        """This row, rejected: its audio is dropped (nothing downstream needs it); the Sample so far stays."""
+        span = (self.sample.source.start_s, self.sample.source.end_s) if self.sample is not None else (None, None)
+        self.reject = Reject(
+            input=self.source_uri,
+            key=self.key if "_" in self.key else None,
+            stage=stage,
+            reason=reason,
+            detail=detail[:2000],
+            start_s=span[0],
+            end_s=span[1],
+        )
+        self.audio, self.encoding = b"", AudioEncoding.NONE
+        return self
+
+    def copy(self, **changes) -> Row:
+        return replace(self, **changes)
+
+
+# --- Ray Data columns -------------------------------------------------------------------------------------------
+
+COLUMNS = ("audio", "encoding", "sample_rate", "row")
+
+
+def to_columns(rows: Iterable[Row]) -> dict[str, list]:
+    """Rows -> a columnar batch: audio bytes, encoding and rate as their own columns, the rest as one object."""
+    out: dict[str, list] = {c: [] for c in COLUMNS}
+    for r in rows:
+        out["audio"].append(r.audio)
+        out["encoding"].append(r.encoding.value)
+        out["sample_rate"].append(r.sample_rate)
+        out["row"].append(replace(r, audio=b""))
+    return out
+
+
+def from_columns(batch: Mapping[str, Any]) -> list[Row]:
+    return [
+        replace(r, audio=bytes(a), encoding=AudioEncoding(str(e)), sample_rate=int(sr))
+        for a, e, sr, r in zip(batch["audio"], batch["encoding"], batch["sample_rate"], batch["row"])
+    ]

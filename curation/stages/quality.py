@@ -1,0 +1,45 @@
+"""Quality scoring and filtering: each live segment gets `QualityScores` in its Sample, and is rejected if any
+configured dimension is below its minimum (or NaN); the reject detail lists each failed threshold with its value,
+e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5'."""
+
+from __future__ import annotations
+
+from curation.row import Row
+from curation.stages.base import CurationStage
+from models import registry
+from schemas.config import QualityConfig
+from schemas.rejects import RejectReason, Stage
+
+
+class QualityStage(CurationStage):
+    name = Stage.QUALITY
+    reads = ("audio", "sample_rate", "sample")
+    writes = ("sample.quality",)
+
+    def __init__(self, cfg: QualityConfig, on_error="reject"):
+        super().__init__(cfg.resources, on_error)
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        self.scorer = registry.build("quality", self.cfg.model, "quality.model")
+        for dim in self.cfg.thresholds:
+            if dim not in self.scorer.dimensions:
+                raise ValueError(
+                    f"quality.thresholds.{dim}: scorer {self.scorer.model_id!r} does not score {dim!r} (it scores {', '.join(self.scorer.dimensions)})"
+                )
+
+    def process_batch(self, rows: list[Row]) -> list[Row]:
+        todo = []
+        for row in rows:
+            if not row.live:
+                continue
+            if not row.audio:
+                row.rejected(self.name, RejectReason.INVALID_AUDIO, "empty audio")
+            else:
+                todo.append(row)
+        for row, scores in self.call_model(todo, self.scorer.score, RejectReason.QUALITY_FAILED):
+            row.sample.quality = scores
+            failed = scores.failed(self.cfg.thresholds)
+            if failed:
+                row.rejected(self.name, RejectReason.QUALITY_BELOW_THRESHOLD, "; ".join(failed))
+        return rows

@@ -1,0 +1,85 @@
+"""Where an input or segment can end other than in a shard: the stage that stopped it and the reason code.
+
+Both are stable strings (they are columns of rejects.parquet); `s2 schema reject` prints them with their meaning.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    DECODE = "decode"
+    SEPARATION = "separation"
+    SEGMENTATION = "segmentation"
+    QUALITY = "quality"
+    TRANSCRIPTION = "transcription"
+    ENCODE = "encode"
+
+
+class RejectReason(StrEnum):
+    """Why an input or a segment was not kept; REASON_DOCS says what each means (`s2 schema reject` lists both)."""
+
+    # decode
+    MISSING_FILE = "missing_file"
+    UNREADABLE_CONTAINER = "unreadable_container"
+    NO_AUDIO_STREAM = "no_audio_stream"
+    DECODE_FAILED = "decode_failed"
+    EMPTY_AUDIO = "empty_audio"
+    NON_FINITE_SAMPLES = "non_finite_samples"
+    TOO_LONG = "too_long"
+    TOO_SHORT = "too_short"
+    # separation
+    SEPARATION_FAILED = "separation_failed"
+    # segmentation
+    NO_SPEECH = "no_speech"
+    SEGMENT_TOO_SHORT = "segment_too_short"
+    # quality
+    INVALID_AUDIO = "invalid_audio"
+    QUALITY_FAILED = "quality_failed"
+    QUALITY_BELOW_THRESHOLD = "quality_below_threshold"
+    # transcription
+    BAD_ROW = "bad_row"
+    TRANSCRIPTION_FAILED = "transcription_failed"
+    EMPTY_TRANSCRIPT = "empty_transcript"
+    MALFORMED_TRANSCRIPT = "malformed_transcript"
+    SIDECAR_DISAGREEMENT = "sidecar_disagreement"
+    REPEATED_NGRAM = "repeated_ngram"
+    RATE_OUTLIER = "rate_outlier"
+    LANGUAGE_MISMATCH = "language_mismatch"
+    UNKNOWN_TAG = "unknown_tag"
+    # any stage whose error policy is 'reject'
+    STAGE_FAILED = "stage_failed"
+
+
+REASON_DOCS: dict[RejectReason, str] = {
+    RejectReason.MISSING_FILE: "the input does not exist (or vanished after listing)",
+    RejectReason.UNREADABLE_CONTAINER: "neither libsndfile nor FFmpeg can open the file",
+    RejectReason.NO_AUDIO_STREAM: "a container (e.g. video) without an audio track",
+    RejectReason.DECODE_FAILED: "decoding failed part-way (truncated or corrupt data)",
+    RejectReason.EMPTY_AUDIO: "no samples decoded",
+    RejectReason.NON_FINITE_SAMPLES: "NaN or infinite samples",
+    RejectReason.TOO_LONG: "longer than decode.max_duration_s (a header claiming more is not trusted)",
+    RejectReason.TOO_SHORT: "shorter than decode.min_duration_s",
+    RejectReason.SEPARATION_FAILED: "the separator failed on this input or produced non-finite audio",
+    RejectReason.NO_SPEECH: "no speech above segmentation.threshold",
+    RejectReason.SEGMENT_TOO_SHORT: "an utterance shorter than segmentation.min_s after merging",
+    RejectReason.INVALID_AUDIO: "a segment without audio reached scoring",
+    RejectReason.QUALITY_FAILED: "the quality scorer failed on this segment",
+    RejectReason.QUALITY_BELOW_THRESHOLD: "a quality dimension below its minimum (quality.thresholds); detail lists each",
+    RejectReason.BAD_ROW: "a segment that cannot be read for transcription (no audio)",
+    RejectReason.TRANSCRIPTION_FAILED: "the transcriber failed on this segment",
+    RejectReason.EMPTY_TRANSCRIPT: "no words once tags are removed",
+    RejectReason.MALFORMED_TRANSCRIPT: "model output or sidecar text that breaks the transcript grammar",
+    RejectReason.SIDECAR_DISAGREEMENT: "ASR and sidecar transcript differ by more than transcription.max_sidecar_wer",
+    RejectReason.REPEATED_NGRAM: "an n-gram repeated back to back too often (a decoding loop)",
+    RejectReason.RATE_OUTLIER: "words (or characters) per second of speech implausible",
+    RejectReason.LANGUAGE_MISMATCH: "the declared language or the text's script contradicts transcription.language",
+    RejectReason.UNKNOWN_TAG: "a tag outside the registry, with transcription.unknown_tags=reject",
+    RejectReason.STAGE_FAILED: "a stage raised on this row; detail names the error",
+}
+
+# what `s2 schema reject` (the JSON Schema's description of RejectReason) shows
+RejectReason.__doc__ = "Why an input or a segment was not kept:\n" + "\n".join(
+    f"- {r.value}: {REASON_DOCS[r]}" for r in RejectReason
+)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from curation.policy.diarization import (
+    DiarizationParams,
+    SpeakerTurn,
+    attribution_accuracy,
+    diarization_params,
+    diarize,
+    join_utterances,
+    speech_span,
+)
+from models import registry
+from models.signal import resample, to_mono
+from schemas.config import ModelSpec
+from tests.conftest import DATA
+
+SPEECH = DATA / "speech"
+SR = 16000
+
+
+def _load(name: str, pieces: int = 1) -> list[np.ndarray]:
+    """A clip without its leading/trailing silence, cut into `pieces` equal parts (a long reading becomes turns)."""
+    x, sr = sf.read(SPEECH / name, dtype="float32")
+    x = resample(to_mono(x), sr, SR)
+    start, end = speech_span(x, SR)
+    x = x[int(start * SR) : int(end * SR)]
+    n = len(x) // pieces
+    return [x[k * n : (k + 1) * n] for k in range(pieces)]
+
+
+def _cmu(speaker: str, ids) -> list[np.ndarray]:
+    return [c for i in ids for c in _load(f"pyroomacoustics__cmu_arctic_us_{speaker}_a000{i}.wav")]
+
+
+PAIRS = {
+    "cmu aew / cmu axb": lambda: (_cmu("aew", (1, 2, 3)), _cmu("axb", (4, 5, 6))),
+    "ljspeech / librispeech 1995": lambda: (
+        _load("speechbrain__LJ050-0131.wav", 2) + _load("lhotse__LJ002-0020.wav"),
+        _load("wenet__librispeech-1995-1837-0001.wav", 3),
+    ),
+    "librispeech 2412 / librispeech 1272": lambda: (
+        _load("lhotse__2412-153948-0000.flac", 3),
+        _load("leopard__test.wav", 2),
+    ),
+}
+
+
+def _dialogue(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[np.ndarray, list[SpeakerTurn]]:
+    """A and B take turns, 0.4 s apart."""
+    clips = [
+        c
+        for k in range(max(len(a), len(b)))
+        for c in ([(0, a[k])] if k < len(a) else []) + ([(1, b[k])] if k < len(b) else [])
+    ]
+    return join_utterances(clips, SR, pause_s=0.4)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models gain nothing from intra-op threads, and OpenMP spin-waits stall them on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return registry.build("speaker", ModelSpec(name="resemblyzer", device="cpu", batch_size=16))
+
+
+@pytest.mark.parametrize("pair", sorted(PAIRS))
+def test_two_speaker_dialogues(pair, embedder):
+    a, b = PAIRS[pair]()
+    wav, reference = _dialogue(a, b)
+    turns = diarize(wav, SR, embedder)
+    assert {t.speaker for t in turns} == {0, 1}
+    assert attribution_accuracy(reference, turns) >= 0.85
+    # Turns tile the utterance, in order, speakers numbered by first appearance.
+    assert turns[0].start_s == 0.0 and turns[-1].end_s == pytest.approx(len(wav) / SR)
+    assert all(x.end_s == y.start_s and x.speaker != y.speaker for x, y in zip(turns, turns[1:]))
+    assert turns[0].speaker == 0
+
+
+def test_one_speaker_stays_one(embedder):
+    wav, _ = join_utterances([(0, c) for c in _load("lhotse__2412-153948-0000.flac", 3)], SR)
+    assert diarize(wav, SR, embedder) == [SpeakerTurn(0, 0.0, len(wav) / SR)]
+
+
+def test_too_little_speech_is_one_speaker_without_embedding():
+    class Refuses:
+        def embed(self, *_):
+            raise AssertionError("should not embed")
+
+    wav = np.concatenate([np.zeros(SR, np.float32), _load("lhotse__LJ002-0020.wav")[0]])
+    assert diarize(wav, SR, Refuses()) == [SpeakerTurn(0, 0.0, len(wav) / SR)]
+    assert diarize(np.zeros(3 * SR, np.float32), SR, Refuses()) == [SpeakerTurn(0, 0.0, 3.0)]
+
+
+def test_attribution_accuracy_uses_the_best_mapping():
+    ref = [SpeakerTurn(0, 0.0, 2.0), SpeakerTurn(1, 2.0, 4.0)]
+    assert attribution_accuracy(ref, [SpeakerTurn(5, 0.0, 2.0), SpeakerTurn(3, 2.0, 4.0)]) == pytest.approx(1.0)
+    assert attribution_accuracy(ref, [SpeakerTurn(0, 0.0, 3.0), SpeakerTurn(1, 3.0, 4.0)]) == pytest.approx(0.75)
+    assert attribution_accuracy(ref, [SpeakerTurn(0, 0.0, 4.0)]) == pytest.approx(0.5)
+    # overlapped reference speech is not scored
+    overlap = ref + [SpeakerTurn(2, 1.0, 2.0)]
+    assert attribution_accuracy(overlap, [SpeakerTurn(0, 0.0, 2.0), SpeakerTurn(1, 2.0, 4.0)]) == pytest.approx(1.0)
+
+
+def test_params_follow_the_embedder_and_its_options():
+    assert diarization_params(ModelSpec(name="resemblyzer")) == DiarizationParams()
+    assert diarization_params(ModelSpec(name="wavlm")).same_speaker_similarity == 0.86
+    tuned = diarization_params(
+        ModelSpec(name="resemblyzer", options={"same_speaker_similarity": 0.7, "trim_silence": False})
+    )
+    assert tuned.same_speaker_similarity == 0.7 and tuned.window_s == DiarizationParams().window_s

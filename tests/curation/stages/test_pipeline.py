@@ -1,0 +1,101 @@
+"""Which stages a configuration runs, at which rates, and the start-up check of their models."""
+
+import pickle
+
+import pytest
+
+from curation.stages.base import CurationStage
+from curation.stages.pipeline import CurationPipeline, StartupError, decode_rate, preflight
+from models.checkpoints import CheckpointUnavailableError
+from schemas.config import CurateConfig, ModelSpec, layered
+from schemas.rejects import Stage
+
+
+def _config(*layers: dict, overrides: list[str] = ()) -> CurateConfig:
+    return layered(CurateConfig, {"input": "in", "output": "out"}, *layers, overrides=overrides)
+
+
+def test_the_default_pipeline_runs_every_stage_in_order_with_its_configured_batch_size():
+    cfg = _config()
+    pipeline = CurationPipeline.from_config(cfg)
+    assert [s.name for s in pipeline.models] == ["separation", "segmentation", "quality", "transcription"]
+    assert (pipeline.decode.name, pipeline.encode.name) == ("decode", "encode")
+    for stage in [pipeline.decode, *pipeline.models, pipeline.encode]:
+        assert isinstance(stage, CurationStage) and isinstance(stage.name, Stage) and stage.on_error == "reject"
+        assert stage.reads and stage.writes
+    assert [s.uses_models for s in (pipeline.decode, *pipeline.models, pipeline.encode)] == [
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert [s.batch_size for s in pipeline.models] == [
+        getattr(cfg, s.name.value).resources.batch_size for s in pipeline.models
+    ]
+    assert pipeline.decode.batch_size == cfg.decode.resources.batch_size
+
+
+def test_decode_goes_straight_to_the_first_model_stage_rate():
+    # with separation: the separator's own rate, and a source below it keeps its own
+    assert decode_rate(_config()) == (44100, False)
+    pipeline = CurationPipeline.from_config(_config())
+    assert (pipeline.decode.sample_rate, pipeline.decode.upsample) == (44100, False)
+    assert pipeline.models[0].output_rate == 16000
+    # without: segmentation's rate, exactly
+    assert decode_rate(_config({"separation": {"enabled": False}})) == (16000, True)
+
+
+def test_building_the_stages_loads_no_model_and_they_travel_as_they_are():
+    """The driver builds the stages and ships them to the executor's processes: models load there, in setup()."""
+    cfg = _config(
+        overrides=["quality.model.name=w2vbert", "quality.model.options.head=/nowhere/head.pt", "quality.thresholds={}"]
+    )
+    pipeline = CurationPipeline.from_config(cfg)  # the head does not exist: nothing looked for it yet
+    for stage in pipeline.models:
+        assert not {"separator", "vad", "scorer", "transcriber", "embedder"} & set(vars(stage))
+    again = pickle.loads(pickle.dumps(pipeline))
+    assert [s.name for s in again.models] == [s.name for s in pipeline.models] and len(pickle.dumps(pipeline)) < 20_000
+    with pytest.raises(CheckpointUnavailableError, match="/nowhere/head.pt"):
+        preflight(cfg)
+
+
+def test_a_disabled_stage_is_not_run_and_its_model_is_never_looked_for():
+    cfg = _config(
+        {"transcription": {"enabled": False, "model": {"name": "no-such-model"}}, "quality": {"enabled": False}}
+    )
+    pipeline = CurationPipeline.from_config(cfg)
+    assert [s.name for s in pipeline.models] == ["separation", "segmentation"]
+    preflight(cfg)  # no error: the unknown transcriber is never checked
+    assert [setting for setting, _, _ in cfg.model_specs()] == ["separation.model", "segmentation.model"]
+
+
+@pytest.mark.parametrize(
+    ("override", "setting", "name"),
+    [
+        ("separation.model.name=nope", "separation.model.name", "separator model 'nope'"),
+        ("segmentation.model.name=nope", "segmentation.model.name", "vad model 'nope'"),
+        ("quality.model.name=nope", "quality.model.name", "quality model 'nope'"),
+        ("transcription.model.name=nope", "transcription.model.name", "asr model 'nope'"),
+        ("transcription.speaker_model.name=nope", "transcription.speaker_model.name", "speaker model 'nope'"),
+    ],
+)
+def test_an_unknown_model_fails_at_start_naming_the_setting(override, setting, name):
+    with pytest.raises(StartupError, match=rf"^{setting}: unknown {name}; choose one of ") as info:
+        preflight(_config(overrides=[override]))
+    assert "\n" not in str(info.value)
+
+
+def test_model_specs_walk_every_enabled_model():
+    specs = _config().model_specs()
+    assert [(setting, family, spec.name) for setting, family, spec in specs] == [
+        ("separation.model", "separator", "spleeter"),
+        ("segmentation.model", "vad", "silero"),
+        ("quality.model", "quality", "dnsmos"),
+        ("transcription.model", "asr", "pocketsphinx"),
+        ("transcription.speaker_model", "speaker", "resemblyzer"),
+    ]
+    assert all(isinstance(spec, ModelSpec) for _, _, spec in specs)
+    no_speakers = _config(overrides=["transcription.speaker_model=null"]).model_specs()
+    assert [setting for setting, _, _ in no_speakers][-1] == "transcription.model"
