@@ -8,10 +8,13 @@ import sys
 
 SCHEMAS = {
     "sample": ("schemas.sample", "Sample"),
-    "reject": ("schemas.sample", "Reject"),
+    "reject": ("schemas.sample", "Reject"),  # its RejectReason enum lists every reason with its meaning
     "config": ("schemas.config", "CurateConfig"),
     "quality": ("schemas.quality", "QualityScores"),
     "transcript": ("schemas.transcript", "RichTranscript"),
+    "rewards-config": ("schemas.rewards", "RewardsConfig"),
+    "rewards-request": ("schemas.rewards", "ScoreRequest"),
+    "rewards-response": ("schemas.rewards", "ScoreResponse"),
 }
 
 
@@ -24,7 +27,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import curate, train_quality_head
+    from jobs import codec, curate, serve_rewards, speak, train_quality_head
 
     parser = argparse.ArgumentParser(prog="s2", description="Speech-data curation for S2-style TTS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=sorted(SCHEMAS))
     p.set_defaults(func=_schema)
     train_quality_head.register(sub)
+    speak.register(sub)
+    codec.register(sub)
+    serve_rewards.register(sub)
     return parser
 
 

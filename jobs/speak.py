@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointUnavailableError, ValueError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
-    for what, random_init in (("model", model.random_init), ("codec", codec.model.config.random_init)):
+    for what, random_init in (("model", model.random_init), ("codec", codec.random_init)):
         if random_init:
             print(
                 f"warning: the {what} ({getattr(args, what)}) has random-init weights: the audio will be noise, not speech",

@@ -32,6 +32,7 @@ class S2Codec:
         self.model_id = f"{spec.name}:{path.parent.name}/{path.name}@{self.weights_sha256[:12]}" + (
             "+random-init" if config.random_init else ""
         )
+        self.random_init = config.random_init
         self.sample_rate = config.sample_rate
         self.frame_length = config.frame_length
         self.frame_rate = config.sample_rate / config.frame_length
