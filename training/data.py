@@ -1,9 +1,10 @@
 """Tokenized shards to packed training rows: read, pick references, build prompts, shuffle, pack, split, resume.
 
 A shard (WebDataset tar, local or s3://) holds per sample `KEY.json` (the schemas.sample.Sample record),
-`KEY.codes.npy` (int16 [N, T] codec codes) and `KEY.flac` (not read here). A sample without codes, transcript or
-valid codes is skipped and counted. Each kept sample becomes the inference prompt layout (models.dual_ar.prompt):
-a system turn with a reference voice (the text and codes of another segment of the same `source.speaker`, else of
+`KEY.codes.npy` (int16 [N, T] codec codes) and `KEY.flac` (not read here). A sample without codes or transcript,
+with codes of another shape or range (or another frame count than its JSON's `codec.frames`), or whose record
+does not parse is skipped and counted by reason. Each kept sample becomes the inference prompt layout
+(models.dual_ar.prompt): a system turn with a reference voice (the text and codes of another segment of the same `source.speaker`, else of
 the same `source.uri`, from the same shard; none when the shard has no other), the user turn with the rendered
 rich transcript, and the assistant turn `<|voice|>` + codes + `<|im_end|>`. The batch carries the true next
 tokens as labels and, separately, the reference mask m_t of Eq. 2 (true only on the assistant's codes and its
@@ -103,6 +104,7 @@ def _parse(record: dict, num_codebooks: int, codebook_size: int, counts: Counter
         or codes.shape[1] == 0
         or codes.min() < 0
         or codes.max() >= codebook_size
+        or (meta.get("codec") or {}).get("frames", codes.shape[1]) != codes.shape[1]  # codes of another encoding
     ):
         counts["skipped_bad_codes"] += 1
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -107,18 +108,24 @@ def test_unusable_samples_are_skipped_and_counted(tmp_path, tokenizer):
     ]
     index = write_shards(tmp_path, records, per_shard=6)
     shard = tmp_path / "shards" / "shard-000000-000.tar"
-    with tarfile.open(shard, "a") as tar:  # and a record whose JSON is cut short
-        for name, data in (("zz_00000.json", b'{"key": "zz_00000", "tran'), ("zz_00000.codes.npy", npy(good[0][1]))):
+    disagreeing = {**json.loads(good[0][0].model_dump_json()), "key": "zy_00000", "codec": {"frames": 99}}
+    with tarfile.open(shard, "a") as tar:  # a record whose JSON is cut short, one whose codec counted other frames
+        for name, data in (
+            ("zy_00000.json", json.dumps(disagreeing).encode()),
+            ("zy_00000.codes.npy", npy(good[0][1])),
+            ("zz_00000.json", b'{"key": "zz_00000", "tran'),
+            ("zz_00000.codes.npy", npy(good[0][1])),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     data = loader(index, tokenizer, seq_len=160, shuffle_buffer=6, references=False)
     seen = sum(next(data).samples for _ in range(4))
     assert seen == 4  # two usable samples per epoch, two epochs
-    skipped = data.skipped()  # per epoch read: 1 without codes, 2 with bad codes, 1 bad record, 1 too long
+    skipped = data.skipped()  # per epoch read: 1 without codes, 3 with bad codes, 1 bad record, 1 too long
     assert set(skipped) == {"skipped_no_codes", "skipped_bad_codes", "skipped_bad_record", "skipped_too_long"}
     assert skipped["skipped_no_codes"] >= 2 and skipped["skipped_too_long"] >= 2
-    assert skipped["skipped_bad_codes"] == 2 * skipped["skipped_no_codes"] == 2 * skipped["skipped_bad_record"]
+    assert skipped["skipped_bad_codes"] == 3 * skipped["skipped_no_codes"] == 3 * skipped["skipped_bad_record"]
 
 
 def test_packed_rows_hold_whole_samples_in_their_own_segments_and_pad_the_rest(shards, tokenizer):
