@@ -27,7 +27,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import codec, curate, serve_rewards, speak, train_quality_head
+    from jobs import codec, curate, serve_rewards, speak, train, train_quality_head
 
     parser = argparse.ArgumentParser(prog="s2", description="Speech-data curation for S2-style TTS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     speak.register(sub)
     codec.register(sub)
     serve_rewards.register(sub)
+    train.register(sub)
     return parser
 
 
