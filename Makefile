@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= out/demo
 
-.PHONY: install dev demo test bench bench-memory bench-rewards clean
+.PHONY: install dev demo test bench bench-memory bench-rewards train-demo bench-train clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +48,14 @@ bench-memory: install
 bench-rewards: install
 	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_rewards --out bench_out/rewards.json
 
+# A tiny random-init Dual-AR trained on CPU on examples/ (curated, tokenized by a tiny random codec):
+# train_out/metrics.jsonl and train_out/sample.wav, which is noise (tiny random models).
+train-demo: install
+	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.train_demo --out train_out
+
+# The training loader's samples/s on CPU from the demo's tokenized shards, against ten times one GPU's need.
+bench-train: install
+	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_train --index train_out/data/index.json --out bench_out/train_loader.json
+
 clean:
-	rm -rf out bench_out
+	rm -rf out bench_out train_out grpo_out

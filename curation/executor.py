@@ -10,8 +10,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 
-from curation.io.shards import UnitWriter
+from curation.io.shards import unit_summary
 from curation.row import Row
+from curation.run import UnitTarget
 from curation.stages.pipeline import CurationPipeline
 
 StageHook = Callable[[str, list[Row]], ContextManager]
@@ -34,9 +35,13 @@ class SequentialExecutor:
                 return
             yield piece
 
+    def prepare(self, pipeline: CurationPipeline) -> None:
+        """Everything runs here: nothing to check beyond the run's own start-up checks."""
+
     def run(
-        self, pipeline: CurationPipeline, rows: list[Row], writer: UnitWriter, on_unit: Callable[[dict], None]
+        self, pipeline: CurationPipeline, rows: list[Row], target: UnitTarget, on_unit: Callable[[dict], None]
     ) -> None:
+        writer = target.writer()
         stages = [*pipeline.models, pipeline.encode]
         for stage in stages:
             with self.hooks(f"{stage.name}.setup", []):
@@ -49,4 +54,4 @@ class SequentialExecutor:
                     with self.hooks(stage.name, batch):
                         batch = [out for k in range(0, len(batch), size) for out in stage(batch[k : k + size])]
                 for record in writer(batch):
-                    on_unit(record)
+                    on_unit(unit_summary(record))

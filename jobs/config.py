@@ -30,12 +30,16 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def curation_profiles() -> list[str]:
+    """The curation profiles: the YAMLs in jobs/configs/ that name themselves (`profile: <file name>`); the folder also
+    holds other jobs' examples (training, GRPO)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if read_yaml(p).get("profile") == p.stem)
+
+
 def profile_layer(name: str) -> dict:
-    path = CONFIG_DIR / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise ConfigFileError(f"unknown profile {name!r} (known: {', '.join(known)})")
-    return read_yaml(path)
+    if name not in curation_profiles():
+        raise ConfigFileError(f"unknown profile {name!r} (known: {', '.join(curation_profiles())})")
+    return read_yaml(CONFIG_DIR / f"{name}.yaml")
 
 
 def curate_config(

@@ -56,9 +56,11 @@ def format_summary(s: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from curation.io.ingest import IngestError
     from curation.io.plan import PlanMismatchError
+    from curation.stages.decode import InputNotOnNodeError
     from curation.stages.pipeline import StartupError
     from models.checkpoints import CheckpointUnavailableError
-    from pipelines.curate import ResourceConfigError, run_curation
+    from pipelines.cluster_fit import ResourceConfigError
+    from pipelines.curate import run_curation
 
     try:
         cfg = build_config(args)
@@ -70,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointUnavailableError, IngestError, PlanMismatchError, ResourceConfigError, StartupError) as exc:
         # problems of the job as a whole, found before any work: one clear line, no traceback
         print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
+    except InputNotOnNodeError as exc:  # found by a worker: completed units stand, the rest needs shared inputs
+        print(f"cannot run: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0

@@ -1,8 +1,11 @@
-"""Finding model weights without surprises: local path, then the Hugging Face cache, then (if allowed) the hub.
-Start-up checks only look; loading fetches."""
+"""Finding model weights without surprises: a local (or shared) path, an s3:// URI fetched once per node, or a hub id
+from the Hugging Face cache, then (if allowed) the hub. Start-up checks only look; loading fetches."""
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -34,8 +37,72 @@ def missing(what: str, checkpoint: str, config_key: str, cause: str = "") -> Che
     return CheckpointUnavailableError(hint)
 
 
+@functools.lru_cache(maxsize=1)
+def _s3():
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(retries={"max_attempts": 8, "mode": "adaptive"}))
+
+
+def _s3_objects(uri: str) -> list[tuple[str, str]]:
+    """(key, path relative to the URI) of the object the URI names, or of every object under it as a prefix."""
+    bucket, _, key = uri[5:].partition("/")
+    listing = _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+    keys = [o["Key"] for page in listing for o in page.get("Contents", [])]
+    if key in keys:
+        return [(key, Path(key).name)]
+    prefix = key.rstrip("/") + "/"
+    return [(k, k[len(prefix) :]) for k in keys if k.startswith(prefix) and not k.endswith("/")]
+
+
+def check_s3(uri: str, what: str, setting: str) -> None:
+    """The object or prefix exists (listing only: nothing is downloaded)."""
+    try:
+        found = _s3_objects(uri)
+    except Exception as exc:  # credentials, endpoint, bucket
+        raise CheckpointUnavailableError(
+            f"{what}: cannot list {uri} ({type(exc).__name__}: {exc}); check `{setting}.checkpoint` and the AWS settings"
+        ) from exc
+    if not found:
+        raise CheckpointUnavailableError(f"{what}: nothing at {uri}; check `{setting}.checkpoint`")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("S2_CHECKPOINT_CACHE", Path.home() / ".cache" / "s2data" / "checkpoints"))
+
+
+def local_path(checkpoint: str) -> Path:
+    """A path on this node for a checkpoint file or folder: a local or shared path as given; an s3:// URI copied into
+    this node's cache by the first process that asks (the others wait on a file lock, then reuse the copy), so every
+    node fetches the weights once, whatever the number of actors it runs."""
+    if not checkpoint.startswith("s3://"):
+        return Path(checkpoint).expanduser()
+    target = cache_root() / hashlib.sha256(checkpoint.encode()).hexdigest()[:16]
+    done = target / ".complete"  # holds the name of the file when the URI named one object, else is empty
+    if not done.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        with open(target / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                bucket = checkpoint[5:].partition("/")[0]
+                objects = _s3_objects(checkpoint)
+                for key, rel in objects:
+                    dest = target / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    _s3().download_file(bucket, key, str(dest) + ".part")
+                    os.replace(str(dest) + ".part", dest)
+                one = len(objects) == 1 and objects[0][0] == checkpoint[5:].partition("/")[2]
+                done.write_text(objects[0][1] if one else "")
+    name = done.read_text()
+    return target / name if name else target
+
+
 def resolve_hf_checkpoint(checkpoint: str, what: str, config_key: str) -> str:
-    """A local folder as is; otherwise a hub id from the local cache, or downloaded unless HF_HUB_OFFLINE=1."""
+    """A local or shared folder as is, an s3:// URI from this node's cache; otherwise a hub id from the local cache,
+    or downloaded unless HF_HUB_OFFLINE=1."""
+    if checkpoint.startswith("s3://"):
+        return str(local_path(checkpoint))
     if Path(checkpoint).expanduser().exists():
         return str(Path(checkpoint).expanduser())
     from huggingface_hub import snapshot_download
@@ -57,6 +124,8 @@ def check_hf_checkpoint(checkpoint: str, what: str, setting: str, marker: str = 
     Hugging Face cache, or (unless HF_HUB_OFFLINE=1) the hub's metadata. The driver runs this; each node fetches
     the weights itself when it loads the model."""
     key = f"{setting}.checkpoint"
+    if checkpoint.startswith("s3://"):
+        return check_s3(checkpoint, what, setting)
     local = Path(checkpoint).expanduser()
     if local.exists():
         if local.is_dir() and not (local / marker).exists():

@@ -48,6 +48,10 @@ class Vad(ModelWrapper, Protocol):
 class QualityScorer(ModelWrapper, Protocol):
     dimensions: tuple[str, ...]
 
+    @classmethod
+    def dimensions_for(cls, spec: ModelSpec) -> tuple[str, ...] | None:
+        """The QualityScores fields the model `spec` names fills, without loading it (None: unknown until loaded)."""
+
     def score(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> list[QualityScores]: ...
 
 

@@ -23,6 +23,7 @@ FAMILIES: dict[str, dict[str, str]] = {
     "asr": {
         "pocketsphinx": "models.asr.sphinx:PocketsphinxTranscriber",
         "qwen3-omni": "models.asr.qwen3_omni:Qwen3OmniTranscriber",
+        "qwen3-omni-vllm": "models.asr.qwen3_omni_vllm:Qwen3OmniVllmTranscriber",
     },
     "speaker": {
         "resemblyzer": "models.speaker.voice_encoder:ResemblyzerEmbedder",

@@ -42,30 +42,34 @@ class SileroVad:
             raise CheckpointUnavailableError(f"{setting}: silero-vad is not installed (`pip install silero-vad`)")
 
     def speech_probs(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> list[np.ndarray]:
-        """Per 32 ms frame speech probability for each waveform (len = ceil(n / 512) at 16 kHz)."""
+        """Per 32 ms frame speech probability for each waveform (len = ceil(n / 512) at 16 kHz). Each waveform's
+        pieces are batched with each other only, so its probabilities never depend on the other waveforms of the call
+        (a batched matrix product may round differently with the batch's shape)."""
+        return [self._probs(resample(w, sample_rate, self.sample_rate)) for w in waveforms]
+
+    def _probs(self, w: np.ndarray) -> np.ndarray:
         import torch
 
-        waves = [resample(w, sample_rate, self.sample_rate) for w in waveforms]
         pre = PREROLL_FRAMES * FRAME
-        pieces, owners = [], []
-        for idx, w in enumerate(waves):
-            n_frames = -(-len(w) // FRAME)
-            padded = np.zeros(n_frames * FRAME, np.float32)
-            padded[: len(w)] = w
-            for start in range(0, len(padded), self.piece):
-                lo = max(0, start - pre)
-                chunk = np.zeros(pre + self.piece, np.float32)
-                part = padded[lo : start + self.piece]
-                chunk[pre - (start - lo) : pre - (start - lo) + len(part)] = part
-                pieces.append(chunk)
-                owners.append((idx, min(self.piece, len(padded) - start) // FRAME))
-        out: list[list[np.ndarray]] = [[] for _ in waves]
+        padded = np.zeros(-(-len(w) // FRAME) * FRAME, np.float32)
+        padded[: len(w)] = w
+        pieces, frames = [], []
+        for start in range(0, len(padded), self.piece):
+            lo = max(0, start - pre)
+            chunk = np.zeros(pre + self.piece, np.float32)
+            part = padded[lo : start + self.piece]
+            chunk[pre - (start - lo) : pre - (start - lo) + len(part)] = part
+            pieces.append(chunk)
+            frames.append(min(self.piece, len(padded) - start) // FRAME)
+        out = []
         for b in range(0, len(pieces), self.batch_size):
             self.model.reset_states()
             with torch.inference_mode():
                 probs = self.model.audio_forward(
                     torch.from_numpy(np.stack(pieces[b : b + self.batch_size])), self.sample_rate
                 )
-            for row, (idx, frames) in zip(probs.numpy(), owners[b : b + self.batch_size]):
-                out[idx].append(row[PREROLL_FRAMES : PREROLL_FRAMES + frames])
-        return [np.concatenate(p).astype(np.float32) if p else np.zeros(0, np.float32) for p in out]
+            out += [
+                row[PREROLL_FRAMES : PREROLL_FRAMES + n]
+                for row, n in zip(probs.numpy(), frames[b : b + self.batch_size])
+            ]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)

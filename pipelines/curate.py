@@ -1,13 +1,15 @@
 """The curation graph on Ray Data: the Ray executor of `curation.run.curate`.
 
-decode (tasks) -> model stages (actor pools) -> FLAC encode -> the driver, which writes each work unit once all
-its rows have arrived.
+decode (tasks) -> model stages (actor pools) -> FLAC encode -> unit writers (actors on the worker nodes, each
+writing a work unit once all its rows have arrived) -> per-unit summaries to the driver.
 
 Each model stage is its own Ray Data operation with the resources of its config, so a cluster can give model
 stages GPU fractions while decoding runs on CPUs; or, with `ray.fuse_stages` (the local profile), all model
 stages and the encoder share one actor pool, so each process pays for Python, torch and the models once. The
 stages are the very objects the sequential executor calls (curation.stages); rows cross operators as the columns
-of curation.row. Completed work units are skipped on restart (curation/io/plan.py, curation/io/shards.py).
+of curation.row. The last operator hands its rows to the writers (pipelines/writers.py) and passes on only the
+summaries of the units they completed: the driver never holds audio. Completed work units are skipped on restart
+(curation/io/plan.py, curation/io/shards.py).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from collections.abc import Callable, Iterator
 import ray
 from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
-from curation.io.shards import UnitWriter
 from curation.row import Row, from_columns, to_columns
-from curation.run import curate
+from curation.run import UnitTarget, curate
 from curation.stages.base import CurationStage
-from curation.stages.decode import DecodeStage
+from curation.stages.decode import DecodeStage, InputNotOnNodeError
 from curation.stages.pipeline import CurationPipeline
-from pipelines.ray_env import ensure_ray
+from pipelines.cluster_fit import check_fit, cluster_node_types, pool_demands
+from pipelines.ray_env import ensure_ray, without_benign_ray_lines
+from pipelines.writers import deliver, start_writers
 from schemas.config import CurateConfig, Resources
 
 # glibc only (musl and macOS have no malloc_trim)
@@ -50,8 +53,9 @@ class StageActor:
     calls each stage on slices of its own batch size (a piece explodes into many segments at segmentation).
     Only a stage that uses torch has imported it."""
 
-    def __init__(self, stages: list[CurationStage], threads: int):
+    def __init__(self, stages: list[CurationStage], threads: int, writers: list | None = None):
         self.stages = stages
+        self.writers = writers  # set on the graph's last operator: rows go to the writers, summaries go on
         for stage in stages:
             stage.setup()
         torch = sys.modules.get("torch")
@@ -66,7 +70,7 @@ class StageActor:
                 size = stage.batch_size
                 rows = [out for k in range(0, len(rows), size) for out in stage(rows[k : k + size])]
             return_freed_memory()
-        return to_columns(rows)
+        return deliver(rows, self.writers) if self.writers else to_columns(rows)
 
 
 def actor_class(name: str) -> type[StageActor]:
@@ -81,8 +85,9 @@ def decode_batch(batch, stage: DecodeStage) -> Iterator[dict]:
         yield to_columns([piece])
 
 
-def encode_batch(batch, stage: CurationStage) -> dict:
-    return to_columns(stage(from_columns(batch)))
+def encode_and_deliver(batch, stage: CurationStage, writers: list) -> dict:
+    """The last operator when every model stage has its own pool: FLAC encoding, then the rows to their writers."""
+    return deliver(stage(from_columns(batch)), writers)
 
 
 def actor_groups(cfg: CurateConfig, pipeline: CurationPipeline) -> list[tuple[str, list[CurationStage], Resources]]:
@@ -93,25 +98,16 @@ def actor_groups(cfg: CurateConfig, pipeline: CurationPipeline) -> list[tuple[st
     return [(s.name.value.title(), [s], s.resources) for s in pipeline.models]
 
 
-class ResourceConfigError(ValueError):
-    pass
-
-
-def check_resources_fit(cfg: CurateConfig, pipeline: CurationPipeline, cpus: float) -> None:
-    """Actor pools hold their CPUs for the whole run; if they leave no room for one decode task (and one encode
-    task, unless the actors encode), Ray Data waits forever. Say so at start instead."""
-    if cfg.ray.fuse_stages is not None:
-        pools = {"ray.fuse_stages": cfg.ray.fuse_stages}
-    else:
-        pools = {f"{s.name.value}.resources": s.resources for s in pipeline.models}
-    actors = sum(r.num_cpus * r.concurrency for r in pools.values())
-    tasks = (1 if cfg.ray.fuse_stages is not None else 2) * cfg.decode.resources.num_cpus
-    if actors + tasks > cpus + 1e-9:
-        per_stage = ", ".join(f"{name}.num_cpus={r.num_cpus} x{r.concurrency}" for name, r in pools.items())
-        raise ResourceConfigError(
-            f"model stages hold {actors:g} CPUs and decode/encode need {tasks:g}, but Ray has {cpus:g}: lower {per_stage} "
-            f"or decode.resources.num_cpus={cfg.decode.resources.num_cpus}, or give Ray more CPUs"
-        )
+def check_resources_fit(cfg: CurateConfig, pipeline: CurationPipeline) -> None:
+    """Every actor pool, the writers and one decode (and encode) task must fit the cluster's node types at once, or
+    Ray Data waits forever: say so at start instead (pipelines/cluster_fit.py)."""
+    fused = cfg.ray.fuse_stages is not None
+    pools = {
+        ("ray.fuse_stages" if fused else f"{name.lower()}.resources"): res
+        for name, _, res in actor_groups(cfg, pipeline)
+    }
+    pools["ray.writers"] = cfg.ray.writers
+    check_fit(pool_demands(pools, cfg.decode.resources, encode_in_tasks=not fused), cluster_node_types())
 
 
 # Ray Data packs a task's outputs into blocks of up to 128 MB and hands an actor a whole block per task: a 2-hour
@@ -131,32 +127,37 @@ def configure_data_context() -> DataContext:
 
 class RayExecutor:
     """Runs the pipeline on Ray Data. After a run, `dataset` is the executed dataset (its statistics say where the
-    time went) and `window` the (start, end) of its execution."""
+    time went), `window` the (start, end) of its execution and `writer_nodes` where the units were written."""
 
     def __init__(self, cfg: CurateConfig):
         self.cfg = cfg
         self.dataset: ray.data.Dataset | None = None
         self.window: tuple[float, float] | None = None
+        self.writer_nodes: list[str] = []  # the Ray nodes the unit writers ran on
 
-    def build_dataset(self, pipeline: CurationPipeline, rows: list[Row]) -> ray.data.Dataset:
+    def prepare(self, pipeline: CurationPipeline) -> None:
+        cfg = self.cfg
+        ensure_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.object_store_mb)
+        check_resources_fit(cfg, pipeline)
+
+    def build_dataset(self, pipeline: CurationPipeline, rows: list[Row], writers: list) -> ray.data.Dataset:
         cfg = self.cfg
         ds = ray.data.from_items(
             [{"audio": b"", "encoding": "", "sample_rate": 0, "row": r} for r in rows],
             override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)),
         )
         dec = cfg.decode.resources
-        ds = ds.map_batches(
-            decode_batch,
-            fn_kwargs={"stage": pipeline.decode},
-            batch_size=dec.batch_size,
-            batch_format="numpy",
-            compute=TaskPoolStrategy(size=dec.concurrency),
-            num_cpus=dec.num_cpus,
-        )
+        tasks = {"compute": TaskPoolStrategy(size=dec.concurrency), "num_cpus": dec.num_cpus, "batch_format": "numpy"}
+        ds = ds.map_batches(decode_batch, fn_kwargs={"stage": pipeline.decode}, batch_size=dec.batch_size, **tasks)
+        fused = cfg.ray.fuse_stages is not None
         for name, stages, res in actor_groups(cfg, pipeline):
             ds = ds.map_batches(
                 actor_class(name),
-                fn_constructor_kwargs={"stages": stages, "threads": int(max(1, round(res.num_cpus)))},
+                fn_constructor_kwargs={
+                    "stages": stages,
+                    "threads": int(max(1, round(res.num_cpus))),
+                    "writers": writers if fused else None,
+                },
                 batch_size=res.batch_size,
                 batch_format="numpy",
                 # a batch takes seconds: hand it to an actor only when that actor is free, or the actors that were
@@ -165,29 +166,39 @@ class RayExecutor:
                 num_cpus=res.num_cpus,
                 num_gpus=res.num_gpus,
             )
-        if cfg.ray.fuse_stages is None:
+        if not fused:
             ds = ds.map_batches(
-                encode_batch,
-                fn_kwargs={"stage": pipeline.encode},
+                encode_and_deliver,
+                fn_kwargs={"stage": pipeline.encode, "writers": writers},
                 batch_size=pipeline.encode.batch_size,
-                batch_format="numpy",
-                compute=TaskPoolStrategy(size=dec.concurrency),
-                num_cpus=dec.num_cpus,
+                **tasks,
             )
         return ds
 
     def run(
-        self, pipeline: CurationPipeline, rows: list[Row], writer: UnitWriter, on_unit: Callable[[dict], None]
+        self, pipeline: CurationPipeline, rows: list[Row], target: UnitTarget, on_unit: Callable[[dict], None]
     ) -> None:
-        cfg = self.cfg
-        ensure_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.object_store_mb)
-        check_resources_fit(cfg, pipeline, ray.cluster_resources().get("CPU", 0))
         configure_data_context()
+        writers = start_writers(target, self.cfg.ray.writers)
+        self.writer_nodes = ray.get([w.node_id.remote() for w in writers])
         start = time.time()
-        self.dataset = self.build_dataset(pipeline, rows)
-        for batch in self.dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for record in writer(from_columns(batch)):
-                on_unit(record)
+        try:
+            with without_benign_ray_lines():
+                self.dataset = self.build_dataset(pipeline, rows, writers)
+                for batch in self.dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                    for unit, samples, rejects in zip(batch["unit"], batch["samples"], batch["rejects"]):
+                        on_unit({"unit": int(unit), "samples": int(samples), "rejects": int(rejects)})
+        except Exception as exc:
+            # a configuration that cannot work on this cluster, found by a worker: its own one-line error, not Ray's
+            cause = exc
+            while cause is not None and not isinstance(cause, InputNotOnNodeError):
+                cause = getattr(cause, "cause", None) or cause.__cause__
+            if cause is None:
+                raise
+            raise InputNotOnNodeError(str(cause)) from None
+        finally:
+            for writer in writers:
+                ray.kill(writer)
         self.window = (start, time.time())
 
 
@@ -205,7 +216,7 @@ def run_curation(cfg: CurateConfig, progress: bool | None = None) -> dict:
 
     try:
         return curate(
-            cfg, RayExecutor(cfg), on_unit=lambda record: bar.update(1) if bar is not None else None, on_plan=on_plan
+            cfg, RayExecutor(cfg), on_unit=lambda summary: bar.update(1) if bar is not None else None, on_plan=on_plan
         )
     finally:
         if bar is not None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
+import sys
+import threading
 import warnings
+from collections.abc import Iterator
 
 import ray
 
@@ -38,3 +43,47 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, object_s
             logging_level=logging.ERROR,
             log_to_driver=False,
         )
+
+
+# One ERROR line per actor pool from the driver's core worker (C++, straight to fd 2): Ray Data always passes its map
+# transformer through the object store and restarts failed actors, as it should, and Ray warns that such an actor
+# could not be restarted if those arguments were lost. Benign for us (the driver holds them for the whole run).
+BENIGN_CORE_WORKER_LINE = re.compile(
+    rb"^\[[^\]]*\] core_worker\.cc:\d+: Actor with class name: .* has constructor arguments in the object store and max_restarts > 0"
+)
+
+
+@contextlib.contextmanager
+def without_benign_ray_lines() -> Iterator[None]:
+    """Pass the process's stderr through, minus BENIGN_CORE_WORKER_LINE. Text that cannot start such a line (a
+    progress bar's carriage returns, say) goes through at once; a line that could is held until it ends."""
+    sys.stderr.flush()
+    fd = sys.stderr.fileno()
+    saved, (read_end, write_end) = os.dup(fd), os.pipe()
+    os.dup2(write_end, fd)
+    os.close(write_end)
+
+    def pump() -> None:
+        held = b""
+        with os.fdopen(read_end, "rb", buffering=0) as src:
+            while chunk := src.read(65536):
+                held += chunk
+                *lines, held = held.split(b"\n")
+                for line in lines:
+                    if not BENIGN_CORE_WORKER_LINE.match(line):
+                        os.write(saved, line + b"\n")
+                if held and not held.startswith(b"["):
+                    os.write(saved, held)
+                    held = b""
+        if held:
+            os.write(saved, held)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, fd)  # closes the pipe's last write end: the pump drains it and stops
+        thread.join(timeout=5)
+        os.close(saved)

@@ -157,7 +157,9 @@ class TranscriptionConfig(_Strict):
         default=4, gt=0, description="Reject when an n-gram (n>=2) repeats more than this many times in a row."
     )
     rate_iqr_k: float = Field(
-        default=3.0, gt=0, description="Words-per-second outliers beyond k x IQR of the batch are rejected."
+        default=3.0,
+        gt=0,
+        description="Words-per-second outliers beyond k x IQR of their source's segments are rejected (sources of 8 segments or more).",
     )
     unknown_tags: Literal["keep", "reject"] = Field(
         default="keep",
@@ -196,6 +198,12 @@ class RayConfig(_Strict):
     # Decoding runs ahead of the models as far as Ray Data's budget (half the store) lets it, and every store page
     # once used stays resident in the processes that touched it: a small store bounds that. A 3-minute piece is 5.8 MB
     # at 16 kHz (16-bit rows), 16 MB at 44.1 kHz. At 256 MB Ray Data's budget let only one model actor work at a time.
+    writers: Resources = Field(
+        default_factory=lambda: Resources(num_cpus=0.1, concurrency=1),
+        description="Unit writer actors (concurrency: how many; unit u goes to writer u mod concurrency). Each assembles its "
+        "units' shards and completion records on a worker node, so only per-unit summaries reach the driver; its CPU share "
+        "keeps it off a head node that offers no CPUs to tasks.",
+    )
     object_store_mb: int | None = Field(
         default=512,
         ge=100,

@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.asr.qwen3_omni import DEFAULT_PROMPT, audio_token_count, vllm_prompt
+from models.asr.qwen3_omni import DEFAULT_PROMPT, audio_token_count
+from models.asr.qwen3_omni_vllm import requests as vllm_requests
 from scripts.gpu_bench_quality import TINY as TINY_W2VBERT
 from scripts.gpu_bench_quality import _time
 
@@ -424,14 +425,11 @@ def bench_vllm(args) -> list[dict]:
         )
         return []
     params = SamplingParams(temperature=0.0, max_tokens=args.new_tokens, min_tokens=args.new_tokens, ignore_eos=True)
-    prompt = vllm_prompt({})
     rng = np.random.default_rng(4)
     rows = []
     for batch in args.asr_batches:
-        requests = [
-            {"prompt": prompt, "multi_modal_data": {"audio": (w, 16000)}}
-            for w in _noise(rng, int(args.seconds * 16000), batch)
-        ]
+        # the requests the pipeline's vLLM transcriber sends (models/asr/qwen3_omni_vllm.py)
+        requests = vllm_requests(_noise(rng, int(args.seconds * 16000), batch), 16000, {})
 
         def generate(requests=requests):
             out = llm.generate(requests, params, use_tqdm=False)

@@ -78,16 +78,12 @@ def completed_units(output: str, plan: RunPlan) -> set[int]:
     return {u for u in plan.units if storage.exists(unit_record_uri(output, u))}
 
 
-def load_or_create_plan(cfg: CurateConfig, list_inputs) -> tuple[RunPlan, bool]:
-    """(plan, resumed). `list_inputs()` is called only for a new run."""
+def load_plan(cfg: CurateConfig) -> RunPlan | None:
+    """The plan of an earlier run into the same output (None for a new run); a different configuration is refused."""
     plan = RunPlan.load(cfg.output)
-    if plan is None:
-        plan = RunPlan.create(list_inputs(), cfg)
-        plan.save(cfg.output)
-        return plan, False
-    if plan.fingerprint != config_fingerprint(cfg):
+    if plan is not None and plan.fingerprint != config_fingerprint(cfg):
         raise PlanMismatchError(
             f"{cfg.output} holds a run made with a different configuration (fingerprint {plan.fingerprint}); "
             "resume with the same configuration, or write to a new output"
         )
-    return plan, True
+    return plan

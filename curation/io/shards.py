@@ -11,15 +11,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
+import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 
 from curation.io import storage
 from curation.io.keys import shard_name
 from curation.io.plan import RunPlan, unit_record_uri
+from curation.report.stats import RunStats
 from curation.row import AudioEncoding, Row
+from curation.stages.source import SourceStage
 from schemas.config import ShardConfig
-from schemas.sample import Reject, Sample
+from schemas.quality import QUALITY_DIMENSIONS
+from schemas.sample import Sample
 
 SHARDS_DIR = "shards"
 
@@ -101,7 +107,11 @@ def write_unit(output: str, unit: int, rows: list[Row], cfg: ShardConfig) -> dic
             for r in rows
             if r.reject is not None
         ),
-        key=lambda d: (d["input"], d["key"] or ""),
+        key=lambda d: (
+            d["input"],
+            d["key"] or "",
+            json.dumps(d, sort_keys=True),
+        ),  # total order: arrival order must not matter
     )
     record = {
         "unit": unit,
@@ -116,78 +126,148 @@ def write_unit(output: str, unit: int, rows: list[Row], cfg: ShardConfig) -> dic
     return record
 
 
+def unit_summary(record: dict) -> dict:
+    """What the driver learns of a written unit."""
+    return {"unit": record["unit"], "samples": len(record["samples"]), "rejects": len(record["rejects"])}
+
+
 class UnitWriter:
     """Buffers rows until every input of a unit has delivered all its rows, then writes the unit.
 
-    Rows arrive in any order. A piece of an input is complete when `file_rows` of its rows have
-    arrived; an input when its last piece and all pieces before it are; a unit when all its inputs
-    are. One writer sees every row of a unit, so nothing is split.
+    Rows arrive in any order. A piece of an input is complete when `file_rows` of its rows have arrived; an input
+    when its last piece and all pieces before it are; a unit when all its inputs are. When an input is complete the
+    source stages see all its rows (decisions over a whole source, never over a batch). One writer sees every row of
+    a unit, so nothing is split. A row delivered twice (a retried task) replaces its first copy: rows are identified
+    by input, piece and key.
     """
 
-    def __init__(self, output: str, units: dict[int, int], cfg: ShardConfig):
+    def __init__(self, output: str, units: dict[int, int], cfg: ShardConfig, source_stages: Sequence[SourceStage] = ()):
         self.output, self.units, self.cfg = output, units, cfg
-        self.rows: dict[int, list[Row]] = defaultdict(list)
-        self.seen: dict[tuple[int, int], int] = defaultdict(int)  # (input, piece) -> rows arrived
-        self.pieces_done: dict[int, set[int]] = defaultdict(set)
+        self.source_stages = list(source_stages)
+        self.rows: dict[int, dict[int, dict[tuple[int, str], Row]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )  # unit -> input -> rows
+        self.arrived: dict[int, dict[int, int]] = defaultdict(
+            lambda: defaultdict(int)
+        )  # input -> piece -> distinct rows
+        self.expected: dict[int, dict[int, int]] = defaultdict(dict)  # input -> piece -> rows the piece became
         self.n_pieces: dict[int, int] = {}
-        self.done_inputs: dict[int, int] = defaultdict(int)
+        self.done: dict[int, set[int]] = defaultdict(set)  # unit -> completed inputs
 
     def _input_complete(self, idx: int) -> bool:
-        return idx in self.n_pieces and len(self.pieces_done[idx]) == self.n_pieces[idx]
+        n = self.n_pieces.get(idx)
+        return n is not None and all(self.arrived[idx][p] == self.expected[idx].get(p) for p in range(n))
 
     def __call__(self, rows: list[Row]) -> list[dict]:
         """Take rows; return the records of the units they completed (each written)."""
         finished = []
         for row in rows:
-            unit, idx, piece = row.unit, row.input_index, row.piece
-            self.rows[unit].append(row)
-            self.seen[idx, piece] += 1
+            unit, idx = row.unit, row.input_index
+            if idx in self.done[unit]:
+                continue  # a late duplicate of an input already complete
+            source = self.rows[unit][idx]
+            if (row.piece, row.key) not in source:
+                self.arrived[idx][row.piece] += 1
+            source[row.piece, row.key] = row
+            self.expected[idx][row.piece] = row.file_rows
             if row.last_piece:
-                self.n_pieces[idx] = piece + 1
-            if self.seen[idx, piece] == row.file_rows:
-                self.pieces_done[idx].add(piece)
-                if self._input_complete(idx):
-                    self.done_inputs[unit] += 1
-                    if self.done_inputs[unit] == self.units[unit]:
-                        finished.append(write_unit(self.output, unit, self.rows.pop(unit), self.cfg))
+                self.n_pieces[idx] = row.piece + 1
+            if self._input_complete(idx):
+                complete = list(source.values())
+                for stage in self.source_stages:
+                    complete = stage.process_source(complete)
+                self.rows[unit][idx] = {(r.piece, r.key): r for r in complete}
+                self.done[unit].add(idx)
+                del self.arrived[idx], self.expected[idx], self.n_pieces[idx]
+                if len(self.done[unit]) == self.units[unit]:
+                    unit_rows = [r for source_rows in self.rows.pop(unit).values() for r in source_rows.values()]
+                    finished.append(write_unit(self.output, unit, unit_rows, self.cfg))
         return finished
 
-
-def _parquet(uri: str, rows: list[dict], columns: list[str]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pylist(rows) if rows else pa.table({c: pa.array([], pa.string()) for c in columns})
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    storage.write_bytes(uri, buf.getvalue())
+    def pending_units(self) -> list[int]:
+        return sorted(self.rows)
 
 
-def finalize(output: str, plan: RunPlan) -> tuple[dict, list[dict], list[dict]]:
-    """Build index.json, manifest.parquet and rejects.parquet from the completion records.
+MANIFEST_SCHEMA = [
+    ("key", "string"), ("shard", "string"), ("source_uri", "string"), ("start_s", "float64"), ("end_s", "float64"),
+    ("duration_s", "float64"), ("sample_rate", "int64"), ("n_speakers", "int64"), ("text", "string"),
+    *((f"quality_{d}", "float64") for d in QUALITY_DIMENSIONS),
+    ("sample_json", "string"),
+]  # fmt: skip
+REJECTS_SCHEMA = [
+    ("input", "string"), ("key", "string"), ("stage", "string"), ("reason", "string"), ("detail", "string"),
+    ("start_s", "float64"), ("end_s", "float64"), ("sample_json", "string"),
+]  # fmt: skip
 
-    Returns (totals, manifest rows, reject rows)."""
-    records = [json.loads(storage.read_text(unit_record_uri(output, u))) for u in sorted(plan.units)]
-    shards = [s for r in records for s in r["shards"]]
-    samples = [m for r in records for m in r["samples"]]
-    rejects = [j for r in records for j in r["rejects"]]
+
+class ParquetStream:
+    """Rows appended a unit at a time into one Parquet file with a fixed schema (a row group per append), written
+    under a temporary local name and moved into place (or uploaded) whole when closed: no run holds all its rows."""
+
+    def __init__(self, uri: str, schema: list[tuple[str, str]]):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.uri = uri
+        self.schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in schema])
+        self.tmp = tempfile.NamedTemporaryFile(suffix=".parquet", delete=False)
+        self.writer = pq.ParquetWriter(self.tmp.name, self.schema)
+
+    def append(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+
+        if rows:
+            self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+        try:
+            storage.write_file(self.uri, self.tmp.name)
+        finally:
+            os.unlink(self.tmp.name)
+
+
+def finalize(output: str, plan: RunPlan) -> tuple[dict, RunStats]:
+    """Build index.json, manifest.parquet and rejects.parquet from the completion records, one record at a time.
+
+    Returns the run's totals and the report's statistics."""
+    shards: list[dict] = []
+    stats = RunStats()
+    inputs_with_samples: set[str] = set()
+    rejected_inputs: set[str] = set()
+    totals = {"segments_kept": 0, "segments_rejected": 0, "seconds_in": 0.0, "seconds_out": 0.0}
+    manifest = ParquetStream(storage.join(output, "manifest.parquet"), MANIFEST_SCHEMA)
+    rejects = ParquetStream(storage.join(output, "rejects.parquet"), REJECTS_SCHEMA)
+    for unit in sorted(plan.units):
+        record = json.loads(storage.read_text(unit_record_uri(output, unit)))
+        shards += record["shards"]
+        manifest.append(record["samples"])
+        rejects.append(record["rejects"])
+        for m in record["samples"]:
+            inputs_with_samples.add(m["source_uri"])
+            stats.add_kept(Sample.model_validate_json(m["sample_json"]))
+        for j in record["rejects"]:
+            rejected_inputs.add(j["input"])
+            stats.add_reject(
+                j["stage"], j["reason"], Sample.model_validate_json(j["sample_json"]) if j.get("sample_json") else None
+            )
+        totals["segments_kept"] += len(record["samples"])
+        totals["segments_rejected"] += sum(1 for j in record["rejects"] if j["key"])
+        totals["seconds_in"] += record["seconds_in"]
+        totals["seconds_out"] += record["seconds_out"]
+    manifest.close()
+    rejects.close()
     index = {"__kind__": "wids-shard-index-v1", "name": "s2-curated", "wids_version": 1, "shardlist": shards}
     storage.write_text(storage.join(output, "index.json"), json.dumps(index, indent=1))
-    _parquet(storage.join(output, "manifest.parquet"), samples, ["key"])
-    _parquet(storage.join(output, "rejects.parquet"), rejects, list(Reject.model_fields))
-    rejected_inputs = {j["input"] for j in rejects} - {m["source_uri"] for m in samples}
-    by_reason: dict[str, int] = defaultdict(int)
-    for j in rejects:
-        by_reason[f"{j['stage']}/{j['reason']}"] += 1
-    totals = {
+    summary = {
         "inputs": len(plan.inputs),
-        "inputs_with_samples": len({m["source_uri"] for m in samples}),
-        "inputs_rejected": len(rejected_inputs),
-        "segments_kept": len(samples),
-        "segments_rejected": sum(1 for j in rejects if j["key"]),
-        "rejects_by_reason": dict(sorted(by_reason.items())),
-        "hours_in": sum(r["seconds_in"] for r in records) / 3600,
-        "hours_out": sum(r["seconds_out"] for r in records) / 3600,
+        "inputs_with_samples": len(inputs_with_samples),
+        "inputs_rejected": len(rejected_inputs - inputs_with_samples),
+        "segments_kept": totals["segments_kept"],
+        "segments_rejected": totals["segments_rejected"],
+        "rejects_by_reason": {f"{stage}/{reason}": n for (stage, reason), n in sorted(stats.rejects.items())},
+        "hours_in": totals["seconds_in"] / 3600,
+        "hours_out": totals["seconds_out"] / 3600,
         "shards": len(shards),
     }
-    return totals, samples, rejects
+    return summary, stats

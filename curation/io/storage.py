@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -111,6 +112,21 @@ def write_bytes(uri: str, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_file(uri: str, path: str) -> None:
+    """Atomic copy of a local file to `uri`, streamed (a multipart upload for S3): for outputs too big to hold."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().upload_file(path, bucket, key)
+        return
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+    shutil.copyfile(path, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
 
 
 def write_text(uri: str, text: str) -> None:

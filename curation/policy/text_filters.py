@@ -3,7 +3,7 @@
 empty_transcript     no words left once tags are removed
 repeated_ngram       an n-gram (n >= 2) repeated back to back too often: a decoding loop
 rate_outlier         words (or characters, for Chinese/Japanese) per second of speech out of the
-                     absolute bounds, or an interquartile-rule outlier within the batch
+                     absolute bounds, or an interquartile-rule outlier among its source's segments
 language_mismatch    the text's script, or a declared language, contradicts the expected language
 """
 
@@ -27,7 +27,7 @@ MAX_NGRAM = 10  # longest n-gram searched for loops
 WORD_RATE_BOUNDS = (0.5, 7.0)  # spaced scripts: words per second
 CHAR_RATE_BOUNDS = (1.0, 12.0)  # Chinese/Japanese: characters per second
 MIN_ROWS_FOR_IQR = 8  # fewer rates than this give no usable quartiles
-IQR_FLOOR = 0.1  # IQR at least this fraction of the median, so a uniform batch does not reject its own spread
+IQR_FLOOR = 0.1  # IQR at least this fraction of the median, so a uniform source does not reject its own spread
 
 # Writing systems of the languages most often met; a language absent here skips the script check.
 SCRIPTS = {
@@ -138,25 +138,31 @@ def speech_rate(transcript: RichTranscript, speech_s: float) -> Rate:
     return Rate(len(normalize_words(text)) / max(speech_s, 1e-3), unit)
 
 
-def rate_verdicts(rates: Sequence[Rate], k: float) -> list[Verdict]:
-    """Absolute bounds for every rate; the interquartile rule (k x IQR beyond the quartiles) among rates of
-    the same unit when the batch has enough of them."""
+def check_rate(rate: Rate) -> Verdict:
+    """The absolute bounds of speaking rate, for one segment."""
+    lo, hi = WORD_RATE_BOUNDS if rate.unit == "words" else CHAR_RATE_BOUNDS
+    if not lo <= rate.value <= hi:
+        return RejectReason.RATE_OUTLIER, f"{rate.value:.2f} {rate.unit}/s outside the bounds [{lo}, {hi}]"
+    return None
+
+
+def source_rate_verdicts(rates: Sequence[Rate], k: float) -> list[Verdict]:
+    """The interquartile rule (k x IQR beyond the quartiles) among the rates of one source's segments, per unit,
+    when the source has enough of them."""
     out: list[Verdict] = [None] * len(rates)
-    for unit, (lo, hi) in (("words", WORD_RATE_BOUNDS), ("chars", CHAR_RATE_BOUNDS)):
+    for unit in ("words", "chars"):
         idx = [i for i, r in enumerate(rates) if r.unit == unit]
+        if len(idx) < MIN_ROWS_FOR_IQR:
+            continue
         values = np.array([rates[i].value for i in idx])
-        fence = None
-        if len(idx) >= MIN_ROWS_FOR_IQR:
-            q1, med, q3 = np.percentile(values, [25, 50, 75])
-            iqr = max(q3 - q1, IQR_FLOOR * med)
-            fence = (q1 - k * iqr, q3 + k * iqr)
+        q1, med, q3 = np.percentile(values, [25, 50, 75])
+        iqr = max(q3 - q1, IQR_FLOOR * med)
+        lo, hi = q1 - k * iqr, q3 + k * iqr
         for i, v in zip(idx, values):
             if not lo <= v <= hi:
-                out[i] = (RejectReason.RATE_OUTLIER, f"{v:.2f} {unit}/s outside the bounds [{lo}, {hi}]")
-            elif fence and not fence[0] <= v <= fence[1]:
                 out[i] = (
                     RejectReason.RATE_OUTLIER,
-                    f"{v:.2f} {unit}/s outside the batch fence [{fence[0]:.2f}, {fence[1]:.2f}] (k={k})",
+                    f"{v:.2f} {unit}/s outside its source's fence [{lo:.2f}, {hi:.2f}] (k={k})",
                 )
     return out
 

@@ -19,48 +19,41 @@ from curation.report.plots import (
     plot_speakers,
     plot_tags,
 )
-from schemas.quality import QUALITY_DIMENSIONS
-from schemas.sample import Sample
+from curation.report.stats import RunStats
 
 REPORT_DIR = "report"
 
 
-def write_report(
-    output: str, samples: list[dict], rejects: list[dict], summary: dict, thresholds: dict[str, float]
-) -> str:
+def write_report(output: str, stats: RunStats, summary: dict, thresholds: dict[str, float]) -> str:
     """Write report/ under `output` (a directory or s3:// prefix) and return the URI of its index.html.
 
-    `samples` are manifest rows (curation.io.shards.manifest_row), `rejects` reject dicts with the Sample so
-    far in 'sample_json' (or None), `summary` the run totals (curation.io.shards.finalize plus wall_s, ...),
-    `thresholds` the quality minimums per dimension.
+    `stats` are the run's accumulated numbers (curation.report.stats, filled by curation.io.shards.finalize),
+    `summary` the run totals (finalize's plus wall_s, ...), `thresholds` the quality minimums per dimension.
     """
-    kept = [Sample.model_validate_json(r["sample_json"]) for r in samples]
-    rejected = [(r["stage"], Sample.model_validate_json(r["sample_json"])) for r in rejects if r.get("sample_json")]
-    scored = {d for s in [*kept, *(s for _, s in rejected)] if s.quality for d in s.quality.dimensions()}
-    dims = [d for d in QUALITY_DIMENSIONS if d in scored or d in thresholds]
+    dims = stats.dimensions(thresholds)
 
     plots: list[tuple[str, str, bytes]] = [
         ("hours.png", "Hours of input audio vs hours of kept segments written to shards.", plot_hours(summary)),
-        ("durations.png", "Durations of the kept segments.", plot_durations(kept)),
+        ("durations.png", "Durations of the kept segments.", plot_durations(stats)),
         *(
             (
                 f"quality_{d}.png",
                 f"Quality '{d}' of kept segments, of segments rejected by the quality filter, and of segments that passed it but were rejected at a later stage; dashed line: the configured minimum.",
-                plot_quality(d, kept, rejected, thresholds.get(d)),
+                plot_quality(d, stats, thresholds.get(d)),
             )
             for d in dims
         ),
         (
             "rejects.png",
             "Rejected inputs and segments by stage and reason code (details in rejects.parquet).",
-            plot_rejects(rejects),
+            plot_rejects(stats),
         ),
         (
             "tags.png",
             "Inline tags in kept transcripts: vocal events, delivery styles, and tags outside the registry.",
-            plot_tags(kept),
+            plot_tags(stats),
         ),
-        ("speakers.png", "Distinct speakers in each kept sample's transcript.", plot_speakers(kept)),
+        ("speakers.png", "Distinct speakers in each kept sample's transcript.", plot_speakers(stats)),
     ]
     if not dims:
         plots.insert(

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from curation.report.page import hours_text
-from schemas.sample import Sample
+from curation.report.stats import QUALITY_GROUPS, RunStats
 from schemas.transcript import EVENT_TAGS, STYLE_TAGS
 
 DPI = 90
@@ -51,8 +51,8 @@ def _bins(values: list[float], extra: tuple[float, ...] = ()) -> np.ndarray:
     return np.histogram_bin_edges(span, bins=min(40, max(8, int(math.sqrt(len(values))) * 2)))
 
 
-def plot_durations(kept: list[Sample]) -> bytes:
-    d = [s.audio.duration_s for s in kept]
+def plot_durations(stats: RunStats) -> bytes:
+    d = list(stats.durations)
     title = "Segment duration (kept)"
     if not d:
         return empty_plot(title)
@@ -64,18 +64,12 @@ def plot_durations(kept: list[Sample]) -> bytes:
     return _png(fig)
 
 
-def plot_quality(dim: str, kept: list[Sample], rejected: list[tuple[str, Sample]], threshold: float | None) -> bytes:
+def plot_quality(dim: str, stats: RunStats, threshold: float | None) -> bytes:
     """Kept vs rejected on shared bins; segments rejected at a later stage (after passing quality) are
     drawn apart, so the threshold line separates 'kept' from 'rejected at quality'."""
-
-    def scores(samples):
-        return [v for s in samples if s.quality and (v := getattr(s.quality, dim)) is not None and math.isfinite(v)]
-
-    series = [
-        ("kept", scores(kept), KEPT, "stepfilled"),
-        ("rejected at quality", scores(s for stage, s in rejected if stage == "quality"), REJECTED, "step"),
-        ("rejected later", scores(s for stage, s in rejected if stage != "quality"), OTHER, "step"),
-    ]
+    groups = stats.quality.get(dim, {})
+    style = {"kept": (KEPT, "stepfilled"), "rejected at quality": (REJECTED, "step"), "rejected later": (OTHER, "step")}
+    series = [(label, list(groups.get(label, ())), *style[label]) for label in QUALITY_GROUPS]
     title = f"Quality: {dim}"
     values = [v for _, vs, _, _ in series for v in vs]
     if not values:
@@ -123,20 +117,22 @@ def _barh(
     return _png(fig)
 
 
-def plot_rejects(rejects: list[dict]) -> bytes:
+def plot_rejects(stats: RunStats) -> bytes:
     """Counts by stage and reason, grouped by stage (most rejecting stage first)."""
-    by = Counter((r["stage"], r["reason"]) for r in rejects)
-    per_stage = Counter(r["stage"] for r in rejects)
+    by = stats.rejects
+    per_stage = Counter()
+    for (stage, _), n in by.items():
+        per_stage[stage] += n
     order = sorted(by.items(), key=lambda kv: (-per_stage[kv[0][0]], kv[0][0], -kv[1], kv[0][1]))
     stages = sorted(per_stage, key=lambda s: (-per_stage[s], s))
     palette = {s: f"C{i % 10}" for i, s in enumerate(stages)}
     counts = [(f"{stage} / {reason}", n) for (stage, reason), n in order]
     colors = [palette[stage] for (stage, _), _ in order]
-    return _barh(f"Rejects by stage and reason: {len(rejects)}", counts, colors, "rejects", palette)
+    return _barh(f"Rejects by stage and reason: {sum(by.values())}", counts, colors, "rejects", palette)
 
 
-def plot_tags(kept: list[Sample]) -> bytes:
-    counts = Counter(t for s in kept if s.transcript for t in s.transcript.tags())
+def plot_tags(stats: RunStats) -> bytes:
+    counts = stats.tags
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     kinds = {"event": KEPT, "style": "#edae49", "unknown": OTHER}
     colors = [
@@ -147,9 +143,8 @@ def plot_tags(kept: list[Sample]) -> bytes:
     return _barh(f"Inline tags in kept transcripts: {sum(counts.values())}", ordered, colors, "occurrences", present)
 
 
-def plot_speakers(kept: list[Sample]) -> bytes:
-    n = Counter(len(s.transcript.speakers()) for s in kept if s.transcript)
-    untranscribed = sum(1 for s in kept if not s.transcript)
+def plot_speakers(stats: RunStats) -> bytes:
+    n, untranscribed = stats.speakers, stats.untranscribed
     title = "Speakers per sample (kept)" + (f", {untranscribed} without transcript" if untranscribed else "")
     if not n:
         return empty_plot(title)

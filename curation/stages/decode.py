@@ -6,8 +6,10 @@ whatever the file's length. Each piece row says whether it is the input's last.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from curation.io import storage
 from curation.io.audio import DecodeError, iter_pieces, open_stream
@@ -16,6 +18,21 @@ from curation.row import Row, SourceInfo
 from curation.stages.base import CurationStage
 from schemas.config import DecodeConfig
 from schemas.rejects import RejectReason, Stage
+
+
+class InputNotOnNodeError(RuntimeError):
+    """A local input whose folder this node cannot see: the run's inputs are not on storage all nodes share. Not a
+    bad file (a reject) but a configuration that cannot work: the run stops, naming the node."""
+
+
+def _missing(uri: str, exc: FileNotFoundError) -> None:
+    """A missing local file in an existing folder is that file's problem (vanished since listing); a missing folder
+    means this node does not have the inputs at all."""
+    if not storage.is_s3(uri) and not Path(uri).parent.is_dir():
+        raise InputNotOnNodeError(
+            f"input {uri} is not visible on node {socket.gethostname()} (its folder is missing there): put the inputs on "
+            "storage every node mounts, or on s3://"
+        ) from exc
 
 
 def input_rows(inputs: list[dict]) -> list[Row]:
@@ -52,6 +69,8 @@ class DecodeStage(CurationStage):
         """The piece rows of one input row; a failure anywhere becomes one more, last, reject row."""
         pieces = 0
         try:
+            if not storage.is_s3(row.source_uri) and not Path(row.source_uri).is_file():
+                raise FileNotFoundError(f"no such file: {row.source_uri}")  # libraries would call it unreadable
             with storage.local_copy(row.source_uri) as path:
                 facts, blocks, resampler = open_stream(path, self.sample_rate, self.cfg.max_duration_s, self.upsample)
                 rate = resampler.sr_out
@@ -76,6 +95,7 @@ class DecodeStage(CurationStage):
         except DecodeError as exc:
             yield self._closing(row, pieces).rejected(self.name, RejectReason(exc.reason), exc.detail)
         except FileNotFoundError as exc:
+            _missing(row.source_uri, exc)
             yield self._closing(row, pieces).rejected(self.name, RejectReason.MISSING_FILE, str(exc))
         except Exception as exc:  # any library failure on a bad file is that file's problem only
             if self.on_error == "raise":

@@ -15,6 +15,7 @@ from curation.stages.encode import EncodeStage
 from curation.stages.quality import QualityStage
 from curation.stages.segmentation import SegmentationStage
 from curation.stages.separation import SeparationStage
+from curation.stages.source import SourceStage, SpeechRateOutliers
 from curation.stages.transcription import TranscriptionStage
 from models import registry
 from models.checkpoints import CheckpointUnavailableError
@@ -40,6 +41,7 @@ class CurationPipeline:
     decode: DecodeStage
     models: list[CurationStage]  # the stages that hold models, in order
     encode: EncodeStage
+    source: list[SourceStage]  # run by the writer on each input once all its rows have arrived
 
     @classmethod
     def from_config(cls, cfg: CurateConfig) -> CurationPipeline:
@@ -51,11 +53,15 @@ class CurationPipeline:
             stages.append(QualityStage(cfg.quality))
         if cfg.transcription.enabled:
             stages.append(TranscriptionStage(cfg.transcription))
-        return cls(DecodeStage(cfg.decode, *decode_rate(cfg)), stages, EncodeStage())
+        source: list[SourceStage] = (
+            [SpeechRateOutliers(cfg.transcription.rate_iqr_k)] if cfg.transcription.enabled else []
+        )
+        return cls(DecodeStage(cfg.decode, *decode_rate(cfg)), stages, EncodeStage(), source)
 
 
 def preflight(cfg: CurateConfig) -> None:
-    """Every model the configuration runs can be built: names known, weights findable. Loads nothing."""
+    """Every model the configuration runs can be built (names known, weights findable) and every quality threshold
+    names a dimension its scorer fills. Loads nothing."""
     for setting, family, spec in cfg.model_specs():
         try:
             registry.preflight(family, spec, setting)
@@ -63,3 +69,11 @@ def preflight(cfg: CurateConfig) -> None:
             raise
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
+    if cfg.quality.enabled:
+        spec = cfg.quality.model
+        dims = registry.model_class("quality", spec.name, "quality.model").dimensions_for(spec)
+        unknown = [d for d in cfg.quality.thresholds if dims is not None and d not in dims]
+        if unknown:
+            raise StartupError(
+                f"quality.thresholds.{unknown[0]}: the {spec.name} scorer does not score {unknown[0]!r} (it scores {', '.join(dims)})"
+            )

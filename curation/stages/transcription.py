@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from curation.policy.diarization import SpeakerTurn, diarization_params, diarize
-from curation.policy.text_filters import Verdict, check_empty, check_language, check_repeats, rate_verdicts, speech_rate
+from curation.policy.text_filters import Verdict, check_empty, check_language, check_rate, check_repeats, speech_rate
 from curation.policy.turns import speaker_turns
 from curation.policy.wer import wer
 from curation.row import Row
@@ -101,15 +101,8 @@ class TranscriptionStage(CurationStage):
             else:
                 item.row.rejected(self.name, *out)
 
-        passed: list[tuple[_Item, RichTranscript]] = []
         for item, t in built:
             verdict = self._check(item, t)
-            if verdict:
-                item.row.rejected(self.name, *verdict)
-            else:
-                passed.append((item, t))
-        rates = rate_verdicts([speech_rate(t, item.speech_s) for item, t in passed], self.cfg.rate_iqr_k)
-        for (item, t), verdict in zip(passed, rates):
             if verdict:
                 item.row.rejected(self.name, *verdict)
             else:
@@ -161,6 +154,7 @@ class TranscriptionStage(CurationStage):
             check_empty(t)
             or check_repeats(t, self.cfg.max_repeated_ngram)
             or check_language(t, self.cfg.language, [item.row.sample.source.language, t.language])
+            or check_rate(speech_rate(t, item.speech_s))
         )
         if verdict is None and self.cfg.unknown_tags == "reject" and t.unknown_tags:
             verdict = RejectReason.UNKNOWN_TAG, f"tags outside the registry: {', '.join(t.unknown_tags)}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from models.checkpoints import CheckpointUnavailableError
+from models.checkpoints import CheckpointUnavailableError, check_s3, local_path
 from models.codec.config import CodecConfig
 from schemas.config import ModelSpec
 
@@ -38,7 +38,7 @@ def weights_file(checkpoint: str | None, setting: str = SETTING) -> Path:
     )
     if not checkpoint:
         raise CheckpointUnavailableError(f"s2 codec: {key} is not set and no codec weights are bundled. {how}.")
-    path = Path(checkpoint).expanduser()
+    path = local_path(checkpoint)  # an s3:// file or folder is fetched once to this node's cache
     if path.is_dir():
         path = path / WEIGHTS_FILE
     if not path.is_file():
@@ -73,4 +73,7 @@ def preflight(spec: ModelSpec, setting: str = SETTING) -> None:
     """Raise CheckpointUnavailableError (naming `setting` and how to provide the weights) unless they are there and
     their sidecar reads; loads nothing."""
     check_name(spec, setting)
-    read_config(weights_file(spec.checkpoint, setting))
+    if (spec.checkpoint or "").startswith("s3://"):
+        check_s3(spec.checkpoint, "s2 codec", setting)  # its sidecar is read when a node fetches it
+    else:
+        read_config(weights_file(spec.checkpoint, setting))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.checkpoints import CheckpointUnavailableError
+from models.checkpoints import CheckpointUnavailableError, check_s3, local_path
 from schemas.config import ModelSpec
 
 INDEX = "model.safetensors.index.json"
@@ -39,7 +39,7 @@ def checkpoint_dir(spec: ModelSpec, setting: str = "model") -> Path:
         raise CheckpointUnavailableError(
             f"Dual-AR model: no checkpoint given; set {setting} to a released S2 folder (config.json, safetensors, tokenizer)"
         )
-    folder = Path(spec.checkpoint).expanduser()
+    folder = local_path(spec.checkpoint)  # an s3:// folder is fetched once to this node's cache
     if not folder.exists():
         folder = _from_hf_cache(spec.checkpoint) or folder
     if not folder.is_dir():
@@ -67,4 +67,7 @@ def _from_hf_cache(repo_id: str) -> Path | None:
 
 def preflight(spec: ModelSpec, setting: str = "model") -> None:
     """Raise CheckpointUnavailableError unless the checkpoint folder is complete; loads nothing."""
-    checkpoint_dir(spec, setting)
+    if (spec.checkpoint or "").startswith("s3://"):
+        check_s3(spec.checkpoint, "Dual-AR model", setting)
+    else:
+        checkpoint_dir(spec, setting)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError, package_dir
+from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, package_dir
 from models.signal import resample
 from schemas.config import ModelSpec
 from schemas.quality import QualityScores
@@ -58,7 +58,7 @@ def bundled_model_dir() -> Path | None:
 
 def model_dir(spec: ModelSpec, setting: str = "quality.model") -> Path:
     """Where the two ONNX files are: spec.checkpoint (a folder) or the speechmos wheel. Raises if absent."""
-    folder = Path(spec.checkpoint).expanduser() if spec.checkpoint else bundled_model_dir()
+    folder = local_path(spec.checkpoint) if spec.checkpoint else bundled_model_dir()
     missing = [f for f in (P835_FILE, P808_FILE) if folder is None or not (folder / f).is_file()]
     if missing:
         where = str(folder) if spec.checkpoint else "the speechmos wheel (pip install speechmos)"
@@ -110,7 +110,14 @@ class DnsmosScorer:
 
     @classmethod
     def preflight(cls, spec: ModelSpec, setting: str) -> None:
-        model_dir(spec, setting)
+        if (spec.checkpoint or "").startswith("s3://"):
+            check_s3(spec.checkpoint, "DNSMOS", setting)
+        else:
+            model_dir(spec, setting)
+
+    @classmethod
+    def dimensions_for(cls, spec: ModelSpec) -> tuple[str, ...]:
+        return cls.dimensions
 
     def __init__(self, spec: ModelSpec):
         folder = model_dir(spec)

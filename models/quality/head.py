@@ -12,6 +12,7 @@ the head's state dict, and the state of any backbone layers that training unfroz
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.quality.w2vbert import HEAD_FILE, head_file
+from models.quality.w2vbert import HEAD_FILE, head_config_file, head_file
 from schemas.quality import QUALITY_DIMENSIONS
 
 HEAD_FORMAT = "s2-quality-head/1"
@@ -97,6 +98,10 @@ def save_head(path: str | Path, head: QualityHead, backbone_state: dict[str, tor
     tmp = target.with_name(target.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(target)
+    # the config again, as JSON, so a process without torch (the driver's start-up check) can read the head's dims
+    side = head_config_file(target)
+    side.with_name(side.name + ".tmp").write_text(json.dumps(payload["config"], indent=1))
+    side.with_name(side.name + ".tmp").replace(side)
     return target
 
 

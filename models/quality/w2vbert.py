@@ -13,13 +13,21 @@ the head load with the model: importing this module imports no torch.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError, pick_device, pick_dtype, resolve_hf_checkpoint
+from models.checkpoints import (
+    CheckpointUnavailableError,
+    check_hf_checkpoint,
+    check_s3,
+    local_path,
+    pick_device,
+    pick_dtype,
+)
 from schemas.config import ModelSpec
 from schemas.quality import QualityScores
 
@@ -37,12 +45,17 @@ def head_file(path: str | Path) -> Path:
     return p / HEAD_FILE if p.is_dir() else p
 
 
+def head_config_file(head: Path) -> Path:
+    """The JSON copy of a head's config beside it (written by models.quality.head.save_head)."""
+    return head.with_suffix(".json")
+
+
 def _head_path(spec: ModelSpec, setting: str = "quality.model") -> Path:
     if not spec.options.get("head"):
         raise CheckpointUnavailableError(
             f"w2vbert quality scorer: no head checkpoint; set `{setting}.options.head` to a file made by `s2 train-quality-head`"
         )
-    path = head_file(spec.options["head"])
+    path = head_file(local_path(str(spec.options["head"])))
     if not path.is_file():
         raise CheckpointUnavailableError(
             f"w2vbert quality scorer: head checkpoint {str(path)!r} not found; set `{setting}.options.head`"
@@ -60,11 +73,22 @@ class W2vBertQualityScorer:
 
     @classmethod
     def preflight(cls, spec: ModelSpec, setting: str) -> None:
-        """The head file is there and the backbone resolves (local folder, cache or hub); nothing is loaded."""
-        _head_path(spec, setting)
-        resolve_hf_checkpoint(
-            spec.checkpoint or DEFAULT_BACKBONE, "quality scorer (w2v-BERT backbone)", f"{setting}.checkpoint"
-        )
+        """The head file is there and the backbone can be found (a local folder, s3://, the cache or the hub); nothing
+        is loaded or downloaded."""
+        head = str(spec.options.get("head") or "")
+        if head.startswith("s3://"):
+            check_s3(head, "w2vbert quality head", f"{setting}.options.head")
+        else:
+            _head_path(spec, setting)
+        check_hf_checkpoint(spec.checkpoint or DEFAULT_BACKBONE, "quality scorer (w2v-BERT backbone)", setting)
+
+    @classmethod
+    def dimensions_for(cls, spec: ModelSpec) -> tuple[str, ...] | None:
+        """The dimensions the head scores, from its JSON config (None for a head saved without one)."""
+        if str(spec.options.get("head") or "").startswith("s3://"):
+            return None  # known once the head is fetched, where the model loads
+        side = head_config_file(_head_path(spec))
+        return tuple(json.loads(side.read_text())["dims"]) if side.is_file() else None
 
     def __init__(self, spec: ModelSpec):
         from models.quality.head import load_head

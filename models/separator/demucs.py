@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from models.checkpoints import CheckpointUnavailableError, pick_device, pick_dtype, resolve_hf_checkpoint
+from models.checkpoints import (
+    CheckpointUnavailableError,
+    check_hf_checkpoint,
+    check_s3,
+    local_path,
+    pick_device,
+    pick_dtype,
+    resolve_hf_checkpoint,
+)
 from models.separator.base import Separator
 from schemas.config import ModelSpec
 
@@ -86,21 +94,35 @@ def _looks_like_path(checkpoint: str) -> bool:
     return checkpoint.startswith(("/", ".", "~")) or checkpoint.endswith((".safetensors", ".yaml"))
 
 
-def _resolve(spec: ModelSpec, setting: str = "separation.model") -> tuple[str, list[Path], dict]:
-    """(label, model files, bag settings), checking every file's metadata but loading no weights."""
+def hub_repo(name: str) -> str:
+    """The Hugging Face repository of a published demucs model (where demucs.pretrained looks first):
+    'htdemucs' -> adefossez/HTDemucs, 'htdemucs_ft' -> adefossez/HTDemucs-ft, 'mdx_extra' -> adefossez/Demucs-mdx_extra;
+    'namespace/name' takes that namespace."""
+    namespace, _, name = name.rpartition("/")
+    repo = (
+        "HTDemucs" + name[len("htdemucs") :].replace("_", "-", 1) if name.startswith("htdemucs") else f"Demucs-{name}"
+    )
+    return f"{namespace or 'adefossez'}/{repo}"
+
+
+def _resolve(spec: ModelSpec, setting: str = "separation.model", fetch: bool = True) -> tuple[str, list[Path], dict]:
+    """(label, model files, bag settings), checking every local file's metadata but loading no weights. Without
+    `fetch` (the start-up check) a hub or s3:// checkpoint is only looked up, and no files are returned."""
     checkpoint = spec.checkpoint or DEFAULT_PRETRAINED
-    local = Path(checkpoint).expanduser()
+    what = f"htdemucs separator (pretrained {checkpoint!r})"
+    if checkpoint.startswith("s3://") and not fetch:
+        check_s3(checkpoint, what, setting)
+        return Path(checkpoint).stem, [], {}
+    local = local_path(checkpoint)
     label = local.stem
     if not local.exists():
         if _looks_like_path(checkpoint):
             raise _unavailable(checkpoint, "does not exist", setting)
-        from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
-
-        namespace, _, label = checkpoint.rpartition("/")
-        repo = f"{namespace or DEFAULT_NAMESPACE}/{hf_repo_name(label)}"
-        local = Path(
-            resolve_hf_checkpoint(repo, f"htdemucs separator (pretrained {checkpoint!r})", f"{setting}.checkpoint")
-        )
+        label = checkpoint.rpartition("/")[2]
+        if not fetch:
+            check_hf_checkpoint(hub_repo(checkpoint), what, setting, marker=f"{label}.yaml")
+            return label, [], {}
+        local = Path(resolve_hf_checkpoint(hub_repo(checkpoint), what, f"{setting}.checkpoint"))
     if local.is_file():
         files, bag = [local], {}
     else:
@@ -138,7 +160,7 @@ class DemucsSeparator(Separator):
 
     @classmethod
     def preflight(cls, spec: ModelSpec, setting: str) -> None:
-        _resolve(spec, setting)
+        _resolve(spec, setting, fetch=False)
 
     @classmethod
     def native_rate(cls, spec: ModelSpec) -> int:

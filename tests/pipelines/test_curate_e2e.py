@@ -110,15 +110,16 @@ def test_rerun_on_a_finished_output_skips_all_units(curated):
 @pytest.mark.parametrize(
     ("ray", "named"),
     [
-        ({"fuse_stages": None}, r"segmentation.resources.num_cpus=1.0 x1"),
-        ({"fuse_stages": {"num_cpus": 1.0, "concurrency": 2}}, r"ray.fuse_stages.num_cpus=1.0 x2"),
+        ({"fuse_stages": None}, r"segmentation\.resources 1 x1"),
+        ({"fuse_stages": {"num_cpus": 1.0, "concurrency": 2}}, r"ray\.fuse_stages 1 x2"),
     ],
     ids=["pool-per-stage", "fused"],
 )
 def test_oversubscribed_actor_pools_fail_at_start_naming_the_settings(ray_session, inputs, tmp_path, ray, named):
-    from pipelines.curate import ResourceConfigError
+    from pipelines.cluster_fit import ResourceConfigError
 
     heavy = {"resources": {"num_cpus": 1.0}}
     cfg = spine_config(inputs, tmp_path, segmentation=heavy, decode={"resources": {"num_cpus": 0.75}}, ray=ray)
     with pytest.raises(ResourceConfigError, match=named):
         run_curation(cfg, progress=False)
+    assert not (tmp_path / "_run").exists(), "a run that cannot start writes no plan (a corrected rerun would be refused)"

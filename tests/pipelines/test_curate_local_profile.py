@@ -1,6 +1,8 @@
-"""The demo: the `local` profile (Spleeter, silero, DNSMOS, pocketsphinx + speaker turns) on examples/,
-twice on Ray into two folders: identical keys and contents, and every sample fully annotated; and once more by the
-sequential executor, in this process without Ray: the same shards, byte for byte."""
+"""The demo: the `local` profile (Spleeter, silero, DNSMOS, pocketsphinx + speaker turns) on examples/, twice on
+Ray into two folders, once with the model stages fused in one actor pool and one input per call, once with a pool per
+stage and other batch sizes everywhere: identical keys and contents (no keep/reject decision and no model result may
+depend on which rows share a batch), and every sample fully annotated; and once more by the sequential executor, in
+this process without Ray: the same shards, byte for byte."""
 
 import json
 from pathlib import Path
@@ -18,14 +20,29 @@ from tests.pipelines.test_curate_e2e import read_shards_webdataset
 pytestmark = pytest.mark.ray
 
 
-def demo_config(out: Path):
-    return curate_config("local", direct={"input": str(EXAMPLES), "output": str(out), "ray": {"num_cpus": 2}})
+def demo_config(out: Path, overrides: list[str] = ()):
+    return curate_config(
+        "local", direct={"input": str(EXAMPLES), "output": str(out), "ray": {"num_cpus": 2}}, overrides=overrides
+    )
+
+
+# a pool per model stage, and batch sizes unlike the default's one input per call (fits 2 CPUs with the writer)
+REBATCHED = [
+    "ray.fuse_stages=null",
+    "decode.resources.concurrency=1",
+    "decode.resources.batch_size=3",
+    "separation.resources.batch_size=2",
+    "segmentation.resources.batch_size=3",
+    "quality.resources.batch_size=2",
+    "transcription.resources.concurrency=1",
+    "transcription.resources.batch_size=5",
+]
 
 
 @pytest.fixture(scope="module")
 def two_runs(ray_session, tmp_path_factory):
     outs = [tmp_path_factory.mktemp(f"demo{i}") for i in range(2)]
-    return [(out, run_curation(demo_config(out), progress=False)) for out in outs]
+    return [(out, run_curation(demo_config(out, over), progress=False)) for out, over in zip(outs, ([], REBATCHED))]
 
 
 def test_every_sample_is_separated_scored_and_transcribed(two_runs):
@@ -47,7 +64,7 @@ def test_every_sample_is_separated_scored_and_transcribed(two_runs):
     assert texts["leopard__test.wav"].startswith("Mr. Quilter")  # the sidecar text is used
 
 
-def test_the_demo_twice_gives_identical_shards(two_runs):
+def test_fused_or_not_and_whatever_the_batch_sizes_the_shards_are_identical(two_runs):
     (a_dir, _), (b_dir, _) = two_runs
     a, b = read_shards_webdataset(a_dir), read_shards_webdataset(b_dir)
     assert sorted(a) == sorted(b)

@@ -94,14 +94,28 @@ def test_driver_killed_then_resumed(job, tmp_path, kill_after_units):
     assert_same_as_reference(out, ref)
 
 
+def stage_actor_pid(driver_pid: int) -> int | None:
+    """The process id of a model-stage actor of the job whose driver is `driver_pid` (the run this test started):
+    never a worker of another job on the same machine."""
+    import ray
+    from ray.util.state import list_actors
+
+    jobs = [j["JobID"] for j in ray.state.jobs() if j["DriverInfo"].get("DriverPid") == str(driver_pid)]
+    if not jobs:
+        return None
+    actors = list_actors(filters=[("job_id", "=", jobs[-1].hex()), ("state", "=", "ALIVE")], detail=True, limit=1000)
+    pids = [a.pid for a in actors if "MapWorker" in a.class_name and a.pid]
+    return pids[0] if pids else None
+
+
 def test_worker_killed_then_resumed(job, tmp_path):
     src, ref, n = job
     out = tmp_path / "out"
     proc = start(src, out)
     wait_for(lambda: units_done(out) >= 2)
-    workers = subprocess.run(["pgrep", "-f", "ray::MapWorker"], capture_output=True, text=True).stdout.split()
-    assert workers
-    os.kill(int(workers[0]), signal.SIGKILL)
+    pid = stage_actor_pid(proc.pid)
+    assert pid is not None, "the run's stage actors were not found"
+    os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=120)  # the run either recovers or stops with an incomplete-run error
     run_curation(trickle_config(src, out), progress=False)
     assert_same_as_reference(out, ref)

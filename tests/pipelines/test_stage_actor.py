@@ -111,10 +111,12 @@ def test_the_driver_plans_the_stages_without_importing_torch_or_a_model_runtime(
         "import pickle, sys\n"
         "from jobs.config import curate_config\n"
         "from curation.stages.pipeline import CurationPipeline, decode_rate, preflight\n"
-        "from pipelines.curate import actor_groups, check_resources_fit\n"
+        "from pipelines.cluster_fit import NodeType, check_fit, pool_demands\n"
+        "from pipelines.curate import actor_groups\n"
         "cfg = curate_config('local', direct={'input': 'in', 'output': 'out'})\n"
         "preflight(cfg); decode_rate(cfg); pipeline = CurationPipeline.from_config(cfg)\n"
-        "actor_groups(cfg, pipeline); check_resources_fit(cfg, pipeline, 2); pickle.dumps(pipeline)\n"
+        "pools = {name: res for name, _, res in actor_groups(cfg, pipeline)}\n"
+        "check_fit(pool_demands(pools, cfg.decode.resources, False), [NodeType('node', 2, 0, 1)]); pickle.dumps(pipeline)\n"
         "sys.exit(sorted({'torch', 'onnxruntime', 'pocketsphinx'} & set(sys.modules)) or None)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=DATA.parents[1], capture_output=True, text=True, timeout=120)

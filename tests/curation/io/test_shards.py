@@ -94,7 +94,7 @@ def test_finalize_reconciles_index_manifest_and_rejects(tmp_path):
     cfg = CurateConfig(input="i", output=str(tmp_path), shards={"inputs_per_unit": 2, "samples_per_shard": 3})
     plan = RunPlan.create(items, cfg)
     feed(UnitWriter(str(tmp_path), plan.units, cfg.shards), make_rows(), 3)
-    summary, _, _ = finalize(str(tmp_path), plan)
+    summary, stats = finalize(str(tmp_path), plan)
     index = json.loads((tmp_path / "index.json").read_text())
     assert sum(s["nsamples"] for s in index["shardlist"]) == summary["segments_kept"] == 11
     for s in index["shardlist"]:
@@ -106,6 +106,7 @@ def test_finalize_reconciles_index_manifest_and_rejects(tmp_path):
     assert rejects[0]["reason"] == "quality_below_threshold" and rejects[0]["key"].endswith("_00001")
     assert summary["inputs"] == summary["inputs_with_samples"] + summary["inputs_rejected"] == 3
     assert abs(summary["hours_in"] - 30 / 3600) < 1e-9 and abs(summary["hours_out"] - 33 / 3600) < 1e-6
+    assert len(stats.durations) == 11 and stats.rejects == {("quality", "quality_below_threshold"): 1}
 
 
 def test_the_writer_refuses_a_kept_row_that_is_not_flac(tmp_path):
@@ -113,3 +114,37 @@ def test_the_writer_refuses_a_kept_row_that_is_not_flac(tmp_path):
     with pytest.raises(ValueError, match=f"row {row.key} reached the writer as pcm_s16le, not FLAC"):
         write_unit(str(tmp_path), 0, [row], ShardConfig())
     assert not (tmp_path / "_units").exists() and not (tmp_path / "shards").exists()
+
+
+def test_rows_delivered_twice_replace_their_first_copy(tmp_path):
+    """A retried task hands the writer rows it already has: the unit still completes once, with each row once."""
+    cfg = ShardConfig(samples_per_shard=3)
+    rows = make_rows()
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    feed(UnitWriter(str(once), {0: 2, 1: 1}, cfg), rows, 4)
+    writer = UnitWriter(str(twice), {0: 2, 1: 1}, cfg)
+    done = feed(writer, rows[:7] + rows[:7], 3)  # the first input's rows twice before the rest arrives
+    done += feed(writer, rows[7:] + rows[7:9], 2)  # and two rows of a completed input again, after it completed
+    assert sorted(done) == [0, 1] and writer.pending_units() == []
+    for tar in sorted((once / "shards").iterdir()):
+        assert tar.read_bytes() == (twice / "shards" / tar.name).read_bytes()
+    assert json.loads((once / "_units" / "unit-000000.json").read_text()) == json.loads(
+        (twice / "_units" / "unit-000000.json").read_text()
+    )
+
+
+def test_source_stages_see_each_whole_input_once(tmp_path):
+    seen = []
+
+    class Recorder:
+        def process_source(self, rows):
+            seen.append(sorted({r.source_uri for r in rows}) + [len(rows)])
+            rows[0].rejected(Stage.TRANSCRIPTION, RejectReason.RATE_OUTLIER, "judged over its whole source")
+            return rows
+
+    feed(UnitWriter(str(tmp_path), {0: 2, 1: 1}, ShardConfig(), [Recorder()]), make_rows(), 2)
+    assert sorted(seen) == [["/a.wav", 5], ["/b.wav", 3], ["/c.wav", 4]]
+    rejects = [
+        r for u in (0, 1) for r in json.loads((tmp_path / "_units" / f"unit-{u:06d}.json").read_text())["rejects"]
+    ]
+    assert sum(r["reason"] == "rate_outlier" for r in rejects) == 3

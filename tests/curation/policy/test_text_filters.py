@@ -6,9 +6,10 @@ from curation.policy.text_filters import (
     Rate,
     check_empty,
     check_language,
+    check_rate,
     check_repeats,
     longest_repeat,
-    rate_verdicts,
+    source_rate_verdicts,
     speech_rate,
 )
 from curation.policy.wer import align, normalize_words, wer, word_errors
@@ -54,17 +55,19 @@ def test_repeated_ngrams():
     assert check_repeats(_t("<|speaker:0|>well ok<|speaker:1|>well ok<|speaker:0|>fine"), 4) is None
 
 
-def test_rate_bounds_and_batch_fence():
+def test_rate_bounds_and_source_fence():
     assert speech_rate(_t("one two three four"), 2.0) == Rate(2.0, "words")
     assert speech_rate(_t("广州市房地产中介协会分析"), 4.0) == Rate(3.0, "chars")
-    verdicts = rate_verdicts([Rate(2.5, "words"), Rate(20.0, "words"), Rate(0.1, "words"), Rate(3.0, "chars")], k=3.0)
+    verdicts = [
+        check_rate(r) for r in (Rate(2.5, "words"), Rate(20.0, "words"), Rate(0.1, "words"), Rate(3.0, "chars"))
+    ]
     assert [v and v[0] for v in verdicts] == [None, "rate_outlier", "rate_outlier", None]
     assert "bounds" in verdicts[1][1]
-    # Enough rows for quartiles: 6.5 w/s is inside the absolute bounds but far outside this batch.
-    batch = [Rate(v, "words") for v in (2.4, 2.5, 2.6, 2.5, 2.7, 2.3, 2.6, 2.5, 6.5)]
-    verdicts = rate_verdicts(batch, k=3.0)
-    assert [i for i, v in enumerate(verdicts) if v] == [8] and "fence" in verdicts[8][1]
-    assert not any(rate_verdicts(batch[:6] + batch[8:], k=3.0))  # too few rows for the fence
+    # Enough segments of one source for quartiles: 6.5 w/s is inside the absolute bounds but far outside its source.
+    source = [Rate(v, "words") for v in (2.4, 2.5, 2.6, 2.5, 2.7, 2.3, 2.6, 2.5, 6.5)]
+    verdicts = source_rate_verdicts(source, k=3.0)
+    assert [i for i, v in enumerate(verdicts) if v] == [8] and "source's fence" in verdicts[8][1]
+    assert not any(source_rate_verdicts(source[:6] + source[8:], k=3.0))  # too few segments for the fence
 
 
 def test_language_checks():

@@ -13,6 +13,7 @@ from curation.io.keys import segment_key
 from curation.io.shards import manifest_row
 from curation.report import write_report
 from curation.report.plots import plot_tags
+from curation.report.stats import RunStats
 from schemas.quality import QualityScores
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Reject, Sample, SourceRef
@@ -116,6 +117,12 @@ def run_data():
     return samples, rejects, summary
 
 
+def stats_of(samples: list[dict], rejects: list[dict]) -> RunStats:
+    stats = RunStats()
+    stats.add_unit(samples, rejects)
+    return stats
+
+
 def pngs_in(page: str) -> list[str]:
     return re.findall(r'<img src="([^"]+)"', page)
 
@@ -123,7 +130,7 @@ def pngs_in(page: str) -> list[str]:
 def test_report_writes_every_plot_and_the_page_references_them(tmp_path):
     samples, rejects, summary = run_data()
     assert 20 < len(samples) < 45 and {r["stage"] for r in rejects} == {"quality", "transcription", "decode"}
-    uri = write_report(str(tmp_path), samples, rejects, summary, THRESHOLDS)
+    uri = write_report(str(tmp_path), stats_of(samples, rejects), summary, THRESHOLDS)
     report = tmp_path / "report"
     assert uri == str(report / "index.html")
     page = (report / "index.html").read_text()
@@ -151,7 +158,7 @@ def test_report_writes_every_plot_and_the_page_references_them(tmp_path):
     assert "sidecar_mismatch &lt;&amp;&gt;" in page and "sidecar_mismatch <&>" not in page
     assert "93.4 s" in page and "25.7" in page and "40.0 min" in page
     # deterministic: a second report of the same run is byte-identical
-    write_report(str(tmp_path / "again"), samples, rejects, summary, THRESHOLDS)
+    write_report(str(tmp_path / "again"), stats_of(samples, rejects), summary, THRESHOLDS)
     for p in sorted(report.iterdir()):
         assert p.read_bytes() == (tmp_path / "again" / "report" / p.name).read_bytes(), p.name
 
@@ -164,7 +171,9 @@ def test_tags_are_read_from_turns_in_canonical_form():
     assert s.transcript.tags() == ["laugh", "whispers", "laugh"]
     # a sample without a transcript has no tags to plot (and does not break the plot)
     s.transcript = None
-    assert plot_tags([s]) == plot_tags([])
+    untranscribed = RunStats()
+    untranscribed.add_kept(s)
+    assert untranscribed.untranscribed == 1 and plot_tags(untranscribed) == plot_tags(RunStats())
 
 
 def test_empty_run_still_gives_a_complete_page(tmp_path):
@@ -179,7 +188,7 @@ def test_empty_run_still_gives_a_complete_page(tmp_path):
         "hours_out": 0.0,
         "shards": 0,
     }
-    write_report(str(tmp_path), [], [], summary, {})
+    write_report(str(tmp_path), RunStats(), summary, {})
     report = tmp_path / "report"
     page = (report / "index.html").read_text()
     assert (
@@ -192,7 +201,7 @@ def test_empty_run_still_gives_a_complete_page(tmp_path):
 
 def test_report_on_s3(bucket):
     samples, rejects, summary = run_data()
-    uri = write_report(f"s3://{bucket}/run1", samples, rejects, summary, THRESHOLDS)
+    uri = write_report(f"s3://{bucket}/run1", stats_of(samples, rejects), summary, THRESHOLDS)
     assert uri == f"s3://{bucket}/run1/report/index.html"
     names = {u.rsplit("/", 1)[1] for u, _ in storage.list_files(f"s3://{bucket}/run1/report")}
     assert set(pngs_in(storage.read_text(uri))) | {"index.html", "summary.json"} == names
@@ -223,7 +232,7 @@ def chromium(tmp_path, *args: str) -> str:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian: apt-get install -y chromium)")
 def test_page_renders_with_all_images_in_chromium(tmp_path):
     samples, rejects, summary = run_data()
-    page = write_report(str(tmp_path / "run"), samples, rejects, summary, THRESHOLDS)
+    page = write_report(str(tmp_path / "run"), stats_of(samples, rejects), summary, THRESHOLDS)
     n = len(pngs_in(open(page).read()))
     shot = tmp_path / "shot.png"
     # virtual time lets the load handler run before the DOM is dumped; it stamps data-images="loaded/total"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from curation.stages.decode import DecodeStage, input_rows
+from curation.stages.decode import DecodeStage, InputNotOnNodeError, input_rows
 from schemas.config import DecodeConfig
 
 STAGE_REASONS = ("unreadable_container", "non_finite_samples", "no_audio_stream", "too_short")
@@ -85,3 +85,13 @@ def test_a_sidecar_is_read_at_decode_and_rows_carry_what_came_with_the_input(tmp
     side, given = _decode(rows, DecodeConfig(), 16000)
     assert side.source.text == "hello there" and side.source.sidecar_uri is None
     assert (given.source.text, given.source.speaker, given.source.language) == ("given", "s1", "en")
+
+
+def test_a_missing_file_is_a_reject_but_a_missing_input_folder_stops_the_run(tmp_path):
+    """A file gone from a folder this node sees vanished since listing (its own reject); a folder this node does not
+    see at all means the inputs are not on shared storage: no point rejecting every input as missing."""
+    gone, elsewhere = tmp_path / "gone.wav", tmp_path / "not-mounted-here" / "x.wav"
+    (row,) = _decode(input_rows([{"uri": str(gone), "index": 0, "unit": 0}]), DecodeConfig(), 16000)
+    assert row.reject.reason == "missing_file"
+    with pytest.raises(InputNotOnNodeError, match=r"not visible on node .*put the inputs on storage every node mounts"):
+        _decode(input_rows([{"uri": str(elsewhere), "index": 0, "unit": 0}]), DecodeConfig(), 16000)

@@ -99,3 +99,64 @@ def test_model_specs_walk_every_enabled_model():
     assert all(isinstance(spec, ModelSpec) for _, _, spec in specs)
     no_speakers = _config(overrides=["transcription.speaker_model=null"]).model_specs()
     assert [setting for setting, _, _ in no_speakers][-1] == "transcription.model"
+
+
+def test_a_threshold_on_a_dimension_the_scorer_lacks_fails_at_start(tmp_path):
+    cfg = layered(CurateConfig, {"input": "i", "output": "o"}, overrides=["quality.thresholds.intelligibility=3.0"])
+    with pytest.raises(
+        StartupError,
+        match=r"^quality\.thresholds\.intelligibility: the dnsmos scorer does not score 'intelligibility' \(it scores overall, snr, recording_quality\)$",
+    ):
+        preflight(cfg)
+
+
+def test_the_w2vbert_head_tells_its_dimensions_without_torch(tiny_w2vbert, tmp_path):
+    """The head's JSON config beside it is what the start-up check reads (the driver imports no torch)."""
+    import subprocess
+    import sys
+
+    from models.quality.head import HeadConfig, QualityHead, save_head
+    from tests.conftest import DATA
+
+    head = save_head(
+        tmp_path / "head", QualityHead(HeadConfig(["overall", "snr"], 32, 8, [3.0, 3.0], [1.0, 1.0], [3.0, 3.0]))
+    )
+    code = (
+        "import sys\n"
+        "from curation.stages.pipeline import StartupError, preflight\n"
+        "from schemas.config import CurateConfig, layered\n"
+        f"spec = {{'name': 'w2vbert', 'checkpoint': {str(tiny_w2vbert)!r}, 'options': {{'head': {str(head)!r}}}}}\n"
+        "cfg = layered(CurateConfig, {'input': 'i', 'output': 'o', 'separation': {'enabled': False}, 'transcription': {'enabled': False},\n"
+        "    'quality': {'model': spec, 'thresholds': {'speaker_consistency': 3.0}}})\n"
+        "try:\n    preflight(cfg)\nexcept StartupError as exc:\n    print(exc)\n"
+        "sys.exit('torch' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=DATA.parents[1], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("quality.thresholds.speaker_consistency: the w2vbert scorer does not score"), r.stdout
+
+
+def test_the_s2_profile_is_checked_without_torch_and_without_downloading(tmp_path):
+    """The s2 start-up check looks the hub weights up (here: absent, offline) and loads no model runtime."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import DATA
+
+    code = (
+        "import sys\n"
+        "from jobs.config import curate_config\n"
+        "from curation.stages.pipeline import preflight\n"
+        "from models.checkpoints import CheckpointUnavailableError\n"
+        "try:\n    preflight(curate_config('s2', direct={'input': 'i', 'output': 'o'}))\n"
+        "except CheckpointUnavailableError as exc:\n    print(exc)\n"
+        "sys.exit(sorted({'torch', 'transformers', 'demucs'} & set(sys.modules)) or None)\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty-cache"))
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=DATA.parents[1], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "'adefossez/HTDemucs' is not available" in r.stdout and "--set separation.model.checkpoint=" in r.stdout
+    assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.safetensors"))

@@ -1,0 +1,58 @@
+"""What the report plots, accumulated one sample or reject at a time: a few numbers per segment, never the records
+themselves, so a run of any size is reported from its completion records in bounded memory."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+
+from schemas.quality import QUALITY_DIMENSIONS
+from schemas.sample import Sample
+
+QUALITY_GROUPS = ("kept", "rejected at quality", "rejected later")
+
+
+@dataclass
+class RunStats:
+    durations: array = field(default_factory=lambda: array("d"))  # kept segments' seconds
+    quality: dict[str, dict[str, array]] = field(default_factory=dict)  # dim -> group -> scores
+    tags: Counter = field(default_factory=Counter)  # inline tags of kept transcripts
+    speakers: Counter = field(default_factory=Counter)  # speakers per kept transcript -> samples
+    untranscribed: int = 0
+    rejects: Counter = field(default_factory=Counter)  # (stage, reason) -> rejects
+
+    def _scores(self, group: str, sample: Sample) -> None:
+        if sample.quality is None:
+            return
+        for dim, value in sample.quality.dimensions().items():
+            if math.isfinite(value):
+                self.quality.setdefault(dim, {g: array("d") for g in QUALITY_GROUPS})[group].append(value)
+
+    def add_kept(self, sample: Sample) -> None:
+        self.durations.append(sample.audio.duration_s)
+        self._scores("kept", sample)
+        if sample.transcript is None:
+            self.untranscribed += 1
+        else:
+            self.tags.update(sample.transcript.tags())
+            self.speakers[len(sample.transcript.speakers())] += 1
+
+    def add_reject(self, stage: str, reason: str, sample: Sample | None) -> None:
+        self.rejects[stage, reason] += 1
+        if sample is not None:
+            self._scores("rejected at quality" if stage == "quality" else "rejected later", sample)
+
+    def add_unit(self, samples: list[dict], rejects: list[dict]) -> None:
+        """A unit's manifest rows and reject dicts, as its completion record holds them."""
+        for m in samples:
+            self.add_kept(Sample.model_validate_json(m["sample_json"]))
+        for j in rejects:
+            self.add_reject(
+                j["stage"], j["reason"], Sample.model_validate_json(j["sample_json"]) if j.get("sample_json") else None
+            )
+
+    def dimensions(self, thresholds: dict[str, float]) -> list[str]:
+        """The quality dimensions to plot: scored in this run or thresholded, in the canonical order."""
+        return [d for d in QUALITY_DIMENSIONS if d in self.quality or d in thresholds]
