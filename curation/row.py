@@ -1,8 +1,12 @@
 """The typed row every stage reads and writes: one input piece, or one segment, on its way to a shard.
 
-A row is a plain object in a stage; it is turned into JSON once, by the writer (KEY.json, manifest, rejects).
-Between Ray Data operators it travels as four columns (`to_columns`/`from_columns`): the audio bytes, their
-encoding and sample rate, and the rest of the row as one Python object. A rejected row keeps flowing, untouched
+A row carries its audio twice at most: full band (`audio`: the source's own rate up to decode.max_output_rate, or
+the separator's output), which is what the shard holds and the codec reads, and a 16 kHz analysis copy for the
+models that run at that rate (VAD, quality, transcription, speakers), made once, where the full-band audio is made;
+a row whose audio is already at the analysis rate holds no copy. A row is a plain object in a stage; it is turned
+into JSON once, by the writer (KEY.json, manifest, rejects). Between Ray Data operators it travels as columns
+(`to_columns`/`from_columns`): the audio bytes, their encoding and rate, the analysis bytes, and the rest of the
+row as one Python object. A rejected row keeps flowing, untouched
 by later stages, so that every input ends in exactly one place.
 """
 
@@ -15,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from models.signal import resample
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Reject, Sample, SeparationInfo
 
@@ -59,12 +64,15 @@ class Row:
     piece: int = 0  # index of the piece of the input (long inputs are decoded in pieces)
     last_piece: bool = True
     file_rows: int = 1  # rows this piece became at segmentation: the writer knows when a piece is complete
-    audio: bytes = b""
+    audio: bytes = b""  # full band: the source's rate (capped), or the separator's output rate
     encoding: AudioEncoding = AudioEncoding.NONE
     sample_rate: int = 0
+    analysis: bytes = b""  # 16-bit PCM at analysis_rate for the models after separation; empty: `audio` is at it
+    analysis_rate: int = 0
     source: SourceInfo = field(default_factory=SourceInfo)
     separation: SeparationInfo | None = None
     sample: Sample | None = None  # from segmentation on
+    codes: np.ndarray | None = None  # int16 [num_codebooks, frames] from the codec (KEY.codes.npy)
     reject: Reject | None = None
 
     @property
@@ -85,8 +93,31 @@ class Row:
         """The samples as float32 in [-1, 1)."""
         return self.pcm().astype(np.float32) * np.float32(1 / _SCALE)
 
-    def set_waveform(self, x: np.ndarray, sample_rate: int) -> None:
+    def set_waveform(self, x: np.ndarray, sample_rate: int, analysis_rate: int | None = None) -> None:
+        """Full-band samples and, with `analysis_rate` (and when they are not at it), the analysis copy resampled once
+        from them; without, the row has no analysis copy yet (a later stage replaces its audio first)."""
         self.audio, self.encoding, self.sample_rate = pcm_bytes(x), AudioEncoding.PCM16, int(sample_rate)
+        self.analysis_rate = int(analysis_rate or 0)
+        needed = analysis_rate is not None and sample_rate != analysis_rate
+        self.analysis = pcm_bytes(resample(x, sample_rate, analysis_rate)) if needed else b""
+
+    def analysis_waveform(self) -> np.ndarray:
+        """The samples the analysis models read, as float32 at `analysis_rate`."""
+        if not self.analysis:
+            if self.sample_rate != self.analysis_rate:
+                raise ValueError(f"row {self.key} has no analysis copy at {self.analysis_rate} Hz")
+            return self.waveform()
+        return np.frombuffer(self.analysis, dtype=PCM_DTYPE).astype(np.float32) * np.float32(1 / _SCALE)
+
+    def span(self, start_s: float, end_s: float) -> tuple[bytes, bytes]:
+        """The full-band and analysis bytes between two times (sample-exact at each rate)."""
+        a, b = int(round(start_s * self.sample_rate)), min(int(round(end_s * self.sample_rate)), self.n_samples)
+        audio = self.audio[a * PCM_WIDTH : b * PCM_WIDTH]
+        if not self.analysis:
+            return audio, b""
+        n = len(self.analysis) // PCM_WIDTH
+        a2, b2 = int(round(start_s * self.analysis_rate)), min(int(round(end_s * self.analysis_rate)), n)
+        return audio, self.analysis[a2 * PCM_WIDTH : b2 * PCM_WIDTH]
 
     def rejected(self, stage: Stage, reason: RejectReason, detail: str = "") -> Row:
         """This row, rejected: its audio is dropped (nothing downstream needs it); the Sample so far stays."""
@@ -100,7 +131,7 @@ class Row:
             start_s=span[0],
             end_s=span[1],
         )
-        self.audio, self.encoding = b"", AudioEncoding.NONE
+        self.audio, self.encoding, self.analysis, self.codes = b"", AudioEncoding.NONE, b"", None
         return self
 
     def copy(self, **changes) -> Row:
@@ -109,7 +140,7 @@ class Row:
 
 # --- Ray Data columns -------------------------------------------------------------------------------------------
 
-COLUMNS = ("audio", "encoding", "sample_rate", "row")
+COLUMNS = ("audio", "encoding", "sample_rate", "analysis", "row")
 
 
 def to_columns(rows: Iterable[Row]) -> dict[str, list]:
@@ -119,12 +150,15 @@ def to_columns(rows: Iterable[Row]) -> dict[str, list]:
         out["audio"].append(r.audio)
         out["encoding"].append(r.encoding.value)
         out["sample_rate"].append(r.sample_rate)
-        out["row"].append(replace(r, audio=b""))
+        out["analysis"].append(r.analysis)
+        out["row"].append(replace(r, audio=b"", analysis=b""))
     return out
 
 
 def from_columns(batch: Mapping[str, Any]) -> list[Row]:
     return [
-        replace(r, audio=bytes(a), encoding=AudioEncoding(str(e)), sample_rate=int(sr))
-        for a, e, sr, r in zip(batch["audio"], batch["encoding"], batch["sample_rate"], batch["row"])
+        replace(r, audio=bytes(a), encoding=AudioEncoding(str(e)), sample_rate=int(sr), analysis=bytes(an))
+        for a, e, sr, an, r in zip(
+            batch["audio"], batch["encoding"], batch["sample_rate"], batch["analysis"], batch["row"]
+        )
     ]

@@ -143,7 +143,7 @@ class RayExecutor:
     def build_dataset(self, pipeline: CurationPipeline, rows: list[Row], writers: list) -> ray.data.Dataset:
         cfg = self.cfg
         ds = ray.data.from_items(
-            [{"audio": b"", "encoding": "", "sample_rate": 0, "row": r} for r in rows],
+            [{column: values[0] for column, values in to_columns([r]).items()} for r in rows],
             override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)),
         )
         dec = cfg.decode.resources

@@ -53,7 +53,17 @@ class Resources(_Strict):
 
 
 class DecodeConfig(_Strict):
-    sample_rate: int = Field(default=16000, gt=0, description="Rate of analysis and of the written audio.")
+    sample_rate: int = Field(
+        default=16000,
+        gt=0,
+        description="Rate of the analysis copy that VAD, quality, transcription and speaker models read (they run at 16 kHz).",
+    )
+    max_output_rate: int = Field(
+        default=48000,
+        gt=0,
+        description="The written audio keeps the source's rate up to this (after separation: the separator's rate at "
+        "most): full band, for the 44.1 kHz codec. Higher-rate sources are resampled to it.",
+    )
     max_duration_s: float = Field(
         default=4 * 3600.0, gt=0, description="Longer inputs are rejected (a header claiming more is not trusted)."
     )
@@ -168,6 +178,25 @@ class TranscriptionConfig(_Strict):
     resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, concurrency=2, batch_size=8))
 
 
+class CodecStageConfig(_Strict):
+    """Tokenization: after transcription, each kept segment is encoded by the S2 codec and KEY.codes.npy goes into
+    the same tar. Off in the local profile (no codec weights ship in a wheel; `s2 codec init --tiny DIR` writes a
+    tiny random one for tests and demos)."""
+
+    enabled: bool = Field(default=False, description="Encode every kept segment with the codec (KEY.codes.npy).")
+    model: ModelSpec = Field(
+        default_factory=lambda: ModelSpec(name="s2-codec", device="auto", dtype="bfloat16", batch_size=32),
+        description="'s2-codec': checkpoint = a codec.pth (the s2-pro release's) or a folder holding one, local, "
+        "shared or s3://; GPUs run it in dtype, CPUs in float32.",
+    )
+    min_peak: float = Field(
+        default=1e-4,
+        ge=0,
+        description="A segment whose peak stays below this (about -80 dBFS) is digital silence: rejected, not encoded.",
+    )
+    resources: Resources = Field(default_factory=lambda: Resources(num_cpus=1, concurrency=1, batch_size=32))
+
+
 class ShardConfig(_Strict):
     samples_per_shard: int = Field(default=1000, gt=0, description="A shard closes at this many samples...")
     max_shard_bytes: int = Field(default=1 << 30, gt=0, description="...or before its audio exceeds this many bytes.")
@@ -227,6 +256,7 @@ class CurateConfig(_Strict):
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     transcription: TranscriptionConfig = Field(default_factory=TranscriptionConfig)
+    codec: CodecStageConfig = Field(default_factory=CodecStageConfig)
     shards: ShardConfig = Field(default_factory=ShardConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
@@ -241,6 +271,8 @@ class CurateConfig(_Strict):
             specs.append(("transcription.model", "asr", self.transcription.model))
             if self.transcription.speaker_model is not None:
                 specs.append(("transcription.speaker_model", "speaker", self.transcription.speaker_model))
+        if self.codec.enabled:
+            specs.append(("codec.model", "codec", self.codec.model))
         return specs
 
 

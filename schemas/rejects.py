@@ -14,6 +14,7 @@ class Stage(StrEnum):
     SEGMENTATION = "segmentation"
     QUALITY = "quality"
     TRANSCRIPTION = "transcription"
+    TOKENIZE = "tokenize"
     ENCODE = "encode"
 
 
@@ -48,6 +49,11 @@ class RejectReason(StrEnum):
     RATE_OUTLIER = "rate_outlier"
     LANGUAGE_MISMATCH = "language_mismatch"
     UNKNOWN_TAG = "unknown_tag"
+    # tokenize
+    TOO_SHORT_FOR_CODEC = "too_short_for_codec"
+    SILENT = "silent"
+    TOKENIZE_FAILED = "tokenize_failed"
+    BAD_SAMPLE = "bad_sample"
     # any stage whose error policy is 'reject'
     STAGE_FAILED = "stage_failed"
 
@@ -76,6 +82,10 @@ REASON_DOCS: dict[RejectReason, str] = {
     RejectReason.RATE_OUTLIER: "words (or characters) per second of speech implausible",
     RejectReason.LANGUAGE_MISMATCH: "the declared language or the text's script contradicts transcription.language",
     RejectReason.UNKNOWN_TAG: "a tag outside the registry, with transcription.unknown_tags=reject",
+    RejectReason.TOO_SHORT_FOR_CODEC: "shorter than one codec frame (2048 samples at 44.1 kHz for S2)",
+    RejectReason.SILENT: "digital silence: nothing for the codec to encode",
+    RejectReason.TOKENIZE_FAILED: "the codec failed on this segment",
+    RejectReason.BAD_SAMPLE: "a shard member that cannot be read back (s2 tokenize): unreadable audio or record",
     RejectReason.STAGE_FAILED: "a stage raised on this row; detail names the error",
 }
 

@@ -54,6 +54,23 @@ class VadInfo(BaseModel):
     speech_s: float = Field(description="Seconds of detected speech inside the segment.")
 
 
+class CodecInfo(BaseModel):
+    """Which codec wrote KEY.codes.npy (int16 [num_codebooks, frames]) and what it holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str = Field(description="The codec and its weights, e.g. 's2-codec:s2-pro/codec.pth@1a2b3c4d5e6f'.")
+    weights_sha256: str = Field(
+        description="SHA-256 of the codec's weights file: codes are comparable only under equal weights."
+    )
+    sample_rate: int = Field(
+        gt=0, description="The rate the codec encoded at (the written audio resampled once to it)."
+    )
+    frame_rate: float = Field(gt=0, description="Frames per second (44100 / 2048 for S2).")
+    frames: int = Field(ge=1)
+    num_codebooks: int = Field(ge=1)
+
+
 class Sample(BaseModel):
     """KEY.json: everything known about one kept utterance."""
 
@@ -67,6 +84,7 @@ class Sample(BaseModel):
     vad: VadInfo | None = None
     quality: QualityScores | None = None
     transcript: RichTranscript | None = None
+    codec: CodecInfo | None = Field(default=None, description="Set when the shard holds KEY.codes.npy.")
 
 
 class Reject(BaseModel):

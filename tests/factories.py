@@ -2,7 +2,8 @@
 
 `piece_row`: a decoded input (or piece of one), as decode hands it to the model stages.
 `segment_row`: a segment with its Sample record, as segmentation hands it to quality and transcription.
-Both hold 16-bit PCM of `wave`; their keys and source URIs follow from `index` unless given.
+Both hold 16-bit PCM of `wave` (full band) and its 16 kHz analysis copy; their keys and source URIs follow from
+`index` unless given.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import numpy as np
 from curation.io.keys import segment_key, source_key
 from curation.row import Row, SourceInfo
 from schemas.sample import AudioFacts, Sample, SourceRef
+
+
+ANALYSIS_RATE = 16000  # decode.sample_rate: what the analysis models read
 
 
 def _uri(index: int, uri: str | None) -> str:
@@ -46,7 +50,7 @@ def piece_row(
         last_piece=last_piece,
         source=source,
     )
-    row.set_waveform(wave, rate)
+    row.set_waveform(wave, rate, ANALYSIS_RATE)
     return row
 
 
@@ -98,5 +102,5 @@ def segment_row(
         source=source,
         sample=sample,
     )
-    row.set_waveform(wave, rate)
+    row.set_waveform(wave, rate, ANALYSIS_RATE)
     return row

@@ -17,6 +17,8 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
+
 from curation.io import storage
 from curation.io.keys import shard_name
 from curation.io.plan import RunPlan, unit_record_uri
@@ -55,17 +57,28 @@ def manifest_row(s: Sample, shard: str) -> dict:
         "n_speakers": len({t.speaker for t in s.transcript.turns}) if s.transcript else None,
         "text": s.transcript.tagged_text() if s.transcript else None,
         **{f"quality_{k}": v for k, v in q.items()},
+        "codec_frames": s.codec.frames if s.codec else None,
         "sample_json": s.model_dump_json(exclude_none=True),
     }
+
+
+def sample_members(key: str, flac: bytes, record: bytes, codes: np.ndarray | None = None) -> list[tuple[str, bytes]]:
+    """One sample's tar members, by name: KEY.codes.npy (when there are codes), KEY.flac, KEY.json."""
+    members = [(f"{key}.flac", flac), (f"{key}.json", record)]
+    if codes is not None:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(codes, dtype=np.int16), allow_pickle=False)
+        members.insert(0, (f"{key}.codes.npy", buf.getvalue()))
+    return members
 
 
 def write_unit(output: str, unit: int, rows: list[Row], cfg: ShardConfig) -> dict:
     """Write one unit's shards and, last, its completion record. Returns the record."""
     kept = sorted((r for r in rows if r.live), key=lambda r: r.key)
-    shards, manifest, part, members, size = [], [], 0, [], 0
+    shards, manifest, part, members, size, count = [], [], 0, [], 0, 0
 
     def flush() -> None:
-        nonlocal part, members, size
+        nonlocal part, members, size, count
         if not members:
             return
         name = shard_name(unit, part)
@@ -74,24 +87,22 @@ def write_unit(output: str, unit: int, rows: list[Row], cfg: ShardConfig) -> dic
         shards.append(
             {
                 "url": f"{SHARDS_DIR}/{name}",
-                "nsamples": len(members) // 2,
+                "nsamples": count,
                 "filesize": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
             }
         )
-        part, members, size = part + 1, [], 0
+        part, members, size, count = part + 1, [], 0, 0
 
     for r in kept:
         if r.encoding != AudioEncoding.FLAC:
             raise ValueError(f"row {r.key} reached the writer as {r.encoding.value or 'no audio'}, not FLAC")
-        if members and (len(members) // 2 >= cfg.samples_per_shard or size + len(r.audio) > cfg.max_shard_bytes):
+        if members and (count >= cfg.samples_per_shard or size + len(r.audio) > cfg.max_shard_bytes):
             flush()
         s = r.sample
-        members += [
-            (f"{s.key}.flac", r.audio),
-            (f"{s.key}.json", s.model_dump_json(exclude_none=True, indent=1).encode()),
-        ]
+        members += sample_members(s.key, r.audio, s.model_dump_json(exclude_none=True, indent=1).encode(), r.codes)
         size += len(r.audio)
+        count += 1
         manifest.append(manifest_row(s, f"{SHARDS_DIR}/{shard_name(unit, part)}"))
     flush()
 
@@ -192,7 +203,7 @@ MANIFEST_SCHEMA = [
     ("key", "string"), ("shard", "string"), ("source_uri", "string"), ("start_s", "float64"), ("end_s", "float64"),
     ("duration_s", "float64"), ("sample_rate", "int64"), ("n_speakers", "int64"), ("text", "string"),
     *((f"quality_{d}", "float64") for d in QUALITY_DIMENSIONS),
-    ("sample_json", "string"),
+    ("codec_frames", "int64"), ("sample_json", "string"),
 ]  # fmt: skip
 REJECTS_SCHEMA = [
     ("input", "string"), ("key", "string"), ("stage", "string"), ("reason", "string"), ("detail", "string"),

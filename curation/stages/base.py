@@ -54,18 +54,27 @@ class CurationStage(ABC):
         row.rejected(self.name, reason, f"{type(exc).__name__}: {exc}")
 
     def call_model(
-        self, rows: Sequence[Row], call: Callable[[list[np.ndarray], int], list[R]], reason: RejectReason
+        self,
+        rows: Sequence[Row],
+        call: Callable[[list[np.ndarray], int], list[R]],
+        reason: RejectReason,
+        full_band: bool = False,
     ) -> list[tuple[Row, R]]:
-        """`call(waveforms, sample_rate)` on the given live rows, once per sample rate present. When a call raises,
-        its rows are retried one at a time, so only the row that breaks it fails (with `reason`, per `on_error`).
-        Returns (row, result) for the rows that succeeded, in input order."""
+        """`call(waveforms, sample_rate)` on the given live rows' analysis copies (or, with `full_band`, their full-band
+        audio), once per sample rate present. When a call raises, its rows are retried one at a time, so only the row
+        that breaks it fails (with `reason`, per `on_error`). Returns (row, result) for the rows that succeeded, in
+        input order."""
+
+        def wave(r: Row) -> np.ndarray:
+            return r.waveform() if full_band else r.analysis_waveform()
+
         by_rate: dict[int, list[Row]] = {}
         for row in rows:
-            by_rate.setdefault(row.sample_rate, []).append(row)
+            by_rate.setdefault(row.sample_rate if full_band else row.analysis_rate, []).append(row)
         results: dict[int, R] = {}
         for rate, group in by_rate.items():
             try:
-                outputs = call([r.waveform() for r in group], rate)
+                outputs = call([wave(r) for r in group], rate)
                 if len(outputs) != len(group):
                     raise RuntimeError(f"model returned {len(outputs)} results for {len(group)} inputs")
                 results.update((id(r), out) for r, out in zip(group, outputs))
@@ -74,7 +83,7 @@ class CurationStage(ABC):
                     raise
                 for r in group:
                     try:
-                        results[id(r)] = call([r.waveform()], rate)[0]
+                        results[id(r)] = call([wave(r)], rate)[0]
                     except Exception as exc:  # a bad row is a reject, never a crash
                         self.fail(r, reason, exc)
         return [(r, results[id(r)]) for r in rows if id(r) in results]

@@ -50,20 +50,20 @@ def input_rows(inputs: list[dict]) -> list[Row]:
 
 
 class DecodeStage(CurationStage):
-    """Decodes straight to the rate of the first model stage, so nothing is resampled twice; with
-    `upsample=False` (for a first stage that resamples what it gets itself, the separator) a source below
-    that rate keeps its own, so its rows are smaller on their way there."""
+    """Decodes each input at its own rate up to `sample_rate` (never upsampled: the full band is what the shards keep),
+    and, with `analysis_rate`, makes the copy the analysis models read (when separation runs, it makes that copy
+    from the separated audio instead)."""
 
     name = Stage.DECODE
     reads = ("source_uri", "source")
     writes = ("audio", "sample_rate", "piece", "last_piece", "source")
     uses_models = False
 
-    def __init__(self, cfg: DecodeConfig, sample_rate: int, upsample: bool = True):
+    def __init__(self, cfg: DecodeConfig, sample_rate: int, analysis_rate: int | None = None):
         super().__init__(cfg.resources)
         self.cfg = cfg
         self.sample_rate = sample_rate
-        self.upsample = upsample
+        self.analysis_rate = analysis_rate
 
     def pieces(self, row: Row) -> Iterator[Row]:
         """The piece rows of one input row; a failure anywhere becomes one more, last, reject row."""
@@ -72,7 +72,7 @@ class DecodeStage(CurationStage):
             if not storage.is_s3(row.source_uri) and not Path(row.source_uri).is_file():
                 raise FileNotFoundError(f"no such file: {row.source_uri}")  # libraries would call it unreadable
             with storage.local_copy(row.source_uri) as path:
-                facts, blocks, resampler = open_stream(path, self.sample_rate, self.cfg.max_duration_s, self.upsample)
+                facts, blocks, resampler = open_stream(path, self.sample_rate, self.cfg.max_duration_s, upsample=False)
                 rate = resampler.sr_out
                 source = replace(row.source, audio=facts)  # the header's facts; the last piece gets the decoded truth
                 if source.sidecar_uri is not None and source.text is None:
@@ -88,7 +88,7 @@ class DecodeStage(CurationStage):
                     piece = row.copy(
                         piece=n, last_piece=last, source=replace(source, audio=audio, offset_s=offset / rate)
                     )
-                    piece.set_waveform(x, rate)
+                    piece.set_waveform(x, rate, self.analysis_rate)
                     yield piece
             if not pieces:
                 raise DecodeError("empty_audio", "no samples decoded")

@@ -22,4 +22,5 @@ class EncodeStage(CurationStage):
         for row in rows:
             if row.live and row.encoding == AudioEncoding.PCM16:
                 row.audio, row.encoding = encode_flac(row.pcm(), row.sample_rate), AudioEncoding.FLAC
+                row.analysis = b""  # the models are done with it: the writer needs the FLAC alone
         return rows

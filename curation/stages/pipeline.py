@@ -16,6 +16,7 @@ from curation.stages.quality import QualityStage
 from curation.stages.segmentation import SegmentationStage
 from curation.stages.separation import SeparationStage
 from curation.stages.source import SourceStage, SpeechRateOutliers
+from curation.stages.tokenize import TokenizeStage
 from curation.stages.transcription import TranscriptionStage
 from models import registry
 from models.checkpoints import CheckpointUnavailableError
@@ -26,14 +27,10 @@ class StartupError(ValueError):
     """A configuration that cannot run, found before anything is written; the message names the setting."""
 
 
-def decode_rate(cfg: CurateConfig) -> tuple[int, bool]:
-    """(rate, upsample) for decode. With separation, the separator's own rate, where a source below it keeps its
-    rate (the separator resamples what it gets: a 16 kHz source travels at 16 kHz, not 44.1); else segmentation's
-    rate exactly. Either way every input is resampled once at most."""
-    if cfg.separation.enabled:
-        spec = cfg.separation.model
-        return registry.model_class("separator", spec.name, "separation.model").native_rate(spec), False
-    return cfg.decode.sample_rate, True
+def decode_rate(cfg: CurateConfig) -> int:
+    """The most decode writes: a source keeps its own rate up to decode.max_output_rate (full band for the shards and
+    the codec; never upsampled). Lower-rate sources are taken to a model's rate by the model itself, once."""
+    return cfg.decode.max_output_rate
 
 
 @dataclass
@@ -47,16 +44,20 @@ class CurationPipeline:
     def from_config(cls, cfg: CurateConfig) -> CurationPipeline:
         stages: list[CurationStage] = []
         if cfg.separation.enabled:
-            stages.append(SeparationStage(cfg.separation, cfg.decode.sample_rate))
+            stages.append(SeparationStage(cfg.separation, cfg.decode.sample_rate, cfg.decode.max_output_rate))
         stages.append(SegmentationStage(cfg.segmentation))
         if cfg.quality.enabled:
             stages.append(QualityStage(cfg.quality))
         if cfg.transcription.enabled:
             stages.append(TranscriptionStage(cfg.transcription))
+        if cfg.codec.enabled:
+            stages.append(TokenizeStage(cfg.codec))
         source: list[SourceStage] = (
             [SpeechRateOutliers(cfg.transcription.rate_iqr_k)] if cfg.transcription.enabled else []
         )
-        return cls(DecodeStage(cfg.decode, *decode_rate(cfg)), stages, EncodeStage(), source)
+        # the analysis copy is made where the full-band audio is final: in decode, or after separation
+        analysis_rate = None if cfg.separation.enabled else cfg.decode.sample_rate
+        return cls(DecodeStage(cfg.decode, decode_rate(cfg), analysis_rate), stages, EncodeStage(), source)
 
 
 def preflight(cfg: CurateConfig) -> None:

@@ -58,7 +58,9 @@ class SegmentationStage(CurationStage):
         segments = []
         for idx, span in enumerate(sorted(kept + short, key=lambda s: s.start_s)):
             key = segment_key(row.source_uri, row.piece * PIECE_KEY_STRIDE + idx)
-            a, b = int(round(span.start_s * sr)), min(int(round(span.end_s * sr)), n)
+            audio, analysis = row.span(span.start_s, span.end_s)
+            a = int(round(span.start_s * sr))
+            b = a + len(audio) // PCM_WIDTH
             sample = Sample(
                 key=key,
                 source=SourceRef(
@@ -74,7 +76,7 @@ class SegmentationStage(CurationStage):
                 separation=row.separation,
                 vad=VadInfo(model_id=self.vad.model_id, threshold=self.cfg.threshold, speech_s=span.speech_s),
             )
-            segment = row.copy(key=key, audio=row.audio[a * PCM_WIDTH : b * PCM_WIDTH], sample=sample)
+            segment = row.copy(key=key, audio=audio, analysis=analysis, sample=sample)
             if span in short:
                 segment.rejected(
                     self.name,

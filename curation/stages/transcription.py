@@ -42,7 +42,7 @@ class _Item:
     @property
     def speech_s(self) -> float:
         s = self.row.sample
-        return s.vad.speech_s if s.vad is not None else len(self.wav) / self.row.sample_rate
+        return s.vad.speech_s if s.vad is not None else len(self.wav) / self.row.analysis_rate
 
 
 def single_segment(row: Row) -> bool:
@@ -80,7 +80,7 @@ class TranscriptionStage(CurationStage):
             if not row.audio:
                 row.rejected(self.name, RejectReason.BAD_ROW, "ValueError: empty audio")
             else:
-                items.append(_Item(row, row.waveform(), single_segment(row)))
+                items.append(_Item(row, row.analysis_waveform(), single_segment(row)))
 
         transcribe = lambda waves, rate: self.transcriber.transcribe(waves, rate, language=self.cfg.language)  # noqa: E731
         built: list[tuple[_Item, RichTranscript]] = []
@@ -137,10 +137,10 @@ class TranscriptionStage(CurationStage):
             return RichTranscript(
                 turns=side_turns, language=asr.language, words=asr.words, model_id=model_id + "+sidecar"
             )
-        duration = len(item.wav) / item.row.sample_rate
+        duration = len(item.wav) / item.row.analysis_rate
         diar = [SpeakerTurn(0, 0.0, duration)]
         if self.embedder is not None:
-            diar = diarize(item.wav, item.row.sample_rate, self.embedder, self.diarization)
+            diar = diarize(item.wav, item.row.analysis_rate, self.embedder, self.diarization)
             model_id += f"+{self.embedder.model_id}"
         text = None
         if side_turns is not None:

@@ -67,10 +67,14 @@ def test_columns_round_trip_every_field_and_carry_audio_apart():
     before = [r.copy() for r in rows]
 
     columns = to_columns(rows)
-    assert set(columns) == {"audio", "encoding", "sample_rate", "row"}
+    assert set(columns) == {"audio", "encoding", "sample_rate", "analysis", "row"}
+    assert (
+        columns["analysis"] == [r.analysis for r in rows]
+        and abs(len(columns["analysis"][0]) / 2 - 4000 * 16000 / 22050) <= 1
+    )
     assert columns["audio"] == [r.audio for r in rows] and columns["encoding"] == ["pcm_s16le", "flac", ""]
     assert columns["sample_rate"] == [22050, 16000, 8000]
-    assert all(isinstance(r, Row) and r.audio == b"" for r in columns["row"])  # audio travels in its own column only
+    assert all(isinstance(r, Row) and r.audio == r.analysis == b"" for r in columns["row"])  # audio: own columns only
     assert from_columns(columns) == before and rows == before  # and the rows given are left as they were
 
     # as Ray Data hands columns back: numpy arrays (bytes of fixed width, numpy integers, an object column)
@@ -78,6 +82,7 @@ def test_columns_round_trip_every_field_and_carry_audio_apart():
         "audio": np.array(columns["audio"], dtype=object),
         "encoding": np.array(columns["encoding"]),
         "sample_rate": np.array(columns["sample_rate"]),
+        "analysis": np.array(columns["analysis"], dtype=object),
         "row": np.array(columns["row"], dtype=object),
     }
     back = from_columns(numpy_batch)

@@ -122,4 +122,6 @@ def test_oversubscribed_actor_pools_fail_at_start_naming_the_settings(ray_sessio
     cfg = spine_config(inputs, tmp_path, segmentation=heavy, decode={"resources": {"num_cpus": 0.75}}, ray=ray)
     with pytest.raises(ResourceConfigError, match=named):
         run_curation(cfg, progress=False)
-    assert not (tmp_path / "_run").exists(), "a run that cannot start writes no plan (a corrected rerun would be refused)"
+    assert not (tmp_path / "_run").exists(), (
+        "a run that cannot start writes no plan (a corrected rerun would be refused)"
+    )

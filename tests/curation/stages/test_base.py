@@ -38,7 +38,9 @@ class Halving(CurationStage):
         self.model = model
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        self.results = self.call_model([r for r in rows if r.live], self.model, RejectReason.QUALITY_FAILED)
+        self.results = self.call_model(
+            [r for r in rows if r.live], self.model, RejectReason.QUALITY_FAILED, full_band=True
+        )
         for row, out in self.results:
             row.set_waveform(out, row.sample_rate)
         return rows

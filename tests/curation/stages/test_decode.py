@@ -8,8 +8,8 @@ from schemas.config import DecodeConfig
 STAGE_REASONS = ("unreadable_container", "non_finite_samples", "no_audio_stream", "too_short")
 
 
-def _decode(rows, cfg: DecodeConfig, rate: int, upsample: bool = True):
-    stage = DecodeStage(cfg, rate, upsample)
+def _decode(rows, cfg: DecodeConfig, rate: int, analysis_rate: int | None = 16000):
+    stage = DecodeStage(cfg, rate, analysis_rate)
     stage.setup()
     return stage(rows)
 
@@ -60,17 +60,18 @@ def test_stream_yields_each_piece_before_the_next_is_decoded(tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    ("source_rate", "upsample", "row_rate"), [(16000, False, 16000), (48000, False, 44100), (16000, True, 44100)]
-)
-def test_decode_upsamples_only_when_asked(tmp_path, source_rate, upsample, row_rate):
-    # a separator resamples what it gets: a 16 kHz source then travels at 16 kHz, never above its own rate
+@pytest.mark.parametrize(("source_rate", "row_rate"), [(16000, 16000), (44100, 44100), (96000, 48000)])
+def test_decode_keeps_the_full_band_up_to_the_cap_and_makes_the_analysis_copy(tmp_path, source_rate, row_rate):
     x = np.random.default_rng(2).normal(0, 0.1, 3 * source_rate).astype(np.float32)
     sf.write(tmp_path / "x.wav", x, source_rate, subtype="PCM_16")
     rows = input_rows([{"uri": str(tmp_path / "x.wav"), "index": 0, "unit": 0}])
-    (out,) = _decode(rows, DecodeConfig(), 44100, upsample)
+    (out,) = _decode(rows, DecodeConfig(), 48000)
     assert out.sample_rate == row_rate and abs(out.n_samples - 3 * row_rate) <= 1
     assert out.source.audio.sample_rate == source_rate
+    assert out.analysis_rate == 16000 and abs(len(out.analysis_waveform()) - 3 * 16000) <= 1
+    assert (out.analysis == b"") == (row_rate == 16000)  # no copy of audio already at the analysis rate
+    (separated_later,) = _decode(rows, DecodeConfig(), 48000, analysis_rate=None)  # separation makes the copy
+    assert separated_later.analysis == b"" and separated_later.audio == out.audio
 
 
 def test_a_sidecar_is_read_at_decode_and_rows_carry_what_came_with_the_input(tmp_path):

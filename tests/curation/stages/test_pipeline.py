@@ -37,14 +37,15 @@ def test_the_default_pipeline_runs_every_stage_in_order_with_its_configured_batc
     assert pipeline.decode.batch_size == cfg.decode.resources.batch_size
 
 
-def test_decode_goes_straight_to_the_first_model_stage_rate():
-    # with separation: the separator's own rate, and a source below it keeps its own
-    assert decode_rate(_config()) == (44100, False)
+def test_decode_keeps_the_full_band_and_the_analysis_copy_is_made_once():
+    # decode keeps each source's rate up to the cap; with separation the separator makes the analysis copy
+    assert decode_rate(_config()) == 48000
     pipeline = CurationPipeline.from_config(_config())
-    assert (pipeline.decode.sample_rate, pipeline.decode.upsample) == (44100, False)
-    assert pipeline.models[0].output_rate == 16000
-    # without: segmentation's rate, exactly
-    assert decode_rate(_config({"separation": {"enabled": False}})) == (16000, True)
+    assert (pipeline.decode.sample_rate, pipeline.decode.analysis_rate) == (48000, None)
+    separation = pipeline.models[0]
+    assert (separation.analysis_rate, separation.max_output_rate) == (16000, 48000)
+    # without separation, decode makes it
+    assert CurationPipeline.from_config(_config({"separation": {"enabled": False}})).decode.analysis_rate == 16000
 
 
 def test_building_the_stages_loads_no_model_and_they_travel_as_they_are():

@@ -21,7 +21,7 @@ def stage(tiny_htdemucs):
         chunk_s=2.0,
         overlap_s=0.5,
     )
-    stage = SeparationStage(cfg, output_rate=8000)
+    stage = SeparationStage(cfg, analysis_rate=8000, max_output_rate=8000)  # the vocals capped at 8 kHz
     stage.setup()
     return stage
 
@@ -42,6 +42,7 @@ def test_live_rows_get_vocals_at_the_output_rate_and_a_separation_record(stage):
         )  # separated, not merely resampled
         assert out[i].source.audio.sample_rate == 16000  # earlier facts kept
         assert out[i].separation == SeparationInfo(model_id="demucs:tiny", chunk_s=2.0, overlap_s=0.5)
+        assert out[i].analysis == b"" and out[i].analysis_rate == 8000  # already at the analysis rate: no copy
     assert (
         out[2] == rejected and out[2].sample_rate == 16000 and out[2].separation is None
     )  # rejected upstream: untouched
@@ -91,7 +92,9 @@ def test_the_model_loads_at_setup_not_when_the_stage_is_built(tiny_htdemucs):
         chunk_s=2.0,
         overlap_s=0.5,
     )
-    stage = SeparationStage(cfg, output_rate=16000)  # an unusable checkpoint: building the stage does not touch it
+    stage = SeparationStage(
+        cfg, analysis_rate=16000, max_output_rate=48000
+    )  # an unusable checkpoint: building the stage does not touch it
     assert not hasattr(stage, "separator")
     with pytest.raises(CheckpointUnavailableError, match="absent.safetensors"):
         stage.setup()
