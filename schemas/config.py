@@ -276,6 +276,28 @@ class CurateConfig(_Strict):
         return specs
 
 
+class TokenizeConfig(_Strict):
+    """`s2 tokenize`: codes for shards curated without them."""
+
+    input: str = Field(description="A curation output (folder or s3:// prefix holding index.json and shards/).")
+    output: str = Field(description="Folder or s3:// prefix for the tokenized shards, index, manifest and rejects.")
+    codec: CodecStageConfig = Field(default_factory=lambda: CodecStageConfig(enabled=True))
+    ray_address: str | None = Field(
+        default=None, description="Cluster address; None = RAY_ADDRESS or a local in-process Ray."
+    )
+    num_cpus: int | None = Field(default=None, description="CPUs for a local Ray (None = all).")
+
+    def fingerprint(self) -> str:
+        """What changes the codes: the codec and its settings (not paths of the run, nor resources)."""
+        import hashlib
+        import json
+
+        spec = self.codec.model.model_dump(mode="json", exclude={"device", "batch_size"})
+        return hashlib.sha256(
+            json.dumps({**spec, "min_peak": self.codec.min_peak}, sort_keys=True).encode()
+        ).hexdigest()[:16]
+
+
 def _section(annotation: Any) -> type[BaseModel] | None:
     """The pydantic model a field holds (also inside `X | None`), or None for any other value."""
     options = (

@@ -78,14 +78,16 @@ class CallCounter:
         mixture = self.resamples.get("curation.io.audio", 0)
         in_separator = self.resamples.get("models.separator.base", 0)
         vocals = self.resamples.get("models.separator.chunking", 0)
+        analysis = self.resamples.get("curation.row", 0)
         return {
             "inputs": inputs,
             "pieces": pieces,
             "mixture_resample_streams": mixture,
             "mixture_resamples_in_separator": in_separator,
             "vocals_resample_streams": vocals,
+            "analysis_copies": analysis,
             "other_resamples": others,
-            "ok": mixture <= inputs and in_separator <= pieces and vocals <= pieces and not others,
+            "ok": mixture <= inputs and in_separator <= pieces and vocals <= pieces and analysis <= pieces and not others,
         }
 
 

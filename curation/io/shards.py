@@ -32,15 +32,20 @@ from schemas.sample import Sample
 SHARDS_DIR = "shards"
 
 
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """A member whose header depends only on its name and size (fixed mtime, owner and mode)."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o444
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
 def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
-    """A tar whose bytes depend only on the members (fixed mtime, owner and mode)."""
+    """A tar whose bytes depend only on the members."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), 0, 0o444
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
+            add_member(tar, name, data)
     return buf.getvalue()
 
 
