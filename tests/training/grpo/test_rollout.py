@@ -139,3 +139,20 @@ def test_every_rollout_is_decoded_once_for_all_rewards(tiny_model, tokenizer, ti
         assert c["short"] == pytest.approx(min(1.0, seconds / 0.2)) and c["long"] == pytest.approx(seconds)
         assert result.score == pytest.approx(c["short"] + 0.5 * c["long"])
     assert scores.started <= scores.finished
+
+
+def test_shard_prompts_take_another_segment_of_the_voice_as_reference(tiny_codec, tmp_path):
+    from tests.training.tiny import make_samples, write_shards
+
+    samples = make_samples(8, num_codebooks=4, codebook_size=ACOUSTIC, speaker=True)  # 2 shards x 2 speakers x 2
+    index = write_shards(tmp_path, samples, per_shard=4)
+    prompts = load_prompts(PromptsConfig(index=str(index)), tiny_codec, 4, SEMANTIC, seed=0)
+    texts = {record.key: record.transcript.render() for record, _ in samples}
+    codes = {record.key: c for record, c in samples}
+    assert sorted(p.key for p in prompts) == sorted(texts) and all(p.text == texts[p.key] for p in prompts)
+    for p in prompts:  # the reference: another sample of the same speaker and shard, as codes (decoded for R_SIM)
+        other = [k for k, c in codes.items() if k != p.key and np.array_equal(c, p.reference_codes)]
+        assert p.reference_audio is None and len(other) == 1 and p.reference_text == texts[other[0]]
+    assert [p.key for p in load_prompts(PromptsConfig(index=str(index), limit=2), tiny_codec, 4, SEMANTIC, 0)] == [
+        p.key for p in prompts[:2]
+    ]
