@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= out/demo
 
-.PHONY: install dev demo test bench bench-memory bench-rewards train-demo bench-train clean
+.PHONY: install dev demo test bench bench-memory bench-rewards train-demo bench-train grpo-demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ train-demo: install
 # The training loader's samples/s on CPU from the demo's tokenized shards, against ten times one GPU's need.
 bench-train: install
 	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_train --index train_out/data/index.json --out bench_out/train_loader.json
+
+# GRPO on CPU with tiny random-init models and the demo's `duration` reward: per-step rewards in grpo_out/rewards.jsonl
+# (a fresh folder each time: a rerun into an old one would resume it)
+grpo-demo: install
+	rm -rf grpo_out && RAY_AUTH_MODE=disabled $(VENV)/bin/s2 grpo --config jobs/configs/grpo_demo.yaml
 
 clean:
 	rm -rf out bench_out train_out grpo_out

@@ -15,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.signal import resample
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Reject, Sample, SeparationInfo
+
+if TYPE_CHECKING:
+    from curation.policy.diarization import SegmentVoices
 
 PCM_DTYPE = "<i2"
 PCM_WIDTH = 2  # bytes per sample
@@ -56,6 +59,16 @@ class SourceInfo:
 
 
 @dataclass
+class SpeakerEvidence:
+    """What source-level diarization (curation.stages.source.SourceSpeakers) needs of a transcribed segment: its
+    voices (windows and their embeddings), and the text its turns are made of when it is not the ASR's words (a
+    sidecar's). Travels with the row to its writer; never written to KEY.json."""
+
+    voices: SegmentVoices
+    text: str | None = None
+
+
+@dataclass
 class Row:
     key: str  # '<16 hex>' for an input or piece, '<16 hex>_<5 digits>' for a segment
     source_uri: str
@@ -74,6 +87,7 @@ class Row:
     sample: Sample | None = None  # from segmentation on
     codes: np.ndarray | None = None  # int16 [num_codebooks, frames] from the codec (KEY.codes.npy)
     reject: Reject | None = None
+    speakers: SpeakerEvidence | None = None  # from transcription on (local profile), for source-level diarization
 
     @property
     def live(self) -> bool:
@@ -131,7 +145,7 @@ class Row:
             start_s=span[0],
             end_s=span[1],
         )
-        self.audio, self.encoding, self.analysis, self.codes = b"", AudioEncoding.NONE, b"", None
+        self.audio, self.encoding, self.analysis, self.codes, self.speakers = b"", AudioEncoding.NONE, b"", None, None
         return self
 
     def copy(self, **changes) -> Row:

@@ -94,5 +94,7 @@ def curate(
         audio_hours_per_hour=round(summary["hours_in"] * 3600 / wall, 2) if wall > 0 else None,
         output=cfg.output,
     )
-    summary["report"] = write_report(cfg.output, stats, summary, cfg.quality.thresholds if cfg.quality.enabled else {})
+    summary["report"] = write_report(
+        cfg.output, stats, summary, cfg.quality.thresholds if cfg.quality.enabled else {}, cfg.segmentation.min_s
+    )
     return summary

@@ -15,6 +15,8 @@ SCHEMAS = {
     "rewards-config": ("schemas.rewards", "RewardsConfig"),
     "rewards-request": ("schemas.rewards", "ScoreRequest"),
     "rewards-response": ("schemas.rewards", "ScoreResponse"),
+    "train-config": ("schemas.training", "TrainConfig"),
+    "grpo-config": ("schemas.grpo", "GRPOConfig"),
 }
 
 
@@ -27,7 +29,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import codec, curate, serve_rewards, speak, tokenize, train, train_quality_head
+    from jobs import codec, curate, grpo, serve_rewards, speak, tokenize, train, train_quality_head
 
     parser = argparse.ArgumentParser(prog="s2", description="Speech-data curation for S2-style TTS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_rewards.register(sub)
     train.register(sub)
     tokenize.register(sub)
+    grpo.register(sub)
     return parser
 
 

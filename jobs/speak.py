@@ -108,13 +108,10 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, RuntimeError, ValueError) as exc:  # unreadable or empty audio
             print(f"error: --reference {args.reference}: {exc}", file=sys.stderr)
             return 2
-    codes = model.synthesize([args.text], [references])[0]
+    codes = model.synthesize([args.text], [references], codebook_sizes=codec.codebook_sizes)[0]
     if codes.shape[1] == 0:
         print("error: the model ended the utterance before its first frame; try another --seed", file=sys.stderr)
         return 1
-    # The fast AR draws every codebook from the semantic codebook's size; codes past a smaller acoustic codebook
-    # are clamped, as the reference's decoder does.
-    codes = np.minimum(codes, np.array(codec.codebook_sizes)[:, None] - 1)
     audio = codec.decode([codes])[0]
     out = Path(args.out)
     partial = out.with_name(f".{out.name}.partial")

@@ -106,11 +106,27 @@ class SegmentationConfig(_Strict):
         description="'silero' (weights in the silero-vad wheel).",
     )
     threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability threshold.")
-    min_s: float = Field(default=3.0, gt=0, description="Shortest utterance kept.")
+    # TTS prompts and short replies are 1-3 s: a 3 s minimum rejected most read sentences and every laugh
+    min_s: float = Field(default=1.0, gt=0, description="Shortest utterance kept.")
     max_s: float = Field(
         default=30.0, gt=0, description="Longest utterance; longer speech is split at its longest pause."
     )
     merge_gap_s: float = Field(default=0.5, ge=0, description="Neighbouring speech closer than this is merged.")
+    target_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Neighbouring utterances of one input separated by at most merge_pause_s are joined while the result "
+        "stays within this length and max_s (0: never joined).",
+    )
+    merge_pause_s: float = Field(
+        default=1.0, ge=0, description="Longest pause inside an utterance joined toward target_s."
+    )
+    whole_input_max_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="An input no longer than this whose speech forms one utterance is kept whole, with up to 1 s of its "
+        "own silence at each edge (0: never).",
+    )
     merge_short_gap_s: float = Field(
         default=1.0,
         ge=0,
@@ -146,6 +162,28 @@ class QualityConfig(_Strict):
     resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=16))
 
 
+class LanguageGate(_Strict):
+    """How an English-only offline recogniser (pocketsphinx) vouches for the segments it keeps, since it cannot detect
+    another language: its acoustic score per frame (natural log, relative to the best-scoring state of each frame: 0
+    where the words follow the acoustics; about -2 to -3 on clean read English, -4 to -4.5 on Mandarin) plus
+    `confidence_weight` x its mean word confidence (posterior) must reach `min_score`. Chosen on the corpus's clean
+    English and Mandarin clips (python -m scripts.bench_language)."""
+
+    min_score: float = Field(
+        default=-3.4,
+        description="Segments scoring below are rejected: 'language_unsupported' when no language was given, "
+        "'low_asr_confidence' when it was given as the recogniser's.",
+    )
+    confidence_weight: float = Field(default=2.0, ge=0, description="Weight of the mean word confidence in the score.")
+    max_sidecar_oov: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A sidecar transcript with a larger share of words missing from the recogniser's dictionary is "
+        "taken as another language ('language_unsupported').",
+    )
+
+
 class TranscriptionConfig(_Strict):
     enabled: bool = Field(
         default=True, description="Write a RichTranscript into every sample and apply the hallucination filters."
@@ -158,7 +196,23 @@ class TranscriptionConfig(_Strict):
         default_factory=lambda: ModelSpec(name="resemblyzer", device="cpu"),
         description="Speaker embedder for offline turn assignment; None = single speaker.",
     )
-    language: str | None = Field(default=None, description="Expected language (ISO 639-1); a mismatch is rejected.")
+    language: str | None = Field(
+        default=None,
+        description="Expected language (ISO 639-1) of every input; a mismatch is rejected. None: each input's "
+        "manifest language, else the transcriber's (Qwen3-Omni names it; pocketsphinx vouches for English through "
+        "language_gate).",
+    )
+    language_gate: LanguageGate | None = Field(
+        default_factory=LanguageGate,
+        description="The offline recogniser's evidence a kept segment must show (ignored by transcribers that name the "
+        "language); None keeps whatever it transcribes as its language.",
+    )
+    max_speakers: int | None = Field(
+        default=None,
+        gt=0,
+        description="Segments with more distinct speakers (after source-level diarization) are rejected "
+        "('too_many_speakers'); 1 = single-speaker data. None = any.",
+    )
     use_sidecar: bool = Field(default=True, description="Use .txt/.lab beside the input or the manifest's text column.")
     max_sidecar_wer: float = Field(
         default=0.6, ge=0, description="Reject when ASR and sidecar disagree more than this."

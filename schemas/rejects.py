@@ -48,7 +48,10 @@ class RejectReason(StrEnum):
     REPEATED_NGRAM = "repeated_ngram"
     RATE_OUTLIER = "rate_outlier"
     LANGUAGE_MISMATCH = "language_mismatch"
+    LANGUAGE_UNSUPPORTED = "language_unsupported"
+    LOW_ASR_CONFIDENCE = "low_asr_confidence"
     UNKNOWN_TAG = "unknown_tag"
+    TOO_MANY_SPEAKERS = "too_many_speakers"
     # tokenize
     TOO_SHORT_FOR_CODEC = "too_short_for_codec"
     SILENT = "silent"
@@ -81,7 +84,14 @@ REASON_DOCS: dict[RejectReason, str] = {
     RejectReason.REPEATED_NGRAM: "an n-gram repeated back to back too often (a decoding loop)",
     RejectReason.RATE_OUTLIER: "words (or characters) per second of speech implausible",
     RejectReason.LANGUAGE_MISMATCH: "the declared language or the text's script contradicts transcription.language",
+    RejectReason.LANGUAGE_UNSUPPORTED: "speech in a language the transcriber does not know: given as such (manifest or "
+    "config), or, offline, speech the English recogniser cannot vouch for (its evidence is that of foreign speech: "
+    "transcription.language_gate)",
+    RejectReason.LOW_ASR_CONFIDENCE: "the recogniser's own evidence says its transcript cannot be trusted (low word "
+    "confidence and poor acoustic fit for speech given as its language: transcription.language_gate)",
     RejectReason.UNKNOWN_TAG: "a tag outside the registry, with transcription.unknown_tags=reject",
+    RejectReason.TOO_MANY_SPEAKERS: "more distinct speakers in the segment than transcription.max_speakers (after "
+    "source-level diarization), e.g. two voices in a segment of a single-speaker job",
     RejectReason.TOO_SHORT_FOR_CODEC: "shorter than one codec frame (2048 samples at 44.1 kHz for S2)",
     RejectReason.SILENT: "digital silence: nothing for the codec to encode",
     RejectReason.TOKENIZE_FAILED: "the codec failed on this segment",

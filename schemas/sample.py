@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.quality import QualityScores
 from schemas.rejects import RejectReason, Stage
 from schemas.transcript import RichTranscript
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+
+# How a sample's language was decided: given with the input (a manifest column), given for the whole job
+# (transcription.language), found by the transcriber (Qwen3-Omni names it; the English-only offline recogniser
+# vouches for English through its own evidence), or not known.
+LanguageSource = Literal["manifest", "config", "model", "unknown"]
 
 
 class AudioFacts(BaseModel):
@@ -44,6 +51,16 @@ class SeparationInfo(BaseModel):
     model_id: str
     chunk_s: float
     overlap_s: float
+    applied: bool = Field(
+        default=True,
+        description="Whether the written audio is the separator's output (True) or the input left untouched because it "
+        "needed no separation (False).",
+    )
+    background: float | None = Field(
+        default=None,
+        description="The score separation was decided on (the quality model's background score of the unseparated "
+        "audio, higher = cleaner), where one was taken.",
+    )
 
 
 class VadInfo(BaseModel):
@@ -84,6 +101,23 @@ class Sample(BaseModel):
     vad: VadInfo | None = None
     quality: QualityScores | None = None
     transcript: RichTranscript | None = None
+    language: str | None = Field(default=None, description="Language of the speech (ISO 639-1); None = unknown.")
+    language_source: LanguageSource = Field(
+        default="unknown",
+        description="How `language` was decided: 'manifest' (given with the input), 'config' (transcription.language), "
+        "'model' (found by the transcriber), 'unknown'.",
+    )
+    language_evidence: dict[str, float] | None = Field(
+        default=None,
+        description="The recogniser's figures the language decision rested on (offline profile: mean word confidence, "
+        "acoustic score per frame, ...).",
+    )
+    source_speakers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Distinct speakers found across all kept samples of this sample's source (source-level "
+        "diarization); the turns' `source_speaker` ids range over them. None where no speaker embedder ran.",
+    )
     codec: CodecInfo | None = Field(default=None, description="Set when the shard holds KEY.codes.npy.")
 
 

@@ -182,6 +182,12 @@ class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     speaker: int = Field(ge=0, description="Index within the utterance, rendered as <|speaker:i|>.")
+    source_speaker: int | None = Field(
+        default=None,
+        ge=0,
+        description="Speaker id shared by all samples of the same source (source-level diarization): the same voice has "
+        "the same id in every segment of a recording. None where no speaker embedder ran. Not part of the inline text.",
+    )
     text: str = Field(description="Text with inline tags such as [laugh] or [whispers], in canonical form.")
     start_s: float | None = Field(
         default=None, description="Turn start within the utterance, where known (not part of the inline text)."
@@ -287,4 +293,9 @@ class TranscriptionResult(BaseModel):
     raw: str = Field(description="The model's text as produced, before parsing.")
     error: str | None = Field(
         default=None, description="Why `raw` was not accepted (parse error with position, empty output)."
+    )
+    evidence: dict[str, float] | None = Field(
+        default=None,
+        description="The recogniser's own figures on how well the audio fits what it knows (pocketsphinx: "
+        "mean_confidence, acoustic_per_frame, frames), for the language gate.",
     )

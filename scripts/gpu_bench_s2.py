@@ -458,10 +458,29 @@ def end_to_end(rows: list[dict]) -> dict | None:
         kind = "transcription" if r["stage"].startswith("transcription") else r["stage"]
         if r["audio_hours_per_gpu_hour"] > best.get(kind, {}).get("audio_hours_per_gpu_hour", 0):
             best[kind] = r
-    if set(best) != {"separation", "quality", "transcription"}:
+    if not {"separation", "quality", "transcription"} <= set(best):  # codec encode joins when measured
         return None
     rate = 1.0 / sum(1.0 / r["audio_hours_per_gpu_hour"] for r in best.values())
     return {"audio_hours_per_gpu_hour": rate, "from": {k: f"{r['stage']} batch {r['batch']}" for k, r in best.items()}}
+
+
+def sub_bench(main_fn, args, extra: list[str]) -> dict:
+    """Run a sibling GPU script (its own arguments and JSON) and return its result."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        main_fn(["--out", str(out), *(["--dry-run"] if args.dry_run else ["--device", args.device]), *extra])
+        return json.loads(out.read_text())
+
+
+def codec_rows(codec: dict) -> list[dict]:
+    """The codec's encode as a stage of the graph (tokenization), in the table's terms."""
+    return [
+        {"stage": "codec encode", "batch": r["batch"], "s_per_batch": r["s_per_batch"], "audio_hours_per_gpu_hour": r["x_real_time"], "mfu": r.get("mfu")}
+        for r in codec["rows"]
+        if r["op"] == "encode" and not r.get("oom")
+    ]  # fmt: skip
 
 
 def print_table(result: dict) -> None:
@@ -499,7 +518,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cuda")
-    p.add_argument("--stages", default="separation,quality,transcription,vllm")
+    p.add_argument("--stages", default="separation,quality,transcription,vllm,codec,rewards")
+    p.add_argument(
+        "--rewards", default="stt,quality,similarity", help="the s2 rewards to measure (scripts/gpu_bench_rewards.py)"
+    )
     p.add_argument("--vllm-model", default="Qwen/Qwen3-Omni-30B-A3B-Instruct")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
@@ -532,6 +554,16 @@ def main(argv: list[str] | None = None) -> int:
             print("vllm: not measured in a dry run")
         else:
             rows += bench_vllm(args)
+    extra = {}
+    if "codec" in stages:
+        from scripts.gpu_bench_codec import main as codec_main
+
+        extra["codec"] = sub_bench(codec_main, args, [])
+        rows += codec_rows(extra["codec"])
+    if "rewards" in stages:
+        from scripts.gpu_bench_rewards import main as rewards_main
+
+        extra["rewards"] = sub_bench(rewards_main, args, ["--rewards", args.rewards])
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "dry_run": args.dry_run,
@@ -541,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         "iters": args.iters,
         "rows": rows,
         "end_to_end": end_to_end(rows),
+        **extra,
         "wall_s": time.time() - t0,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }

@@ -14,7 +14,6 @@ from curation.io.keys import segment_key, source_key
 from curation.row import Row, SourceInfo
 from schemas.sample import AudioFacts, Sample, SourceRef
 
-
 ANALYSIS_RATE = 16000  # decode.sample_rate: what the analysis models read
 
 

@@ -200,6 +200,22 @@ def decode_file(path: str, sample_rate: int, max_duration_s: float = math.inf) -
     return Decoded(audio, sample_rate, facts.model_copy(update={"duration_s": rs.frames_in / facts.sample_rate}))
 
 
+def decode_span(path: str, sample_rate: int, start_s: float, end_s: float) -> np.ndarray:
+    """[start_s, end_s) of a local file as mono float32 at `sample_rate`, decoded as a stream: a span of a long input
+    costs the span's memory only."""
+    _, blocks, _ = open_stream(path, sample_rate)
+    a, b = int(round(start_s * sample_rate)), int(round(end_s * sample_rate))
+    parts, pos = [], 0
+    for block in blocks:
+        lo, hi = max(a - pos, 0), min(b - pos, block.size)
+        if hi > lo:
+            parts.append(block[lo:hi].copy())
+        pos += block.size
+        if pos >= b:
+            break
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
 def encode_flac(x: np.ndarray, sample_rate: int) -> bytes:
     """16-bit FLAC bytes: int16 samples are written as they are; floats are clipped to [-1, 1]."""
     buf = io.BytesIO()

@@ -60,6 +60,9 @@ def manifest_row(s: Sample, shard: str) -> dict:
         "duration_s": s.audio.duration_s,
         "sample_rate": s.audio.sample_rate,
         "n_speakers": len({t.speaker for t in s.transcript.turns}) if s.transcript else None,
+        "source_speakers": s.source_speakers,
+        "language": s.language,
+        "language_source": s.language_source,
         "text": s.transcript.tagged_text() if s.transcript else None,
         **{f"quality_{k}": v for k, v in q.items()},
         "codec_frames": s.codec.frames if s.codec else None,
@@ -77,8 +80,18 @@ def sample_members(key: str, flac: bytes, record: bytes, codes: np.ndarray | Non
     return members
 
 
+def _data_offsets(members: list[tuple[str, bytes]]) -> list[int]:
+    """Where each member's bytes start in the tar `_tar_bytes` writes (a 512-byte header, data padded to 512)."""
+    out, pos = [], 0
+    for _, data in members:
+        out.append(pos + 512)
+        pos += 512 + -(-len(data) // 512) * 512
+    return out
+
+
 def write_unit(output: str, unit: int, rows: list[Row], cfg: ShardConfig) -> dict:
-    """Write one unit's shards and, last, its completion record. Returns the record."""
+    """Write one unit's shards and, last, its completion record. Returns the record: its manifest rows also say where
+    each KEY.flac lies in its shard (flac_offset, flac_size), for the report's players."""
     kept = sorted((r for r in rows if r.live), key=lambda r: r.key)
     shards, manifest, part, members, size, count = [], [], 0, [], 0, 0
 
@@ -88,6 +101,9 @@ def write_unit(output: str, unit: int, rows: list[Row], cfg: ShardConfig) -> dic
             return
         name = shard_name(unit, part)
         data = _tar_bytes(members)
+        pending = manifest[len(manifest) - len(members) // 2 :]
+        for m, offset, (_, flac) in zip(pending, _data_offsets(members)[::2], members[::2]):
+            m["flac_offset"], m["flac_size"] = offset, len(flac)
         storage.write_bytes(storage.join(output, SHARDS_DIR, name), data)
         shards.append(
             {
@@ -206,7 +222,8 @@ class UnitWriter:
 
 MANIFEST_SCHEMA = [
     ("key", "string"), ("shard", "string"), ("source_uri", "string"), ("start_s", "float64"), ("end_s", "float64"),
-    ("duration_s", "float64"), ("sample_rate", "int64"), ("n_speakers", "int64"), ("text", "string"),
+    ("duration_s", "float64"), ("sample_rate", "int64"), ("n_speakers", "int64"), ("source_speakers", "int64"),
+    ("language", "string"), ("language_source", "string"), ("text", "string"),
     *((f"quality_{d}", "float64") for d in QUALITY_DIMENSIONS),
     ("codec_frames", "int64"), ("sample_json", "string"),
 ]  # fmt: skip
@@ -261,12 +278,15 @@ def finalize(output: str, plan: RunPlan) -> tuple[dict, RunStats]:
         rejects.append(record["rejects"])
         for m in record["samples"]:
             inputs_with_samples.add(m["source_uri"])
-            stats.add_kept(Sample.model_validate_json(m["sample_json"]))
+            sample = Sample.model_validate_json(m["sample_json"])
+            stats.add_kept(sample)
+            stats.examples.add_kept(m, sample)
         for j in record["rejects"]:
             rejected_inputs.add(j["input"])
-            stats.add_reject(
-                j["stage"], j["reason"], Sample.model_validate_json(j["sample_json"]) if j.get("sample_json") else None
-            )
+            sample = Sample.model_validate_json(j["sample_json"]) if j.get("sample_json") else None
+            stats.add_reject(j["stage"], j["reason"], sample)
+            stats.examples.add_reject(j, sample)
+        stats.add_sources(record["samples"])
         totals["segments_kept"] += len(record["samples"])
         totals["segments_rejected"] += sum(1 for j in record["rejects"] if j["key"])
         totals["seconds_in"] += record["seconds_in"]

@@ -77,6 +77,20 @@ def read_bytes(uri: str) -> bytes:
     return Path(uri).read_bytes()
 
 
+def read_range(uri: str, offset: int, size: int) -> bytes:
+    """`size` bytes from `offset`: a ranged GET on S3, a seek locally (a member of a shard without reading it all)."""
+    if size <= 0:
+        return b""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        return (
+            s3_client().get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}")["Body"].read()
+        )
+    with open(uri, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
 def read_text(uri: str) -> str:
     return read_bytes(uri).decode("utf-8", errors="replace")
 

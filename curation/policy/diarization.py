@@ -11,6 +11,9 @@ substitute for a model that writes speaker turns itself).
    centroid, and speakers whose centroids are closer than `merge_similarity` are merged.
 
 Speakers are numbered by first appearance: the first voice heard is speaker 0.
+
+Over a whole source (`diarize_source`), steps 2-4 run on the windows of all its segments together (kept by
+`diarize_segment` as `SegmentVoices`), so that a voice has one id in every segment of a recording.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from models.speaker.frontend import frame_levels_db, voiced_frames
 from schemas.config import ModelSpec
 
 FRAME_S = 0.01
+# a source with more windows than this (about 33 minutes of speech) is clustered on an evenly spaced subset of them:
+# average linkage holds a distance for every pair
+MAX_SOURCE_WINDOWS = 4000
 
 
 @dataclass(frozen=True)
@@ -149,43 +155,48 @@ def _merge_equal(turns: list[list[int]]) -> list[list[int]]:
     return out
 
 
-def diarize(
-    wav: np.ndarray, sample_rate: int, embedder: SpeakerEmbedder, params: DiarizationParams = DiarizationParams()
-) -> list[SpeakerTurn]:
-    """Speaker turns tiling the utterance; a single turn of speaker 0 when one voice (or too little speech) is found."""
-    duration = len(wav) / sample_rate
-    single = [SpeakerTurn(0, 0.0, duration)]
-    frame = int(round(sample_rate * FRAME_S))
-    speech = speech_frames(wav, sample_rate, params)
-    n = len(speech)
-    win, hop = int(round(params.window_s / FRAME_S)), int(round(params.hop_s / FRAME_S))
-    voiced = np.flatnonzero(speech)
-    if voiced.size * FRAME_S < 2 * params.min_speaker_s or n < win:
-        return single
-    last = max(int(voiced[0]), int(voiced[-1]) + 1 - win)
-    starts = [s for s in range(int(voiced[0]), last + 1, hop) if speech[s : s + win].mean() >= params.min_window_speech]
-    if len(starts) < 2:
-        return single
-    emb = embedder.embed([wav[s * frame : (s + win) * frame] for s in starts], sample_rate)
-    labels = _cluster(emb, params.same_speaker_similarity)
-    labels = _absorb_small(labels, emb, np.full(len(starts), params.hop_s), params.min_speaker_s)
-    ids = np.unique(labels)
-    if len(ids) == 1:
-        return single
+@dataclass(frozen=True)
+class SegmentVoices:
+    """What one segment gives source-level diarization: its 10 ms speech mask, the frame spans [start, end) of its
+    embedded windows and their embeddings (unit vectors; float16, to travel light). Never written to KEY.json."""
 
-    # Frame scores: mean similarity of the covering windows to each speaker centroid.
-    centroids = _unit(np.stack([emb[labels == c].mean(axis=0) for c in ids]))
-    sims = emb @ centroids.T
-    score, cover = np.zeros((n, len(ids))), np.zeros(n)
-    for s, row in zip(starts, sims):
-        score[s : s + win] += row
-        cover[s : s + win] += 1
+    speech: np.ndarray  # bool (frames,)
+    windows: np.ndarray  # int32 (n, 2)
+    embeddings: np.ndarray  # float16 (n, dim)
+    duration_s: float
+
+
+def _window_spans(speech: np.ndarray, params: DiarizationParams) -> np.ndarray:
+    """[start, end) frames of the windows to embed: `window_s` long every `hop_s`, with enough speech; a segment
+    with too little speech for one gets a single window over its speech."""
+    voiced = np.flatnonzero(speech)
+    if voiced.size == 0:
+        return np.zeros((0, 2), np.int32)
+    win, hop = int(round(params.window_s / FRAME_S)), int(round(params.hop_s / FRAME_S))
+    if len(speech) >= win:
+        last = max(int(voiced[0]), int(voiced[-1]) + 1 - win)
+        starts = [
+            s for s in range(int(voiced[0]), last + 1, hop) if speech[s : s + win].mean() >= params.min_window_speech
+        ]
+        if starts:
+            return np.array([(s, min(s + win, len(speech))) for s in starts], np.int32)
+    return np.array([(int(voiced[0]), int(voiced[-1]) + 1)], np.int32)
+
+
+def _label_turns(speech: np.ndarray, spans: np.ndarray, sims: np.ndarray, params: DiarizationParams) -> list[list[int]]:
+    """[start, end, speaker column] turns tiling a segment's frames, from its windows' similarity to each speaker
+    (`sims`, windows x speakers): each speech frame takes the speaker its covering windows resemble most (frames no
+    window covers, the nearest covered frame's), runs become turns, and turns with too little speech to judge join
+    the neighbour whose speaker their frames resemble more."""
+    n = len(speech)
+    score, cover = np.zeros((n, sims.shape[1])), np.zeros(n)
+    for (a, b), row in zip(spans, sims):
+        score[a:b] += row
+        cover[a:b] += 1
     covered = np.flatnonzero(cover > 0)
     nearest = covered[np.clip(np.searchsorted(covered, np.arange(n)), 0, len(covered) - 1)]
     frame_labels = np.argmax(score[nearest] / cover[nearest, None], axis=1)
     turns = _tile(frame_labels, speech)
-
-    # Short turns join the neighbour whose speaker their frames resemble more.
     min_turn = int(round(params.min_turn_s / FRAME_S))
     while len(turns) > 1:
         short = [k for k, (s, e, _) in enumerate(turns) if speech[s:e].sum() < min_turn]
@@ -196,6 +207,54 @@ def diarize(
         options = [turns[j][2] for j in (k - 1, k + 1) if 0 <= j < len(turns)]
         turns[k][2] = max(options, key=lambda c: score[s:e, c].sum())
         turns = _merge_equal(turns)
+    return turns
+
+
+def _speaker_turns(turns: list[list[int]], ids, frame_s: float, duration: float) -> list[SpeakerTurn]:
+    """Frame turns -> SpeakerTurns in seconds tiling [0, duration], speakers named by `ids[column]`."""
+    return [
+        SpeakerTurn(ids[c], s * frame_s if k else 0.0, e * frame_s if k < len(turns) - 1 else duration)
+        for k, (s, e, c) in enumerate(turns)
+    ]
+
+
+def diarize(
+    wav: np.ndarray, sample_rate: int, embedder: SpeakerEmbedder, params: DiarizationParams = DiarizationParams()
+) -> list[SpeakerTurn]:
+    """Speaker turns tiling the utterance; a single turn of speaker 0 when one voice (or too little speech) is found."""
+    return diarize_segment(wav, sample_rate, embedder, params, voices=False)[0]
+
+
+def diarize_segment(
+    wav: np.ndarray,
+    sample_rate: int,
+    embedder: SpeakerEmbedder,
+    params: DiarizationParams = DiarizationParams(),
+    voices: bool = True,
+) -> tuple[list[SpeakerTurn], SegmentVoices | None]:
+    """`diarize`, and the segment's voices for source-level diarization (`diarize_source`). Without `voices` (None
+    then), a segment with too little speech to tell voices apart is not embedded at all."""
+    duration = len(wav) / sample_rate
+    single = [SpeakerTurn(0, 0.0, duration)]
+    frame = int(round(sample_rate * FRAME_S))
+    speech = speech_frames(wav, sample_rate, params)
+    spans = _window_spans(speech, params)
+    too_little = speech.sum() * FRAME_S < 2 * params.min_speaker_s or len(spans) < 2
+    if not len(spans) or (too_little and not voices):
+        return single, SegmentVoices(speech, spans[:0], np.zeros((0, 0), np.float16), duration) if voices else None
+    emb = embedder.embed([wav[a * frame : b * frame] for a, b in spans], sample_rate)
+    found = SegmentVoices(speech, spans, emb.astype(np.float16), duration) if voices else None
+    if too_little:
+        return single, found
+    labels = _cluster(emb, params.same_speaker_similarity)
+    labels = _absorb_small(labels, emb, np.full(len(spans), params.hop_s), params.min_speaker_s)
+    ids = np.unique(labels)
+    if len(ids) == 1:
+        return single, found
+
+    # Frame scores: mean similarity of the covering windows to each speaker centroid.
+    centroids = _unit(np.stack([emb[labels == c].mean(axis=0) for c in ids]))
+    turns = _label_turns(speech, spans, emb @ centroids.T, params)
 
     # Whole-turn embeddings: merge speakers that are too small or one voice, reassign turns to the nearest speaker.
     turn_emb = embedder.embed([wav[s * frame : e * frame] for s, e, _ in turns], sample_rate)
@@ -222,14 +281,42 @@ def diarize(
             break
         labels = new
     turns = _merge_equal([[s, e, int(c)] for (s, e, _), c in zip(turns, labels)])
-
     order = {c: i for i, c in enumerate(dict.fromkeys(t[2] for t in turns))}
-    return [
-        SpeakerTurn(
-            order[c], s * frame / sample_rate if k else 0.0, e * frame / sample_rate if k < len(turns) - 1 else duration
-        )
-        for k, (s, e, c) in enumerate(turns)
+    return _speaker_turns(turns, order, frame / sample_rate, duration), found
+
+
+def diarize_source(
+    segments: Sequence[SegmentVoices], params: DiarizationParams = DiarizationParams()
+) -> tuple[list[list[SpeakerTurn]], int]:
+    """Source-level diarization: the windows of all the segments of one source (in time order) clustered together
+    (average linkage on cosine similarity, stopping at `same_speaker_similarity`; clusters with less than
+    `min_speaker_s` of speech join their nearest), then each segment's frames labelled with the source's speakers as
+    `diarize` labels them within one utterance. A voice is one speaker in every segment, which a segment alone cannot
+    say (too short to tell two voices apart, or one side of a call in each). Sources with more than
+    MAX_SOURCE_WINDOWS windows are clustered on an evenly spaced subset, the rest going to the nearest speaker.
+
+    Returns each segment's turns, tiling it, with source-level speaker ids numbered by first appearance ([] for a
+    segment without speech frames), and the number of speakers."""
+    counts = [len(s.windows) for s in segments]
+    if not sum(counts):
+        return [[] for _ in segments], 0
+    emb = _unit(np.concatenate([s.embeddings for s in segments if len(s.windows)]).astype(np.float64))
+    step = -(-len(emb) // MAX_SOURCE_WINDOWS)
+    sub = emb[::step]
+    labels = _cluster(sub, params.same_speaker_similarity)
+    labels = _absorb_small(labels, sub, np.full(len(sub), params.hop_s * step), params.min_speaker_s)
+    ids = np.unique(labels)
+    centroids = _unit(np.stack([sub[labels == c].mean(axis=0) for c in ids]))
+    bounds = np.cumsum([0, *counts])
+    frame_turns = [
+        _label_turns(seg.speech, seg.windows, emb[a:b] @ centroids.T, params) if b > a else []
+        for seg, a, b in zip(segments, bounds[:-1], bounds[1:])
     ]
+    order = {c: i for i, c in enumerate(dict.fromkeys(t[2] for turns in frame_turns for t in turns))}
+    return [
+        _speaker_turns(turns, order, FRAME_S, seg.duration_s) if turns else []
+        for seg, turns in zip(segments, frame_turns)
+    ], len(order)
 
 
 def join_utterances(

@@ -4,9 +4,14 @@
 2. islands shorter than `min_speech_s` dropped, gaps shorter than `merge_gap_s` closed;
 3. regions longer than the budget split at their longest pause (recursively; the lowest-probability
    frame when there is no pause), preferring cuts that leave both sides at least `min_s`;
-4. too-short utterances merged with the nearer neighbour when the gap is small and the result fits;
-5. `pad_s` of context added on each side, never past the file or half-way to a neighbour.
-Spans still shorter than `min_s` are returned separately so the caller can record them as rejects.
+4. neighbouring utterances joined across pauses of at most `merge_pause_s` while the result stays within
+   `target_s` (and `max_s`): TTS trains on sentences to paragraphs, not on single words;
+5. too-short utterances merged with the nearer neighbour when the gap is small and the result fits;
+6. `pad_s` of context added on each side, never past the file or half-way to a neighbour.
+A whole input (not a piece of a longer one) of at most `whole_input_max_s` whose speech is one utterance is kept
+whole, its own leading and trailing silence included (up to WHOLE_EDGE_S each): a file that is one short
+prompt or one laugh is the unit its author meant. Spans still shorter than `min_s` are returned separately so
+the caller can record them as rejects.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 from schemas.config import SegmentationConfig
 
 HYSTERESIS = 0.15
+WHOLE_EDGE_S = 1.0  # a whole input keeps at most this much silence before and after its utterance (beyond pad_s)
 
 
 @dataclass(frozen=True)
@@ -96,10 +102,23 @@ def _merge_short(regions: list[tuple[int, int]], min_f: int, max_f: int, gap_f: 
     return regions
 
 
+def _join_toward(regions: list[tuple[int, int]], target_f: int, pause_f: int) -> list[tuple[int, int]]:
+    """Consecutive regions joined, left to right, while the pause before the next is at most `pause_f` frames and
+    the joined region fits `target_f` frames."""
+    out: list[tuple[int, int]] = []
+    for a, b in regions:
+        if out and a - out[-1][1] <= pause_f and b - out[-1][0] <= target_f:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
 def plan_segments(
-    probs: np.ndarray, frame_s: float, duration_s: float, cfg: SegmentationConfig
+    probs: np.ndarray, frame_s: float, duration_s: float, cfg: SegmentationConfig, whole_input: bool = False
 ) -> tuple[list[Span], list[Span]]:
-    """(kept, too_short) spans in seconds for one file, in time order, never overlapping."""
+    """(kept, too_short) spans in seconds for one file, in time order, never overlapping. `whole_input`: the
+    probabilities cover a whole input (not one piece of a longer one), which may then be kept whole."""
     probs = np.asarray(probs, dtype=np.float32)
     sec = lambda s: int(round(s / frame_s))  # noqa: E731
     regions = [
@@ -117,7 +136,16 @@ def plan_segments(
     min_f = max(sec(cfg.min_s - 2 * cfg.pad_s), 1)
     # a cut without a pause gets no padding, so both sides must reach min_s on their own
     split = [piece for r in merged for piece in _split(r, probs, cfg.threshold, max_f, sec(cfg.min_s))]
+    if cfg.target_s > 0:
+        target = min(cfg.target_s, cfg.max_s)
+        split = _join_toward(split, max(sec(target - 2 * cfg.pad_s), 1), sec(cfg.merge_pause_s))
     final = _merge_short(split, min_f, max_f, sec(cfg.merge_short_gap_s))
+    if whole_input and len(final) == 1 and duration_s <= min(cfg.whole_input_max_s, cfg.max_s):
+        a, b = final[0]
+        edge = cfg.pad_s + WHOLE_EDGE_S
+        if a * frame_s <= edge and duration_s - b * frame_s <= edge:
+            span = Span(0.0, round(duration_s, 4), round(float((probs[a:b] >= cfg.threshold).sum()) * frame_s, 3))
+            return ([span], []) if span.duration_s >= cfg.min_s else ([], [span])
 
     kept, short = [], []
     for i, (a, b) in enumerate(final):

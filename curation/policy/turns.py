@@ -49,6 +49,14 @@ def _project_owners(tokens: Sequence[str], words: Sequence[str], word_owner: Seq
 def speaker_turns(words: Sequence[WordConfidence], turns: Sequence[SpeakerTurn], text: str | None = None) -> list[Turn]:
     """Transcript turns from timed words and diarization turns; with `text`, its tokens replace the words
     and take their speakers from the aligned words. Speakers are renumbered by first appearance."""
+    return speaker_turns_mapped(words, turns, text)[0]
+
+
+def speaker_turns_mapped(
+    words: Sequence[WordConfidence], turns: Sequence[SpeakerTurn], text: str | None = None
+) -> tuple[list[Turn], dict[int, int]]:
+    """`speaker_turns`, and which diarization speaker each transcript speaker is ({diarization: transcript}; a
+    diarization speaker to whom no word went has no transcript speaker)."""
     word_owner = [_turn_at(turns, ((w.start_s or 0.0) + (w.end_s or 0.0)) / 2) for w in words]
     if text is None:
         tokens, owners = [w.word for w in words], word_owner
@@ -66,4 +74,4 @@ def speaker_turns(words: Sequence[WordConfidence], turns: Sequence[SpeakerTurn],
     return [
         Turn(speaker=order[s], text=" ".join(toks), start_s=turns[a].start_s, end_s=turns[b].end_s)
         for s, a, b, toks in groups
-    ]
+    ], order

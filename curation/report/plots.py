@@ -51,16 +51,27 @@ def _bins(values: list[float], extra: tuple[float, ...] = ()) -> np.ndarray:
     return np.histogram_bin_edges(span, bins=min(40, max(8, int(math.sqrt(len(values))) * 2)))
 
 
-def plot_durations(stats: RunStats) -> bytes:
-    d = list(stats.durations)
-    title = "Segment duration (kept)"
-    if not d:
+def plot_durations(stats: RunStats, min_s: float | None = None) -> bytes:
+    """Kept segments, and segments dropped for length, on shared bins; dashed line: the configured minimum."""
+    d, short = list(stats.durations), list(stats.too_short)
+    title = "Segment duration"
+    if not d and not short:
         return empty_plot(title)
     fig, ax = _figure()
-    ax.hist(d, bins=_bins(d), color=KEPT)
-    ax.set_title(f"{title}: {len(d)} segments, median {np.median(d):.1f} s")
+    bins = _bins(d + short, (min_s,) if min_s is not None else ())
+    if d:
+        ax.hist(d, bins=bins, color=KEPT, alpha=0.75, label=f"kept ({len(d)})")
+    if short:
+        ax.hist(
+            short, bins=bins, color=REJECTED, histtype="step", linewidth=1.6, label=f"dropped for length ({len(short)})"
+        )
+    if min_s is not None:
+        ax.axvline(min_s, color="black", linestyle="--", linewidth=1.2, label=f"minimum {min_s:g} s")
+    median = f", median kept {np.median(d):.1f} s" if d else ""
+    ax.set_title(f"{title}: {len(d)} kept{median}")
     ax.set_xlabel("seconds")
     ax.set_ylabel("segments")
+    ax.legend(fontsize=8, loc="best")
     return _png(fig)
 
 
@@ -144,17 +155,23 @@ def plot_tags(stats: RunStats) -> bytes:
 
 
 def plot_speakers(stats: RunStats) -> bytes:
-    n, untranscribed = stats.speakers, stats.untranscribed
+    """Speakers per kept sample and, where source-level diarization ran, per source: side by side."""
+    n, per_source, untranscribed = stats.speakers, stats.source_speakers, stats.untranscribed
     title = "Speakers per sample (kept)" + (f", {untranscribed} without transcript" if untranscribed else "")
-    if not n:
+    if not n and not per_source:
         return empty_plot(title)
     fig, ax = _figure()
-    xs = np.arange(1, max(n) + 1)
-    ax.bar(xs, [n[x] for x in xs], color=KEPT)
+    xs = np.arange(1, max([*n, *per_source]) + 1)
+    width = 0.4 if per_source else 0.8
+    ax.bar(xs - (width / 2 if per_source else 0), [n[x] for x in xs], width=width, color=KEPT, label="samples")
+    if per_source:
+        ax.bar(xs + width / 2, [per_source[x] for x in xs], width=width, color="#edae49", label="sources")
+        ax.legend(fontsize=8, loc="best")
+        title += " and per source"
     ax.set_xticks(xs)
     ax.set_title(title)
     ax.set_xlabel("speakers")
-    ax.set_ylabel("samples")
+    ax.set_ylabel("samples" if not per_source else "samples / sources")
     return _png(fig)
 
 

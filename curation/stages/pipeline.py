@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from curation.policy.diarization import DiarizationParams, diarization_params
 from curation.stages.base import CurationStage
 from curation.stages.decode import DecodeStage
 from curation.stages.encode import EncodeStage
 from curation.stages.quality import QualityStage
 from curation.stages.segmentation import SegmentationStage
 from curation.stages.separation import SeparationStage
-from curation.stages.source import SourceStage, SpeechRateOutliers
+from curation.stages.source import SourceSpeakers, SourceStage, SpeechRateOutliers
 from curation.stages.tokenize import TokenizeStage
 from curation.stages.transcription import TranscriptionStage
 from models import registry
@@ -52,9 +53,15 @@ class CurationPipeline:
             stages.append(TranscriptionStage(cfg.transcription))
         if cfg.codec.enabled:
             stages.append(TokenizeStage(cfg.codec))
-        source: list[SourceStage] = (
-            [SpeechRateOutliers(cfg.transcription.rate_iqr_k)] if cfg.transcription.enabled else []
-        )
+        source: list[SourceStage] = []
+        t = cfg.transcription
+        if t.enabled:
+            source.append(SpeechRateOutliers(t.rate_iqr_k))
+            writes_turns = registry.model_class("asr", t.model.name, "transcription.model").writes_speaker_turns
+            if t.speaker_model is not None and not writes_turns:
+                source.append(SourceSpeakers(diarization_params(t.speaker_model), t.max_speakers))
+            elif t.max_speakers is not None:
+                source.append(SourceSpeakers(DiarizationParams(), t.max_speakers))  # counts the model's own turns
         # the analysis copy is made where the full-band audio is final: in decode, or after separation
         analysis_rate = None if cfg.separation.enabled else cfg.decode.sample_rate
         return cls(DecodeStage(cfg.decode, decode_rate(cfg), analysis_rate), stages, EncodeStage(), source)

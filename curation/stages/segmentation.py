@@ -14,7 +14,7 @@ from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Sample, SourceRef, VadInfo
 
 # segment index = piece * stride + index in piece: keys stay unique and in time order across pieces
-# (a 600 s piece holds at most 200 utterances of the 3 s minimum)
+# (a 600 s piece holds at most 800 spans: each at least min_speech_s 0.25 s, with gaps of merge_gap_s 0.5 s)
 PIECE_KEY_STRIDE = 1000
 
 
@@ -45,7 +45,9 @@ class SegmentationStage(CurationStage):
 
     def _segments(self, row: Row, probs: np.ndarray) -> list[Row]:
         sr, n = row.sample_rate, row.n_samples
-        kept, short = plan_segments(probs, self.vad.frame_s, n / sr, self.cfg)
+        kept, short = plan_segments(
+            probs, self.vad.frame_s, n / sr, self.cfg, whole_input=row.piece == 0 and row.last_piece
+        )
         if not kept and not short:
             return [
                 row.rejected(
@@ -75,6 +77,9 @@ class SegmentationStage(CurationStage):
                 audio=AudioFacts(sample_rate=sr, channels=1, duration_s=(b - a) / sr, format="FLAC"),
                 separation=row.separation,
                 vad=VadInfo(model_id=self.vad.model_id, threshold=self.cfg.threshold, speech_s=span.speech_s),
+                # a manifest's language until transcription decides (and stays so when it does not run)
+                language=src.language,
+                language_source="manifest" if src.language else "unknown",
             )
             segment = row.copy(key=key, audio=audio, analysis=analysis, sample=sample)
             if span in short:

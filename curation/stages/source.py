@@ -8,9 +8,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from curation.policy.diarization import DiarizationParams, diarize_source
 from curation.policy.text_filters import source_rate_verdicts, speech_rate
+from curation.policy.turns import speaker_turns_mapped
 from curation.row import Row
-from schemas.rejects import Stage
+from schemas.rejects import RejectReason, Stage
 
 
 class SourceStage(ABC):
@@ -42,4 +44,46 @@ class SpeechRateOutliers(SourceStage):
         for row, verdict in zip(kept, source_rate_verdicts(rates, self.k)):
             if verdict:
                 row.rejected(self.name, *verdict)
+        return rows
+
+
+class SourceSpeakers(SourceStage):
+    """Source-level diarization: the voices of all the kept segments of one input (their windows' embeddings, kept on
+    the rows by the transcription stage) are clustered together, and every segment's turns get the source's speaker
+    ids (`Turn.source_speaker`: one voice, one id, in every segment of a recording), and `Sample.source_speakers` the
+    number of speakers of the source. Words are reassigned to the source-level turns, so a segment whose two voices
+    its own diarization could not tell apart gets two turns, and one it split in two that are one voice of the source
+    gets one. With `max_speakers`, a segment with more distinct speakers is rejected ('too_many_speakers'); segments
+    whose speakers come from a sidecar with its own turns count those."""
+
+    name = Stage.TRANSCRIPTION
+
+    def __init__(self, params: DiarizationParams, max_speakers: int | None = None):
+        self.params = params
+        self.max_speakers = max_speakers
+
+    def process_source(self, rows: list[Row]) -> list[Row]:
+        kept = sorted(
+            (r for r in rows if r.live and r.sample is not None and r.sample.transcript is not None),
+            key=lambda r: r.key,
+        )
+        voiced = [r for r in kept if r.speakers is not None]
+        turns, n_speakers = diarize_source([r.speakers.voices for r in voiced], self.params)
+        for row, seg_turns in zip(voiced, turns):
+            t = row.sample.transcript
+            row.sample.source_speakers = n_speakers
+            if seg_turns:
+                new, owner = speaker_turns_mapped(t.words or [], seg_turns, row.speakers.text)
+                by_local = {local: source for source, local in owner.items()}
+                t.turns = [turn.model_copy(update={"source_speaker": by_local[turn.speaker]}) for turn in new]
+            row.speakers = None  # done with: the writer holds the rows until the unit is written
+        if self.max_speakers is not None:
+            for row in kept:
+                n = len(row.sample.transcript.speakers())
+                if n > self.max_speakers:
+                    row.rejected(
+                        self.name,
+                        RejectReason.TOO_MANY_SPEAKERS,
+                        f"{n} speakers in the segment > max_speakers {self.max_speakers}",
+                    )
         return rows

@@ -13,6 +13,7 @@ text into a result with `parse_output`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,19 @@ DEFAULT_PROMPT = (
     "where they happen, for example [laugh], [inhale], [exhale], [sigh], [cough], [clears throat], [whispers], "
     "[emphasis], [in a hurry], [shouting]. Output only the annotated transcript."
 )
+# The language comes from the model itself: asked to name it first, as a marker parse_output takes off the transcript.
+LANGUAGE_REQUEST = (
+    " Begin the output with the language of the speech as <|language:xx|>, where xx is its ISO 639-1 code "
+    "(for example <|language:en|>, <|language:zh|>)."
+)
+_LANGUAGE_MARKER = re.compile(r"^\s*<\|\s*lang(?:uage)?\s*:\s*([^|<>]*?)\s*\|>")
+# names a model may write instead of the code
+_LANGUAGE_NAMES = {
+    "english": "en", "chinese": "zh", "mandarin": "zh", "cantonese": "yue", "japanese": "ja", "korean": "ko",
+    "german": "de", "french": "fr", "spanish": "es", "portuguese": "pt", "italian": "it", "russian": "ru",
+    "arabic": "ar", "hindi": "hi", "dutch": "nl", "turkish": "tr", "vietnamese": "vi", "thai": "th",
+    "indonesian": "id", "polish": "pl", "swedish": "sv", "ukrainian": "uk",
+}  # fmt: skip
 DEFAULT_MAX_NEW_TOKENS = 512
 AUDIO_START, AUDIO_PAD, AUDIO_END = "<|audio_start|>", "<|audio_pad|>", "<|audio_end|>"
 
@@ -54,27 +68,44 @@ def chat_text(prompt: str, n_audio_tokens: int, system: str | None = None) -> st
     return f"{head}<|im_start|>user\n{audio}{prompt}<|im_end|>\n<|im_start|>assistant\n"
 
 
-def instruction(options: dict, language: str | None = None) -> str:
+def instruction(options: dict, language: str | None = None, generate: bool = False) -> str:
+    """The user prompt. For generation it asks the model to name the language first (options.detect_language,
+    default: only with the default prompt); teacher-forced scoring of a given transcript does not."""
     prompt = options.get("prompt", DEFAULT_PROMPT)
-    return prompt + (f" The speech is in language '{language}'." if language else "")
+    ask = generate and bool(options.get("detect_language", "prompt" not in options))
+    return (
+        prompt + (LANGUAGE_REQUEST if ask else "") + (f" The speech is in language '{language}'." if language else "")
+    )
 
 
 def vllm_prompt(options: dict, language: str | None = None) -> str:
     """Prompt for vLLM, which expands the single audio placeholder itself."""
-    return chat_text(instruction(options, language), 1, options.get("system"))
+    return chat_text(instruction(options, language, generate=True), 1, options.get("system"))
+
+
+def split_language(raw: str) -> tuple[str | None, str]:
+    """(ISO 639-1 code or None, the rest) of a generation that may begin with <|language:xx|>."""
+    m = _LANGUAGE_MARKER.match(raw)
+    if m is None:
+        return None, raw
+    name = m.group(1).strip().lower()
+    code = _LANGUAGE_NAMES.get(name, name.split("-")[0].split("_")[0])
+    return (code if re.fullmatch(r"[a-z]{2,3}", code) else None), raw[m.end() :]
 
 
 def parse_output(
     raw: str, model_id: str, language: str | None = None, *, implicit_speaker: bool = True, truncated: bool = False
 ) -> TranscriptionResult:
-    """Generated text -> result; malformed text becomes an error, never an exception."""
+    """Generated text -> result; malformed text becomes an error, never an exception. A leading <|language:xx|>
+    marker is the model's own language (the transcript's `language`, over the requested one)."""
     if truncated:
         return TranscriptionResult(raw=raw, error="output truncated at max_new_tokens (runaway generation)")
-    if not raw.strip():
+    detected, text = split_language(raw)
+    if not text.strip():
         return TranscriptionResult(raw=raw, error="empty output")
     try:
         transcript = RichTranscript.from_inline(
-            raw.strip(), model_id, implicit_speaker=implicit_speaker, language=language
+            text.strip(), model_id, implicit_speaker=implicit_speaker, language=detected or language
         )
     except TranscriptParseError as exc:
         return TranscriptionResult(raw=raw, error=str(exc))
@@ -140,7 +171,7 @@ class Qwen3OmniTranscriber:
             self.stop_ids.add(self.tokenizer.eos_token_id)
 
     def _inputs(
-        self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None
+        self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None, generate: bool = False
     ) -> tuple[list[list[int]], dict]:
         """Prompt ids per item (audio placeholders sized to the audio) and the batched mel features."""
         audio = [resample(to_mono(x), sample_rate, self.sample_rate) for x in waveforms]
@@ -152,7 +183,7 @@ class Qwen3OmniTranscriber:
             return_attention_mask=True,
             return_tensors="pt",
         )
-        prompt = instruction(self.spec.options, language)
+        prompt = instruction(self.spec.options, language, generate)
         ids = [
             self.tokenizer(
                 chat_text(prompt, audio_token_count(int(n), self.n_window), self.spec.options.get("system")),
@@ -179,7 +210,7 @@ class Qwen3OmniTranscriber:
     ) -> list[TranscriptionResult]:
         import torch
 
-        prompts, audio_inputs = self._inputs(waveforms, sample_rate, language)
+        prompts, audio_inputs = self._inputs(waveforms, sample_rate, language, generate=True)
         input_ids, attention_mask = self._pad(prompts, left=True)
         with torch.inference_mode():
             out = self.model.generate(

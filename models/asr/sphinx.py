@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -17,6 +18,9 @@ from schemas.transcript import RichTranscript, TranscriptionResult, Turn, WordCo
 
 _ALT_PRONUNCIATION = re.compile(r"\(\d+\)$")
 SILENCE_PEAK = 1e-4  # about -80 dBFS: below this everywhere the input is digital silence
+_SILENCES = ("<s>", "</s>", "<sil>")
+LN_FLOOR = -745.0  # the Python binding gives exp(score): a product that underflowed counts as this log
+_WORD_CHARS = re.compile(r"[^a-z']+")
 
 
 def model_root() -> Path:
@@ -43,6 +47,7 @@ class PocketsphinxTranscriber:
 
     sample_rate = 16000
     language = "en"
+    languages = frozenset({"en"})
     writes_speaker_turns = False  # one turn; speakers come from diarization
 
     @classmethod
@@ -74,7 +79,13 @@ class PocketsphinxTranscriber:
             "en-us" if not any(k in spec.options for k in files) else Path(files["hmm"]).name
         )
 
-    def _decode(self, x: np.ndarray) -> tuple[str, list[WordConfidence]]:
+    def oov_rate(self, text: str) -> float:
+        """Share of the words of `text` missing from the recogniser's dictionary (0 for no words): how far a given
+        transcript is from the language the recogniser knows."""
+        words = [w for w in _WORD_CHARS.sub(" ", text.lower()).split() if w.strip("'")]
+        return sum(self.decoder.lookup_word(w) is None for w in words) / len(words) if words else 0.0
+
+    def _decode(self, x: np.ndarray) -> tuple[str, list[WordConfidence], dict[str, float]]:
         pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         # Every utterance as the first of a stream: the decoder adapts its noise and feature statistics across
         # utterances otherwise, so the same audio got another transcript after other utterances (pocketsphinx marks
@@ -86,7 +97,13 @@ class PocketsphinxTranscriber:
         self.decoder.process_raw(pcm, full_utt=True)
         self.decoder.end_utt()
         words: list[WordConfidence] = []
+        acoustic, frames = 0.0, 0
         for seg in self.decoder.seg():
+            if seg.word not in _SILENCES:
+                # acoustic score relative to the best-scoring state of each frame: 0 where the path follows the
+                # acoustics, lower where the words (and fillers) force it away from them, as foreign speech does
+                acoustic += math.log(seg.ascore) if seg.ascore > 0 else LN_FLOOR
+                frames += seg.end_frame - seg.start_frame + 1
             # Fillers (<s>, </s>, <sil>, [NOISE], ++...++) are not words.
             if seg.word[0] in "<[+":
                 continue
@@ -98,14 +115,19 @@ class PocketsphinxTranscriber:
                     end_s=(seg.end_frame + 1) / self.frame_rate,
                 )
             )
-        return " ".join(w.word for w in words), words
+        evidence = {
+            "mean_confidence": float(np.mean([w.confidence for w in words])) if words else 0.0,
+            "acoustic_per_frame": acoustic / frames if frames else LN_FLOOR,
+            "frames": float(frames),
+        }
+        return " ".join(w.word for w in words), words, evidence
 
     def transcribe(
         self, waveforms: Sequence[np.ndarray], sample_rate: int, language: str | None = None
     ) -> list[TranscriptionResult]:
         results = []
         for x in waveforms:
-            if language not in (None, self.language):
+            if language and language.lower().replace("_", "-").split("-")[0] != self.language:
                 results.append(
                     TranscriptionResult(raw="", error=f"pocketsphinx transcribes English only, asked for {language!r}")
                 )
@@ -114,9 +136,9 @@ class PocketsphinxTranscriber:
             if not np.any(np.abs(x) > SILENCE_PEAK):  # the decoder hallucinates a word on digital silence
                 results.append(TranscriptionResult(raw="", error="empty output (digital silence)"))
                 continue
-            text, words = self._decode(x)
+            text, words, evidence = self._decode(x)
             if not words:
-                results.append(TranscriptionResult(raw=text, error="empty output"))
+                results.append(TranscriptionResult(raw=text, error="empty output", evidence=evidence))
                 continue
             transcript = RichTranscript(
                 turns=[Turn(speaker=0, text=text, start_s=words[0].start_s, end_s=words[-1].end_s)],
@@ -124,5 +146,5 @@ class PocketsphinxTranscriber:
                 words=words,
                 model_id=self.model_id,
             )
-            results.append(TranscriptionResult(transcript=transcript, raw=text))
+            results.append(TranscriptionResult(transcript=transcript, raw=text, evidence=evidence))
         return results

@@ -7,6 +7,11 @@ last `ras_window` tokens sampled since that second step (the reference's window 
 then the fast AR: [project(h), emb(c_0)] at depth 0-1, then emb(c_{k-1}) at depth k, each c_k sampled with the
 same settings. A frame whose token is <|im_end|> ends its item and is not returned.
 
+`codebook_sizes` restricts every draw to the codes a codec can decode: the fast AR has `codebook_size` outputs for
+every codebook while the S2 codec's acoustic codebooks have 1,024 entries (its semantic one 4,096). Codes at or past
+a codebook's size get probability 0 before top-p/top-k/temperature (the rest renormalised, not clamped); each draw
+still takes one uniform per vocabulary entry, so an item's random stream is the same with or without it.
+
 Batches are left-padded: every item's last prompt token sits in the same cache slot, padding slots are masked
 out, and positions count from each item's own first token, so an item generates exactly what it would alone.
 The slow KV cache is preallocated for prompt + max_new_tokens slots; the fast AR's holds the N depth positions
@@ -26,15 +31,22 @@ from models.dual_ar.sampling import SamplingParams, draw, filtered_probs, repeti
 
 
 def _fast_frame(
-    model: DualARTransformer, hidden: Tensor, token: Tensor, sampling: SamplingParams, generators, caches
+    model: DualARTransformer,
+    hidden: Tensor,
+    token: Tensor,
+    sampling: SamplingParams,
+    generators,
+    caches,
+    invalid: Tensor,
 ) -> Tensor:
-    """Codes [B, N] of one frame: c_0 from the semantic token, c_1..c_{N-1} sampled from the fast AR."""
+    """Codes [B, N] of one frame: c_0 from the semantic token, c_1..c_{N-1} sampled from the fast AR, never
+    an entry that `invalid` [N, codebook_size] marks."""
     c = model.config
     codes = [(token - c.semantic_begin_id).clamp(0, c.codebook_size - 1)]
     x = torch.cat([model.fast_project_in(hidden)[:, None], model.fast_embeddings(codes[0])[:, None]], dim=1)
     depth = 0
-    for _ in range(1, c.num_codebooks):
-        logits = model.fast_step(x, depth, caches)[:, -1]
+    for k in range(1, c.num_codebooks):
+        logits = model.fast_step(x, depth, caches)[:, -1].masked_fill(invalid[k], float("-inf"))
         depth += x.shape[1]
         codes.append(draw(filtered_probs(logits, sampling.temperature, sampling.top_p, sampling.top_k), generators))
         x = model.fast_embeddings(codes[-1])[:, None]
@@ -50,12 +62,18 @@ def generate(
     max_new_tokens: int = 2048,
     sampling: SamplingParams = SamplingParams(),
     seed: int | Sequence[int] = 0,
+    codebook_sizes: Sequence[int] | None = None,
 ) -> list[Tensor]:
     """Codes [N, T_i] (long, on CPU) for each prompt (rows [N+1, T_i], e.g. models.dual_ar.prompt.build_prompt),
     ending before <|im_end|> or after max_new_tokens frames. Item i draws from a generator seeded with seed[i]
-    (an int seed means seed + i): the same prompt and seed give the same codes whatever the batch."""
+    (an int seed means seed + i): the same prompt and seed give the same codes whatever the batch.
+    codebook_sizes: entries of each of the N codebooks that codes may take (a codec's `codebook_sizes`);
+    None = codebook_size for every codebook."""
     c = model.config
     N, device = c.num_codebooks, model.fast_output.weight.device
+    sizes = [c.codebook_size] * N if codebook_sizes is None else list(codebook_sizes)
+    if len(sizes) != N or not all(1 <= s <= c.codebook_size for s in sizes):
+        raise ValueError(f"codebook_sizes must be {N} sizes in 1..{c.codebook_size}; got {sizes}")
     seeds = [seed + i for i in range(len(prompts))] if isinstance(seed, int) else list(seed)
     if len(seeds) != len(prompts):
         raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
@@ -81,8 +99,9 @@ def generate(
     fast_caches = model.new_caches(B, N, fast=True)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     bias = torch.full((c.vocab_size,), float("-inf"), device=device)
-    bias[c.semantic_begin_id : c.semantic_end_id + 1] = 0.0
+    bias[c.semantic_begin_id : c.semantic_begin_id + sizes[0]] = 0.0
     bias[im_end_id] = 0.0
+    invalid = torch.arange(c.codebook_size, device=device) >= torch.tensor(sizes, device=device)[:, None]
 
     hidden = model.slow_step(rows, positions, CacheMask(valid, 0, T0), caches, 0)[:, -1]
     window = torch.full((B, sampling.ras_window), -1, dtype=torch.long, device=device)
@@ -98,7 +117,7 @@ def generate(
         if step > 0 and sampling.ras_window:
             token = repetition_aware(token, fallback, window, model.is_semantic(token))
             window = torch.cat([window[:, 1:], token[:, None]], dim=1)
-        codes = _fast_frame(model, hidden, token, sampling, generators, fast_caches)
+        codes = _fast_frame(model, hidden, token, sampling, generators, fast_caches, invalid)
         ended = (token == im_end_id) & ~done
         n_frames[ended] = step
         done |= ended

@@ -73,10 +73,15 @@ class S2DualAR:
         return build_prompt(self.tokenizer, self.ids, self.num_codebooks, text, references)
 
     def synthesize(
-        self, texts: Sequence[str], references: Sequence[Sequence] | None = None, seed: int | None = None
+        self,
+        texts: Sequence[str],
+        references: Sequence[Sequence] | None = None,
+        seed: int | None = None,
+        codebook_sizes: Sequence[int] | None = None,
     ) -> list[np.ndarray]:
         """Codes [num_codebooks, T] int16 per text. references[i]: the models.dual_ar.prompt.Reference voices of
-        text i (empty: none). seed: default spec.options.seed."""
+        text i (empty: none). seed: default spec.options.seed. codebook_sizes: the codec's, so that every code drawn
+        is one it can decode (the fast AR's table is as wide as the semantic codebook)."""
         from models.dual_ar.generate import generate
 
         references = references if references is not None else [()] * len(texts)
@@ -97,6 +102,7 @@ class S2DualAR:
                 max_new_tokens=self.max_new_tokens,
                 sampling=self.sampling,
                 seed=seeds,
+                codebook_sizes=codebook_sizes,
             )
             codes += [c.numpy().astype(np.int16) for c in out]
         return codes

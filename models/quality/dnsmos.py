@@ -7,7 +7,8 @@ ours, written to reproduce the reference `dnsmos_local.py` so the numbers stay c
   (the reference doubles it until long enough and may then score several windows of repeated audio; one
   window is the same information for less work). A longer one is scored on windows every 1 s, exactly as
   the reference does (the last <2 s past the final window are not scored), and the window scores averaged;
-- every window of every segment in a call is stacked into `batch_size`-sized `session.run`s;
+- a segment's windows are stacked into `batch_size`-sized `session.run`s, never with another segment's: a
+  segment's scores do not depend on which segments share its call;
 - P.835 (`sig_bak_ovr.onnx`) takes the raw window; P.808 (`model_v8.onnx`) takes a 120-bin log-mel
   spectrogram of the window minus its last 10 ms (n_fft 321, hop 160, Slaney mel, dB re the window's
   maximum, floor 80 dB below it, then (dB + 40) / 40);
@@ -173,25 +174,18 @@ class DnsmosScorer:
         return np.stack([sig, bak, ovr, p808], axis=1)
 
     def score(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> list[QualityScores]:
-        owners: list[int] = []
         parts: list[np.ndarray] = []
         for i, w in enumerate(waveforms):
             x = resample(np.asarray(w, dtype=np.float32), sample_rate, SAMPLE_RATE)
             if x.size == 0 or not np.isfinite(x).all():
                 raise ValueError(f"waveform {i} is empty or has non-finite samples")
-            win = self.windows(x)
-            parts.append(win)
-            owners.extend([i] * len(win))
-        if not parts:
-            return []
-        stacked = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-        per_window = np.concatenate(
-            [self._run(stacked[s : s + self.batch_size]) for s in range(0, len(stacked), self.batch_size)]
-        )
-        owner = np.asarray(owners)
+            parts.append(np.ascontiguousarray(self.windows(x), dtype=np.float32))
         out = []
-        for i in range(len(waveforms)):
-            sig, bak, ovrl, p808 = per_window[owner == i].mean(axis=0)
+        for win in parts:
+            per_window = np.concatenate(
+                [self._run(win[s : s + self.batch_size]) for s in range(0, len(win), self.batch_size)]
+            )
+            sig, bak, ovrl, p808 = per_window.mean(axis=0)
             out.append(
                 QualityScores(
                     model_id=self.model_id,

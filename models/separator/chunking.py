@@ -1,8 +1,10 @@
 """Separating inputs of any length with bounded memory: overlapping chunks, cross-faded back together.
 
 Each input is cut into chunks of `chunk` samples that overlap their neighbours by `overlap` samples.
-Chunks of all inputs are batched by length (most are full length), separated, and cross-faded with
-raised-cosine ramps whose sum is 1, so an identity separation gives the input back. Finished samples
+An input's chunks are batched by length (most are full length), never with another input's (a batched model
+may round differently with the batch's content, and an input's result must not depend on which inputs share
+its call), separated, and cross-faded with raised-cosine ramps whose sum is 1, so an identity separation
+gives the input back. Finished samples
 stream into a sink per stem (optionally resampled on the fly), so no full-length intermediate is held
 beyond the outputs themselves.
 """
@@ -93,19 +95,25 @@ def separate_in_chunks(
     sinks: Sequence[Sequence[StemSink | None]],
 ) -> None:
     """Run `separate_batch` over overlapping chunks of every waveform and stream the cross-faded stems
-    into `sinks[input][stem]` (None = stem not wanted). Chunks of equal length share a model call."""
+    into `sinks[input][stem]` (None = stem not wanted). Chunks of equal length of one input share a model call."""
     ramp = fade_in(overlap)
     plans = [chunk_spans(len(x), chunk, overlap) for x in waveforms]
     assemblers = [_Assembler(spans, overlap, ramp, s) for spans, s in zip(plans, sinks)]
-    # Stable sort by length: full chunks first; an input's chunks keep their order (only its last is shorter).
+    # By input, then full chunks first (stable: an input's chunks keep their order, only its last is shorter).
     jobs = sorted(
-        ((i, k, a, b) for i, spans in enumerate(plans) for k, (a, b) in enumerate(spans)), key=lambda j: j[2] - j[3]
+        ((i, k, a, b) for i, spans in enumerate(plans) for k, (a, b) in enumerate(spans)),
+        key=lambda j: (j[0], j[2] - j[3]),
     )
     start = 0
     while start < len(jobs):
         length = jobs[start][3] - jobs[start][2]
         stop = start + 1
-        while stop < len(jobs) and stop - start < batch_size and jobs[stop][3] - jobs[stop][2] == length:
+        while (
+            stop < len(jobs)
+            and stop - start < batch_size
+            and jobs[stop][0] == jobs[start][0]
+            and jobs[stop][3] - jobs[stop][2] == length
+        ):
             stop += 1
         group = jobs[start:stop]
         x = np.stack([waveforms[i][a:b] for i, _, a, b in group]).astype(np.float32, copy=False)

@@ -95,6 +95,21 @@ def test_plain_text_output_is_one_speaker_unless_strict():
     assert "before the first speaker marker" in parse_output("Hello", "m", implicit_speaker=False).error
 
 
+def test_the_model_names_the_language_first_and_it_becomes_the_transcripts():
+    from models.asr.qwen3_omni import DEFAULT_PROMPT, LANGUAGE_REQUEST, instruction
+
+    r = parse_output("<|language:de|><|speaker:0|>Guten Morgen [laugh]", "m", language="en")
+    assert r.transcript.language == "de" and r.transcript.render() == "<|speaker:0|>Guten Morgen [laugh]"
+    assert parse_output(" <|language: Chinese |>你好", "m").transcript.language == "zh"  # a name, mapped to its code
+    assert parse_output("<|speaker:0|>hello", "m", language="en").transcript.language == "en"  # no marker: as asked
+    assert parse_output("<|language:??|>hello", "m").transcript.language is None
+    assert parse_output("<|language:en|>", "m").error == "empty output"
+    # generation asks for it with the default prompt only; scoring a given transcript never does
+    assert instruction({}, generate=True) == DEFAULT_PROMPT + LANGUAGE_REQUEST
+    assert instruction({}) == DEFAULT_PROMPT and instruction({"prompt": "Transcribe."}, generate=True) == "Transcribe."
+    assert LANGUAGE_REQUEST in instruction({"prompt": "T.", "detect_language": True}, "en", generate=True)
+
+
 def test_full_omni_checkpoint_loads_only_the_thinker(checkpoint, tmp_path):
     from transformers import (
         Qwen3OmniMoeConfig,

@@ -14,7 +14,7 @@ def test_defaults_are_the_local_profile():
     assert cfg.separation.model.name == "spleeter"
     assert cfg.quality.model.name == "dnsmos"
     assert cfg.transcription.model.name == "pocketsphinx"
-    assert (cfg.segmentation.min_s, cfg.segmentation.max_s) == (3.0, 30.0)
+    assert (cfg.segmentation.min_s, cfg.segmentation.max_s) == (1.0, 30.0)
 
 
 def test_layers_and_overrides_merge_in_order():
@@ -105,7 +105,7 @@ def test_setting_one_field_of_a_section_keeps_the_sections_other_defaults():
     )
     assert cfg.segmentation.resources.batch_size == 2 and cfg.segmentation.resources.num_cpus == 0.25
     assert cfg.segmentation.resources == Resources(num_cpus=0.25, batch_size=2)
-    assert cfg.segmentation.min_s == 3.0 and cfg.segmentation.model.name == "silero"
+    assert cfg.segmentation.min_s == 1.0 and cfg.segmentation.model.name == "silero"
     assert (
         cfg.quality.model.name == "dnsmos"
         and cfg.quality.model.batch_size == 4
@@ -138,7 +138,7 @@ def test_merge_layer_follows_the_schema_types():
     merged = merge_layer(CurateConfig, {}, {"segmentation": {"resources": {"num_cpus": 1.0}}, "extensions": ["wav"]})
     # a section a layer states in part starts from its defaults; a list is replaced whole
     assert merged["segmentation"]["resources"] == {"num_cpus": 1.0, "num_gpus": 0.0, "concurrency": 1, "batch_size": 8}
-    assert merged["segmentation"]["min_s"] == 3.0 and merged["extensions"] == ["wav"]
+    assert merged["segmentation"]["min_s"] == 1.0 and merged["extensions"] == ["wav"]
     # an optional section: null replaces it, a mapping merges into its default
     assert merge_layer(CurateConfig, merged, {"ray": {"fuse_stages": None}})["ray"]["fuse_stages"] is None
     fused = merge_layer(CurateConfig, {}, {"ray": {"fuse_stages": {"num_cpus": 1.0}}})["ray"]["fuse_stages"]

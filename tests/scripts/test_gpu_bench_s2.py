@@ -9,7 +9,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_dry_run_times_every_stage_and_combines_them(tmp_path):
     out = tmp_path / "s2.json"
     r = subprocess.run(
-        [sys.executable, "-m", "scripts.gpu_bench_s2", "--dry-run", "--out", str(out)],
+        # the rewards' dry run has a test of its own (tests/scripts/test_gpu_bench_rewards.py)
+        [
+            sys.executable,
+            "-m",
+            "scripts.gpu_bench_s2",
+            "--dry-run",
+            "--stages",
+            "separation,quality,transcription,vllm,codec",
+            "--out",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -27,7 +37,10 @@ def test_dry_run_times_every_stage_and_combines_them(tmp_path):
     result = json.loads(out.read_text())
     assert result["dry_run"] and result["device"] == "cpu"
     stages = [row["stage"] for row in result["rows"]]
-    assert stages == ["separation", "quality", "transcription (transformers)", "transcription (transformers)"]
+    assert stages[:4] == ["separation", "quality", "transcription (transformers)", "transcription (transformers)"]
+    assert set(stages[4:]) == {"codec encode"} and len(stages[4:]) == len(
+        [r for r in result["codec"]["rows"] if r["op"] == "encode"]
+    )
     assert [row["batch"] for row in result["rows"] if row["stage"].startswith("transcription")] == [1, 2]
     rates = [row["audio_hours_per_gpu_hour"] for row in result["rows"]]
     assert all(rate > 0 for rate in rates)

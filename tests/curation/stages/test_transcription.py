@@ -84,6 +84,13 @@ def test_local_profile_batch(local_stage):
 
     t = _outcome(out, 0)
     assert [(x.speaker, x.text) for x in t.turns] == [(0, ARCTIC["aew_a0001"]), (1, ARCTIC["axb_a0004"])]
+    # its voices travel with the row for source-level diarization: windows embedded over the whole dialogue
+    voices = out[0].speakers.voices
+    assert out[0].speakers.text == f"{ARCTIC['aew_a0001']} {ARCTIC['axb_a0004']}"
+    assert voices.embeddings.shape == (len(voices.windows), 256) and len(voices.windows) > 10
+    assert voices.speech.sum() * 0.01 > 0.8 * (len(a) + len(b)) / SR
+    # the sidecar the ASR agrees with vouches for the language: English, as the recogniser says
+    assert (out[0].sample.language, out[0].sample.language_source) == ("en", "model")
     assert t.model_id == "pocketsphinx:en-us+resemblyzer+sidecar" and t.language == "en"
     assert t.turns[0].end_s == t.turns[1].start_s and abs(t.turns[0].end_s - (len(a) / SR + 0.25)) < 0.5
     assert t.words and all(0 <= w.confidence <= 1 for w in t.words)
@@ -94,6 +101,11 @@ def test_local_profile_batch(local_stage):
     t = _outcome(out, 2)
     assert t.model_id == "pocketsphinx:en-us+resemblyzer" and len(t.turns) == 1
     assert wer(LEOPARD, t.plain_text()) < 0.5
+    # no sidecar: the recogniser's own evidence vouched for English
+    ev = out[2].sample.language_evidence
+    assert ev["score"] == pytest.approx(ev["acoustic_per_frame"] + 2.0 * ev["mean_confidence"], abs=1e-3)
+    assert ev["score"] > -3.4 and (out[2].sample.language, out[2].sample.language_source) == ("en", "model")
+    assert out[1].speakers is None and out[5].speakers is None  # rejected rows carry no voices
 
     assert (out[3], out[3].sample.model_dump_json()) == before and out[3].sample.transcript is None
     assert _outcome(out, 4)[0] == "bad_row" and "empty audio" in _outcome(out, 4)[1]
@@ -106,6 +118,41 @@ def test_local_profile_batch(local_stage):
     )
     assert t.model_id == "pocketsphinx:en-us+sidecar" and t.unknown_tags == ["kazoo"]
     assert out[4].audio == b"" and all(r.audio for r in (out[0], out[2], out[6]))
+
+
+def _zh(name: str) -> np.ndarray:
+    x, sr = sf.read(DATA / "zh" / name, dtype="float32")
+    assert sr == SR
+    return x
+
+
+def test_offline_english_asr_keeps_only_speech_it_can_vouch_for(local_stage):
+    """pocketsphinx cannot detect Mandarin, and transcribes it into English words: its own evidence (acoustic fit per
+    frame, word confidence) must keep the English clip and refuse both Mandarin ones; a language given as one it does
+    not know is refused without decoding."""
+    zh = [_zh("fireredasr__BAC009S0764W0121.wav"), _zh("wenet__aishell-BAC009S0724W0121.wav")]
+    arctic = _load("pyroomacoustics__cmu_arctic_us_aew_a0001.wav")
+    rows = [
+        _row(1, arctic),
+        _row(2, zh[0]),
+        _row(3, zh[1]),
+        _row(4, zh[1], language="en"),  # said to be English: the recogniser's transcript cannot be trusted
+        _row(5, zh[1], language="de"),
+        _row(6, arctic, language="en-US"),
+    ]
+    out = local_stage(rows)
+    assert (out[0].sample.language, out[0].sample.language_source) == ("en", "model")
+    assert out[0].sample.language_evidence["score"] > -3.4
+    for i in (1, 2):
+        reason, detail = _outcome(out, i)
+        assert reason == "language_unsupported" and "cannot vouch" in detail and "< min_score -3.4" in detail
+        assert out[i].reject.stage == "transcription" and out[i].sample.language_evidence["score"] < -3.4
+    reason, detail = _outcome(out, 3)
+    assert reason == "low_asr_confidence" and "given as 'en' (manifest)" in detail
+    reason, detail = _outcome(out, 4)
+    assert reason == "language_unsupported" and "'de' given by the manifest" in detail
+    assert out[4].sample.language_evidence is None  # refused before decoding
+    assert (out[5].sample.language, out[5].sample.language_source) == ("en", "manifest")
 
 
 def test_pocketsphinx_refuses_other_languages_at_start():
@@ -181,3 +228,29 @@ def test_s2_profile_keeps_model_turns_and_rejects_bad_output(monkeypatch):
         "sidecar_disagreement",
     ]
     assert "position 16" in _outcome(out, 1)[1] and "CUDA error" in _outcome(out, 4)[1]
+
+
+def test_s2_profile_takes_the_language_from_the_model(monkeypatch):
+    answers = {
+        SR * 3: "<|language:de|><|speaker:0|>Guten Morgen, wie geht es dir heute?",
+        SR * 3 + 1: "<|speaker:0|>Good morning, how are you today?",
+        SR * 3 + 2: "<|language:fr|><|speaker:0|>Bonjour, comment allez-vous aujourd'hui ?",
+        SR * 3 + 3: "<|language:fr|><|speaker:0|>Bonjour, comment allez-vous aujourd'hui ?",
+    }
+    monkeypatch.setattr(transcription.registry, "build", lambda *a, **k: ScriptedOmni(answers))
+    stage = TranscriptionStage(TranscriptionConfig(model=ModelSpec(name="qwen3-omni"), speaker_model=None))
+    stage.setup()
+    rng = np.random.default_rng(1)
+    languages = [None, None, "fr", "en"]
+    rows = [
+        _row(k, rng.standard_normal(n).astype(np.float32) * 0.05, language=lang)
+        for k, (n, lang) in enumerate(zip(sorted(answers), languages))
+    ]
+    out = stage(rows)
+    assert [(r.sample.language, r.sample.language_source) for r in out[:3]] == [
+        ("de", "model"),
+        (None, "unknown"),
+        ("fr", "manifest"),
+    ]
+    assert _outcome(out, 3)[0] == "language_mismatch" and "'fr'" in _outcome(out, 3)[1]
+    assert all(r.sample.language_evidence is None for r in out[:3])

@@ -1,0 +1,88 @@
+"""The GRPO loop end to end on CPU with tiny random models: the demo's learnable reward rises, every component is
+logged, scoring overlaps generation (by the loop's own timestamps), the run leaves checkpoints and a merged policy;
+and one step with the real local rewards (DNSMOS, pocketsphinx, resemblyzer) on reference voices from tests/data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tests.training.grpo.conftest import RUN_STEPS, grpo_config
+
+K = 4  # steps averaged at each end of the run
+
+
+def test_a_learnable_reward_rises(demo_run):
+    _, lines, _ = demo_run
+    totals = [line["total"] for line in lines]
+    assert [line["step"] for line in lines] == list(range(1, RUN_STEPS + 1))
+    first, last = sum(totals[:K]) / K, sum(totals[-K:]) / K
+    assert last > first + 0.15, totals
+    # how: the tiny policy learns to put off <|im_end|>, so the decoded audio gets longer
+    assert lines[-1]["frames"] > lines[0]["frames"] and lines[-1]["ended"] < lines[0]["ended"]
+
+
+def test_every_component_is_logged(demo_run):
+    out, lines, summary = demo_run
+    for line in lines:
+        assert set(line["components"]) == {"duration", "duration.seconds"}
+        assert line["components"]["duration"] == pytest.approx(line["total"] * 16 / (16 - line["errors"]), abs=1e-9)
+        for key in ("loss", "loss_slow", "loss_fast", "kl_slow", "kl_fast", "grad_norm", "lr", "group_std", "frames"):
+            assert math.isfinite(line[key]), key
+        assert line["loss"] == pytest.approx(line["loss_slow"] + line["loss_fast"])  # gamma 1
+        # the only failures are rollouts that ended before their first frame: every other one was decoded once
+        assert line["errors"] == 0 or line["error"].startswith("no audio")
+        assert line["decoded"] + line["cache_hits"] == 16 - line["errors"]
+    # the first step's policy is the reference (LoRA's B starts at zero): its KL is exactly 0, then it moves
+    assert lines[0]["kl_slow"] == 0.0 and lines[0]["kl_fast"] == 0.0
+    assert lines[-1]["kl_slow"] > 0 and lines[-1]["kl_fast"] > 0
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints == ["latest", "step-00000012", "step-00000016"]  # keep_checkpoints 2
+    from models.dual_ar.checkpoint import from_s2_checkpoint
+
+    model, _ = from_s2_checkpoint(summary["model"])  # LoRA merged into plain weights, the released format
+    assert not any("lora" in name for name in model.state_dict())
+    assert summary["resumed_from"] == 0 and summary["last"]["step"] == RUN_STEPS
+
+
+def test_scoring_runs_while_the_next_group_is_generated(demo_run):
+    _, lines, _ = demo_run
+    for line in lines:
+        first, second = line["timeline"]["groups"]
+        assert first["generate"][1] <= first["score"][0]  # scored after it was drawn...
+        # ...while the next group was being drawn: the two intervals overlap
+        assert first["score"][0] < second["generate"][1] and second["generate"][0] < first["score"][1]
+        assert second["score"][0] >= second["generate"][1]
+
+
+def test_one_step_with_the_real_local_rewards(prompts_file, tmp_path):
+    from jobs.serve_rewards import rewards_config
+    from training.grpo.loop import GRPOError, train_grpo
+    from training.grpo.rewards import build_rewards
+
+    layer = {
+        "rewards": {"weights": {"stt": 1.0, "quality": 1.0, "similarity": 1.0}, "profile": "local"},
+        "sampling": {"max_new_tokens": 24},
+    }
+    one_step = ("runtime.steps=1", "runtime.group_size=2", "runtime.prompts_per_step=1")
+    config = grpo_config(prompts_file, tmp_path, *one_step, layer=layer)
+    resolved = rewards_config("local", job=config.rewards.service_layer())
+    with pytest.raises(GRPOError, match="needs a reference voice in every prompt; line3 has none"):
+        train_grpo(config, build_rewards(config.rewards, resolved))
+    voiced = tmp_path / "voiced.jsonl"
+    voiced.write_text("".join(line for line in prompts_file.read_text().splitlines(True) if "reference_audio" in line))
+    config = grpo_config(voiced, tmp_path, *one_step, layer=layer)
+    assert (resolved.models.quality.name, resolved.models.asr.name, resolved.models.speaker.name) == (
+        "dnsmos",
+        "pocketsphinx",
+        "resemblyzer",
+    )
+    summary = train_grpo(config, build_rewards(config.rewards, resolved))
+    line = json.loads((tmp_path / "rewards.jsonl").read_text())
+    assert summary["last"]["step"] == 1 and line["step"] == 1
+    components = line["components"]
+    assert {"stt", "quality", "similarity", "similarity.cosine", "stt.wer"} <= set(components), components
+    assert all(math.isfinite(v) for v in components.values())
+    assert math.isfinite(line["loss"]) and line["errors"] in (0, 1, 2)
