@@ -55,7 +55,7 @@ train-demo: install
 
 # The training loader's samples/s on CPU from the demo's tokenized shards, against ten times one GPU's need.
 bench-train: install
-	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_train --index train_out/data/index.json --out bench_out/train_loader.json
+	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_train --index train_out/curated/index.json --out bench_out/train_loader.json
 
 # GRPO on CPU with tiny random-init models and the demo's `duration` reward: per-step rewards in grpo_out/rewards.jsonl
 # (a fresh folder each time: a rerun into an old one would resume it)

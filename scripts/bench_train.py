@@ -9,7 +9,7 @@ The bar: ten times what one GPU consumes. The GPU's rate comes from scripts/gpu_
 its best row: samples/s at its measured tokens/s); without one, from training.flops for S2-Pro at 50% MFU of an
 H200 on the same synthetic samples (an estimate, said so in the output).
 
-  .venv/bin/python -m scripts.bench_train [--index train_out/data/index.json] [--seconds 20] [--workers 0,2]
+  .venv/bin/python -m scripts.bench_train [--index train_out/curated/index.json] [--seconds 20] [--workers 0,2]
       [--seq-len 8192] [--gpu-bench bench_out/train_gpu.json] [--out bench_out/train_loader.json]
 """
 
@@ -73,7 +73,7 @@ def measure(index: str, workers: int, seconds: float, seq_len: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--index", default="train_out/data/index.json", help="tokenized shards' index.json")
+    p.add_argument("--index", default="train_out/curated/index.json", help="tokenized shards' index.json")
     p.add_argument("--seconds", type=float, default=20.0, help="time per setting")
     p.add_argument("--workers", default="0,2", help="loader worker counts to measure, comma-separated")
     p.add_argument("--seq-len", type=int, default=8192)

@@ -1,8 +1,8 @@
 """`make train-demo`: curate examples/, tokenize with a tiny random codec, train a tiny Dual-AR on CPU, generate.
 
-  OUT/curated/        `s2 curate --input examples/audio` (the local profile): shards of KEY.flac + KEY.json
   OUT/codec/          `s2 codec init --tiny`: a tiny codec with random weights
-  OUT/data/           the curated shards with KEY.codes.npy added (the tiny codec's codes) and their index.json
+  OUT/curated/        `s2 curate --input examples/audio --set codec.enabled=true ...` (the local profile with the
+                      pipeline's tokenization stage on that codec): shards of KEY.flac + KEY.json + KEY.codes.npy
   OUT/metrics.jsonl   `s2 train --config jobs/configs/train_demo.yaml`: step, loss components, tokens/s, MFU
   OUT/checkpoints/, OUT/model/   the trainer's checkpoints and the final model (released format)
   OUT/sample.wav      `s2 speak` with the trained model, the first clip as the reference voice, decoded by the codec
@@ -17,28 +17,14 @@ Steps whose output exists are skipped (delete OUT to start over); training conti
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tarfile
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "jobs" / "configs" / "train_demo.yaml"
 TEXT = "<|speaker:0|>Hello from a tiny model [laugh] that knows five clips."
-
-
-def curate(out: Path) -> Path:
-    from jobs import curate as curate_job
-
-    index = out / "curated" / "index.json"
-    if not index.is_file():
-        code = curate_job.main(["--input", str(ROOT / "examples" / "audio"), "--output", str(out / "curated")])
-        if code != 0:
-            raise SystemExit(f"curation failed ({code})")
-    return index
 
 
 def tiny_codec(out: Path) -> Path:
@@ -50,42 +36,22 @@ def tiny_codec(out: Path) -> Path:
     return weights
 
 
-def _tar(members: list[tuple[str, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), 0, 0o444
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def curate(out: Path, codec: Path) -> Path:
+    """examples/ curated by the local profile, each kept segment tokenized in the pipeline by the codec."""
+    from jobs import curate as curate_job
 
-
-def tokenize(curated_index: Path, codec_weights: Path, out: Path) -> Path:
-    """The curated shards again, each sample with KEY.codes.npy: its FLAC encoded by the codec. A stand-in for the
-    pipeline's tokenizer stage, written here so that the demo runs end to end."""
-    import soundfile
-
-    from models.codec import S2Codec
-    from schemas.config import ModelSpec
-
-    index = out / "data" / "index.json"
-    if index.is_file():
-        return index
-    codec = S2Codec.from_spec(ModelSpec(name="s2-codec", checkpoint=str(codec_weights), device="cpu"))
-    listing = json.loads(curated_index.read_text())
-    (out / "data" / "shards").mkdir(parents=True, exist_ok=True)
-    for entry in listing["shardlist"]:
-        with tarfile.open(curated_index.parent / entry["url"]) as tar:
-            members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
-        added = []
-        for name, data in members:
-            if name.endswith(".flac"):
-                audio, rate = soundfile.read(io.BytesIO(data), dtype="float32")
-                buf = io.BytesIO()
-                np.save(buf, codec.encode([audio], rate)[0])
-                added.append((name.removesuffix(".flac") + ".codes.npy", buf.getvalue()))
-        (out / "data" / entry["url"]).write_bytes(_tar(sorted(members + added)))
-    index.write_text(json.dumps({**listing, "name": "s2-demo-tokenized"}, indent=1))
+    index = out / "curated" / "index.json"
+    if not index.is_file():
+        codec_settings = [
+            "codec.enabled=true",
+            f"codec.model.checkpoint={codec}",
+            "codec.model.device=cpu",
+            "codec.model.batch_size=4",
+        ]
+        args = ["--input", str(ROOT / "examples" / "audio"), "--output", str(out / "curated")]
+        code = curate_job.main(args + [a for s in codec_settings for a in ("--set", s)])
+        if code != 0:
+            raise SystemExit(f"curation failed ({code})")
     return index
 
 
@@ -104,12 +70,12 @@ def reference_clip(index: Path, out: Path) -> tuple[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="train_out", help="folder for everything the demo writes")
-    p.add_argument("--data-only", action="store_true", help="stop after tokenizing (what make bench-train reads)")
+    p.add_argument("--data-only", action="store_true", help="stop after curating (what make bench-train reads)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    index = tokenize(curate(out), tiny_codec(out), out)
+    index = curate(out, tiny_codec(out))
     print(f"tokenized shards: {index}")
     if args.data_only:
         return 0
