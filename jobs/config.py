@@ -5,6 +5,8 @@ The schema (schemas/config.py) holds the defaults and the merge rules; this modu
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -62,3 +64,31 @@ def one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
     return str(exc)
+
+
+def add_overrides(p: argparse.ArgumentParser, example: str = "quality.thresholds.overall=3.0") -> None:
+    """`--set KEY=VALUE`, repeatable: one leaf of the job's config, parsed by that field's type."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a setting, e.g. --set {example} (repeatable)",
+    )
+
+
+def subcommand(
+    sub: argparse._SubParsersAction, name: str, help: str, doc: str, add_arguments: Callable, run: Callable
+) -> None:
+    """Register `s2 NAME`: the module's docstring as its description, `run(args) -> exit code`."""
+    p = sub.add_parser(name, help=help, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def entrypoint(prog: str, doc: str, add_arguments: Callable, run: Callable, argv: list[str] | None) -> int:
+    """`python -m jobs.NAME`: the same arguments as the subcommand, parsed and run."""
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))

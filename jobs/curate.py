@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from jobs.config import ConfigFileError, curate_config, one_line
+from jobs.config import ConfigFileError, add_overrides, curate_config, entrypoint, one_line, subcommand
 from schemas.config import CurateConfig
 
 
@@ -15,14 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="directory or s3:// prefix")
     p.add_argument("--profile", help="models to run: local (offline CPU, default) or s2 (the report's models)")
     p.add_argument("--config", help="job YAML (any CurateConfig fields), applied over the profile")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field, e.g. --set quality.thresholds.overall=3.0 (repeatable)",
-    )
+    add_overrides(p, "quality.thresholds.overall=3.0")
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -81,15 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("curate", help="curate audio into WebDataset shards", description=__doc__)
-    add_arguments(p)
-    p.set_defaults(func=run)
+    subcommand(sub, "curate", "curate audio into WebDataset shards", __doc__, add_arguments, run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.curate", description=__doc__)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return entrypoint("python -m jobs.curate", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -18,21 +18,14 @@ import json
 import os
 import sys
 
-from jobs.config import ConfigFileError, one_line, read_yaml
+from jobs.config import ConfigFileError, add_overrides, entrypoint, one_line, read_yaml, subcommand
 from schemas.config import layered
 from schemas.grpo import SERVICE_REWARDS, GRPOConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="GRPO YAML (GRPOConfig fields)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field, e.g. --set runtime.steps=100 (repeatable)",
-    )
+    add_overrides(p, "runtime.steps=100")
 
 
 def build_config(args: argparse.Namespace) -> GRPOConfig:
@@ -172,23 +165,22 @@ def run_ray(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    subcommand(
+        sub,
         "grpo",
-        help="GRPO post-training of the Dual-AR model with the rewards (one process)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "GRPO post-training of the Dual-AR model with the rewards (one process)",
+        __doc__,
+        add_arguments,
+        run,
     )
-    add_arguments(p)
-    p.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m jobs.grpo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(p)
-    p.add_argument("--workers", type=int, help="policy workers (default: ray.policy_workers)")
-    return run_ray(p.parse_args(argv))
+    def arguments(p: argparse.ArgumentParser) -> None:
+        add_arguments(p)
+        p.add_argument("--workers", type=int, help="policy workers (default: ray.policy_workers)")
+
+    return entrypoint("python -m jobs.grpo", __doc__, arguments, run_ray, argv)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
+from jobs.config import add_overrides, entrypoint, subcommand
 from schemas.config import layered
 from schemas.rewards import TOKEN_ENV, RewardModels, RewardsConfig
 
@@ -98,14 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--config", help="YAML of reward settings (schemas/rewards.py RewardsConfig)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="one reward setting, e.g. weights.stt=2",
-    )
+    add_overrides(p, "weights.stt=2")
     p.add_argument(
         "--model-set",
         dest="model_overrides",
@@ -167,22 +161,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    subcommand(
+        sub,
         "serve-rewards",
-        help="serve the quality, ASR and speaker rewards over HTTP (Ray Serve)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "serve the quality, ASR and speaker rewards over HTTP (Ray Serve)",
+        __doc__,
+        add_arguments,
+        run,
     )
-    add_arguments(p)
-    p.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="s2 serve-rewards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return entrypoint("s2 serve-rewards", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

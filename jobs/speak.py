@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.config import entrypoint, subcommand
 from schemas.config import ModelSpec
 
 
@@ -122,22 +123,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "speak",
-        help="text to speech with the Dual-AR model and the S2 codec",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(p)
-    p.set_defaults(func=run)
+    subcommand(sub, "speak", "text to speech with the Dual-AR model and the S2 codec", __doc__, add_arguments, run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="s2 speak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return entrypoint("s2 speak", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from jobs.config import one_line
+from jobs.config import add_overrides, entrypoint, one_line, subcommand
 from schemas.config import TokenizeConfig, layered
 
 
@@ -22,9 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="curation output: folder or s3:// prefix holding index.json")
     p.add_argument("--output", required=True, help="folder or s3:// prefix for the tokenized shards")
     p.add_argument("--codec", required=True, help="codec.pth, or a folder holding one (local, shared or s3://)")
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="e.g. codec.model.device=cuda"
-    )
+    add_overrides(p, "codec.model.device=cuda")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
 
 
@@ -53,22 +51,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "tokenize",
-        help="add S2 codec codes to curated shards",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(p)
-    p.set_defaults(func=run)
+    subcommand(sub, "tokenize", "add S2 codec codes to curated shards", __doc__, add_arguments, run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m jobs.tokenize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return entrypoint("python -m jobs.tokenize", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -15,21 +15,14 @@ import argparse
 import json
 import sys
 
-from jobs.config import ConfigFileError, one_line, read_yaml
+from jobs.config import ConfigFileError, add_overrides, entrypoint, one_line, read_yaml, subcommand
 from schemas.config import layered
 from schemas.training import TrainConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="training YAML (TrainConfig fields)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field, e.g. --set runtime.max_steps=100 (repeatable)",
-    )
+    add_overrides(p, "runtime.max_steps=100")
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
@@ -109,23 +102,15 @@ def run_ray(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train the Dual-AR model on tokenized shards (one process)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(p)
-    p.set_defaults(func=run)
+    subcommand(sub, "train", "train the Dual-AR model on tokenized shards (one process)", __doc__, add_arguments, run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m jobs.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(p)
-    p.add_argument("--workers", type=int, help="training workers (default: ray.workers)")
-    return run_ray(p.parse_args(argv))
+    def arguments(p: argparse.ArgumentParser) -> None:
+        add_arguments(p)
+        p.add_argument("--workers", type=int, help="training workers (default: ray.workers)")
+
+    return entrypoint("python -m jobs.train", __doc__, arguments, run_ray, argv)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from curation.io.audio import decode_file
-from curation.policy.wer import normalize_words, word_errors
 from models import registry
+from models.wer import normalize_words, word_errors
 from schemas.config import ModelSpec
 
 SR = 16000

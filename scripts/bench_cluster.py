@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from jobs.config import add_overrides
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIPS = sorted((ROOT / "examples" / "audio").glob("*.wav")) + sorted((ROOT / "tests" / "data" / "speech").glob("*.wav"))
 
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inputs", type=int, default=8, help="inputs at 1x")
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--worker-cpus", type=int, default=2)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_overrides(p)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--single-node", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--input", help=argparse.SUPPRESS)

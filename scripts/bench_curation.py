@@ -55,6 +55,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from jobs.config import add_overrides
 from scripts.bench_corpus import build_set, long_recipe, plan_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -584,14 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--modes", default="ray,sequential", help="which runs (comma-separated)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field of the local profile in both runs (as `s2 curate --set`)",
-    )
+    add_overrides(p)
     p.add_argument("--worker", choices=["ray", "sequential"], help=argparse.SUPPRESS)
     p.add_argument("--config-json", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)

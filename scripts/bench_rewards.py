@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from jobs.config import add_overrides
 from scripts.bench_curation import _psutil, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,14 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="times each HTTP mode sends the items")
     p.add_argument("--batch", type=int, default=8, help="items per in-process call")
     p.add_argument("--cores", type=int, default=os.cpu_count(), help="CPUs of the local Ray")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a reward setting, as `s2 serve-rewards --set`",
-    )
+    add_overrides(p)
     args = p.parse_args(argv)
 
     import torch

@@ -87,7 +87,11 @@ class CallCounter:
             "vocals_resample_streams": vocals,
             "analysis_copies": analysis,
             "other_resamples": others,
-            "ok": mixture <= inputs and in_separator <= pieces and vocals <= pieces and analysis <= pieces and not others,
+            "ok": mixture <= inputs
+            and in_separator <= pieces
+            and vocals <= pieces
+            and analysis <= pieces
+            and not others,
         }
 
 

@@ -7,6 +7,8 @@ tests/jobs/test_docs.py fails when the README's table differs from this output.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -43,5 +45,16 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def write_readme(path: Path) -> None:
+    """Replace the README's generated block with the current table."""
+    text = path.read_text()
+    start, end = "<!-- CONFIG-REFERENCE -->\n", "\n<!-- /CONFIG-REFERENCE -->"
+    head, rest = text.split(start, 1)
+    path.write_text(head + start + table() + end + rest.split(end, 1)[1])
+
+
 if __name__ == "__main__":
-    print(table())
+    if sys.argv[1:] == ["--write"]:
+        write_readme(Path(__file__).resolve().parents[1] / "README.md")
+    else:
+        print(table())

@@ -22,6 +22,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+from jobs.config import add_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "jobs" / "configs" / "train_demo.yaml"
 TEXT = "<|speaker:0|>Hello from a tiny model [laugh] that knows five clips."
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="train_out", help="folder for everything the demo writes")
     p.add_argument("--data-only", action="store_true", help="stop after curating (what make bench-train reads)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_overrides(p)
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -93,3 +93,15 @@ def tiny_qwen3_omni(tmp_path_factory) -> Path:
         return build_qwen3_omni_thinker(tmp_path_factory.mktemp("qwen3_omni_thinker"))
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small models gain nothing from intra-op threads, and OpenMP spin-waits stall them on a busy machine: a module
+    that asks (pytestmark usefixtures) runs torch on one thread, and gets the previous count back after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

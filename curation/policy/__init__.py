@@ -1,1 +1,1 @@
-"""Pure curation decisions, with no I/O and no models: utterance spans, transcript filters, speaker turns, WER."""
+"""Pure curation decisions, with no I/O and no models: utterance spans, transcript filters, speaker turns."""

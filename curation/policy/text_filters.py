@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.policy.wer import normalize_words
+from models.wer import normalize_words
 from schemas.rejects import RejectReason
 from schemas.transcript import RichTranscript
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from curation.policy.diarization import SpeakerTurn
-from curation.policy.wer import align, normalize_words
+from models.wer import align, normalize_words
 from schemas.transcript import Turn, WordConfidence
 
 _TOKEN = re.compile(r"\[[^\]]*\]|[^\s\[]+")  # a tag, or a run of text up to whitespace or a tag

@@ -34,10 +34,10 @@ import numpy as np
 from curation.policy.diarization import SpeakerTurn, diarization_params, diarize_segment
 from curation.policy.text_filters import Verdict, check_empty, check_language, check_rate, check_repeats, speech_rate
 from curation.policy.turns import speaker_turns
-from curation.policy.wer import wer
 from curation.row import Row, SpeakerEvidence
 from curation.stages.base import CurationStage
 from models import registry
+from models.wer import wer
 from schemas.config import TranscriptionConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.transcript import RichTranscript, TranscriptionResult, TranscriptParseError, parse_turns, strip_tags

@@ -20,7 +20,7 @@ import re
 import numpy as np
 
 from models.rewards.base import ItemError, ModelReward, Prepared
-from models.rewards.words import align, normalize_words
+from models.wer import align, normalize_words
 from schemas.config import ModelSpec
 from schemas.rewards import AudioLimits, RewardResult, SttConfig
 from schemas.transcript import strip_tags

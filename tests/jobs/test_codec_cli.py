@@ -7,20 +7,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from jobs import codec as codec_job
 from models.codec import CodecConfig, S2Codec
 from models.codec.checkpoint import RandomWeightsWarning
 from schemas.config import ModelSpec
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only spin
 
 
 def test_init_tiny_writes_a_loadable_codec_that_says_random_init(tmp_path, capsys):

@@ -7,12 +7,12 @@ import pytest
 import soundfile as sf
 
 from curation.io.audio import decode_file
-from curation.policy.wer import wer
 from models import registry
 from models.asr.sphinx import PocketsphinxTranscriber
 from models.checkpoints import CheckpointUnavailableError
 from models.registry import UnknownModelError
 from models.signal import resample
+from models.wer import wer
 from schemas.config import ModelSpec
 from tests.conftest import DATA
 

@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from models import registry
 from models.asr.qwen3_omni import parse_output
@@ -17,14 +16,7 @@ from models.checkpoints import CheckpointUnavailableError
 from schemas.config import ModelSpec
 from tests.tiny_models import OPTIONS, TARGET
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and OpenMP spin-waits stall them on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only spin
 
 
 @pytest.fixture(scope="module")

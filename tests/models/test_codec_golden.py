@@ -17,15 +17,9 @@ from models.codec.checkpoint import RandomWeightsWarning, release_key
 from models.codec.model import S2CodecModel
 from schemas.config import ModelSpec
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only spin
+
 GOLDEN = Path(__file__).parents[1] / "data" / "golden" / "codec"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", params=["tiny", "reduced"])

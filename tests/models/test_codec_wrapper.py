@@ -19,15 +19,9 @@ from models.codec.transformer import windowed_attention
 from models.signal import resample
 from schemas.config import ModelSpec
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only spin
+
 REDUCED = Path(__file__).parents[1] / "data" / "golden" / "codec" / "reduced"  # the released structure, windows 8 and 2
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def build(batch_size: int) -> S2Codec:

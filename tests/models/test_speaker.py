@@ -15,6 +15,8 @@ from models.speaker.frontend import mel_filterbank, mel_spectrogram
 from schemas.config import ModelSpec
 from tests.conftest import DATA
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only spin
+
 SPEECH = DATA / "speech"
 
 
@@ -22,15 +24,6 @@ def _clip(name: str) -> np.ndarray:
     x, sr = sf.read(SPEECH / f"pyroomacoustics__cmu_arctic_us_{name}.wav", dtype="float32")
     assert sr == 16000
     return x
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models gain nothing from intra-op threads, and OpenMP spin-waits stall them on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,15 @@ def test_every_reason_has_a_doc_and_the_codes_are_stable_strings():
     assert set(REASON_DOCS) == set(RejectReason) and all(REASON_DOCS[r].strip() for r in RejectReason)
     assert all(r == r.value and re.fullmatch(r"[a-z_]+", r.value) for r in RejectReason)
     assert len({r.value for r in RejectReason}) == len(RejectReason)
-    assert [s.value for s in Stage] == ["decode", "separation", "segmentation", "quality", "transcription", "tokenize", "encode"]
+    assert [s.value for s in Stage] == [
+        "decode",
+        "separation",
+        "segmentation",
+        "quality",
+        "transcription",
+        "tokenize",
+        "encode",
+    ]
 
 
 def test_schema_reject_lists_every_reason_with_its_meaning(capsys):

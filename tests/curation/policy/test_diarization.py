@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from curation.policy.diarization import (
     DiarizationParams,
@@ -18,6 +17,8 @@ from models import registry
 from models.signal import resample, to_mono
 from schemas.config import ModelSpec
 from tests.conftest import DATA
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only spin
 
 SPEECH = DATA / "speech"
 SR = 16000
@@ -58,15 +59,6 @@ def _dialogue(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[np.ndarray, lis
         for c in ([(0, a[k])] if k < len(a) else []) + ([(1, b[k])] if k < len(b) else [])
     ]
     return join_utterances(clips, SR, pause_s=0.4)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models gain nothing from intra-op threads, and OpenMP spin-waits stall them on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from curation.policy.text_filters import (
     source_rate_verdicts,
     speech_rate,
 )
-from curation.policy.wer import align, normalize_words, wer, word_errors
+from models.wer import align, normalize_words, wer, word_errors
 from schemas.rejects import RejectReason
 from schemas.transcript import RichTranscript
 

@@ -3,18 +3,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 import curation.stages.transcription as transcription
 from curation.policy.diarization import join_utterances, speech_span
-from curation.policy.wer import wer
 from curation.row import Row
 from curation.stages.transcription import TranscriptionStage
 from models.asr.qwen3_omni import parse_output
+from models.wer import wer
 from schemas.config import ModelSpec, TranscriptionConfig
 from schemas.rejects import RejectReason, Stage
 from tests.conftest import DATA
 from tests.factories import segment_row
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only spin
 
 SPEECH = DATA / "speech"
 SR = 16000
@@ -42,15 +43,6 @@ def _outcome(rows: list[Row], i: int):
         assert r.stage == "transcription"
         return r.reason, r.detail
     return rows[i].sample.transcript
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models gain nothing from intra-op threads, and OpenMP spin-waits stall them on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

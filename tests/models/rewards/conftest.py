@@ -1,19 +1,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from jobs.serve_rewards import rewards_config
 from models.rewards import Wrappers
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models gain nothing from intra-op threads, and OpenMP spin-waits stall them on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """Every module here runs torch on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
