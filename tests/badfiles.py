@@ -63,8 +63,8 @@ def make_bad_inputs(root: Path) -> dict[str, str | None]:
     exp["random.wav"] = "unreadable_container"
     (root / "text.mp3").write_text("this is not audio\n" * 200)
     exp["text.mp3"] = "unreadable_container"
-    # a WAV header claiming ~18 hours in front of 1 s of samples
-    pcm = (x[:16000] * 32767).astype("<i2").tobytes()
+    # a WAV header claiming ~18 hours in front of half a second of samples
+    pcm = (x[:8000] * 32767).astype("<i2").tobytes()
     header = (
         b"RIFF"
         + struct.pack("<I", 0x7FFFFFFF)
@@ -74,7 +74,7 @@ def make_bad_inputs(root: Path) -> dict[str, str | None]:
         + struct.pack("<I", 0x7FFFFFF0)
     )
     (root / "lying_header.wav").write_bytes(header + pcm)
-    exp["lying_header.wav"] = "segment_too_short"  # 1 s of real data, decoded, too short to keep
+    exp["lying_header.wav"] = "segment_too_short"  # 0.5 s of real data, decoded, shorter than segmentation.min_s
     bad = x.copy()
     bad[1000:1100] = np.nan
     bad[5000] = np.inf

@@ -21,8 +21,9 @@ def test_curate_s3_to_s3(ray_session, bucket):
     for name in ("wenet__librispeech-1995-1837-0001.wav", "lhotse__2412-153948-0000.flac", "lhotse__LJ002-0020.wav"):
         storage.write_bytes(f"{src}/{name}", (DATA / "speech" / name).read_bytes())
     storage.write_text(f"{src}/wenet__librispeech-1995-1837-0001.txt", "IT WAS THE FIRST GREAT SORROW OF HIS LIFE")
+    storage.write_bytes(f"{src}/broken.wav", b"not audio at all\n" * 64)
     summary = run_curation(spine_config(src, out), progress=False)
-    assert summary["inputs"] == 3 and summary["segments_kept"] >= 2 and summary["inputs_rejected"] == 1
+    assert summary["inputs"] == 4 and summary["segments_kept"] >= 2 and summary["inputs_rejected"] == 1
 
     index = json.loads(storage.read_text(f"{out}/index.json"))
     keys = []
@@ -40,7 +41,7 @@ def test_curate_s3_to_s3(ray_session, bucket):
     with storage.local_copy(f"{out}/manifest.parquet") as path:
         assert sorted(pq.read_table(path).column("key").to_pylist()) == sorted(keys)
     with storage.local_copy(f"{out}/rejects.parquet") as path:
-        assert pq.read_table(path).column("reason").to_pylist() == ["segment_too_short"]
+        assert pq.read_table(path).column("reason").to_pylist() == ["unreadable_container"]
 
 
 def test_manifest_on_s3_with_texts(ray_session, bucket):

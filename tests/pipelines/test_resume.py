@@ -100,7 +100,8 @@ def stage_actor_pid(driver_pid: int) -> int | None:
     import ray
     from ray.util.state import list_actors
 
-    jobs = [j["JobID"] for j in ray.state.jobs() if j["DriverInfo"].get("DriverPid") == str(driver_pid)]
+    # a job row lacks DriverInfo while its driver is still registering
+    jobs = [j["JobID"] for j in ray.state.jobs() if (j.get("DriverInfo") or {}).get("DriverPid") == str(driver_pid)]
     if not jobs:
         return None
     actors = list_actors(filters=[("job_id", "=", jobs[-1].hex()), ("state", "=", "ALIVE")], detail=True, limit=1000)
