@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.config import add_overrides, entrypoint, subcommand
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
@@ -35,13 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--profile", default=None, help="curation profile whose quality model is calibrated (default local)")
     p.add_argument("--config", default=None, help="job YAML (as for s2 curate)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. quality.model.options.head=h/",
-    )
+    add_overrides(p, "quality.model.options.head=h/")
     p.add_argument("--per-clip", type=int, default=4, help="degraded copies per clean clip")
     p.add_argument("--max-kinds", type=int, default=2, help="at most this many degradations chained per copy")
     p.add_argument("--good-above", type=float, default=3.5, help="an overall label at least this is good")
@@ -79,13 +75,20 @@ def _labelled(args: argparse.Namespace, sample_rate: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from curation.evaluation.calibration import evaluate_rule, markdown_table, plot_tradeoff, recommend, sweep
+    from curation.evaluation.calibration import (
+        evaluate_rule,
+        markdown_table,
+        plot_tradeoff,
+        recommend,
+        recommend_rule,
+        sweep,
+    )
     from jobs.config import ConfigFileError, curate_config, one_line
     from models import registry
     from models.checkpoints import CheckpointUnavailableError
 
     try:
-        cfg = curate_config(args.profile, args.config, {"input": ".", "output": args.out}, args.set)
+        cfg = curate_config(args.profile, args.config, {"input": ".", "output": args.out}, args.overrides)
         spec = cfg.quality.model
         registry.preflight("quality", spec, "quality.model")
         sample_rate = 16000
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     chosen = recommend(rows, args.target_reject)
     current = {d: t for d, t in cfg.quality.thresholds.items() if d in scores}
     rule = evaluate_rule(scores, good, current)
+    joint = recommend_rule(scores, good, args.target_reject)
     marks = {(d, r["threshold"]): f"lowest rejecting >= {args.target_reject:.0%} of bad" for d, r in chosen.items()}
 
     out = Path(args.out)
@@ -117,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
         f"{int((~good).sum())} bad ({'bootstrap: overall label >= ' + str(args.good_above) if args.clean else args.labels}).\n\n"
         f"The profile's minimums together ({', '.join(f'{d} {t:g}' for d, t in current.items()) or 'none'}): "
         f"{rule['good_kept']:.1%} of good kept, {rule['bad_rejected']:.1%} of bad rejected.\n\n"
+        + (
+            f"Recommended rule (most good kept while rejecting >= {args.target_reject:.0%} of bad): "
+            f"{', '.join(f'{d} {t:.2f}' for d, t in joint['thresholds'].items())}: {joint['good_kept']:.1%} of good "
+            f"kept, {joint['bad_rejected']:.1%} of bad rejected.\n\n"
+            if joint
+            else f"No set of minimums rejects {args.target_reject:.0%} of the bad clips.\n\n"
+        )
     )
     (out / "calibration.md").write_text(head + markdown_table(rows, marks))
     with open(out / "calibration.csv", "w", newline="") as f:
@@ -131,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         "target_reject": args.target_reject,
         "profile_rule": rule,
         "recommended": {d: r["threshold"] for d, r in chosen.items()},
+        "recommended_rule": joint,
         "clips": [
             {"name": c.name, "good": c.good, "label": c.label, "degradations": c.degradations, **r}
             for c, r in zip(clips, results)
@@ -147,24 +159,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    subcommand(
+        sub,
         "calibrate-quality",
-        help="kept/rejected trade-off of quality minimums on labelled clean and degraded audio",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "kept/rejected trade-off of quality minimums on labelled clean and degraded audio",
+        __doc__,
+        add_arguments,
+        run,
     )
-    add_arguments(p)
-    p.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m jobs.calibrate_quality",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return entrypoint("python -m jobs.calibrate_quality", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

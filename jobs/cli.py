@@ -29,7 +29,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import codec, curate, grpo, serve_rewards, speak, tokenize, train, train_quality_head
+    from jobs import calibrate_quality, codec, curate, grpo, serve_rewards, speak, tokenize, train, train_quality_head
 
     parser = argparse.ArgumentParser(prog="s2", description="Speech-data curation for S2-style TTS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=sorted(SCHEMAS))
     p.set_defaults(func=_schema)
     train_quality_head.register(sub)
+    calibrate_quality.register(sub)
     speak.register(sub)
     codec.register(sub)
     serve_rewards.register(sub)

@@ -77,10 +77,40 @@ class DecodeConfig(_Strict):
     resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, concurrency=2, batch_size=4))
 
 
+class SeparationGate(_Strict):
+    """Separation only where it is needed (a separator damages clean speech: Spleeter leaves 12-24 dB SI-SDR on some
+    clean LibriSpeech clips). Each utterance is scored by the quality model first: at least `min_clean` on `dimension`
+    (DNSMOS 'snr' is its background score, BAK: high means a clean background) and it is written untouched. Otherwise
+    the separator runs, and its vocals against what it removed give the speech-to-background ratio: at least
+    `untouched_snr_db` and the background is negligible (the input is written untouched); below `min_snr_db` it is too
+    strong for the separated speech to be trusted ('background_too_strong'); in between the vocals are written (and
+    scored again). Chosen on the corpus's clean speech and its 0-10 dB speech + noise and speech + music mixes
+    (python -m scripts.bench_separation --gate)."""
+
+    dimension: str = Field(default="snr", description="Quality dimension taken as the background score.")
+    min_clean: float = Field(
+        default=3.8, description="Background score from which an utterance is written untouched, unseparated."
+    )
+    untouched_snr_db: float = Field(
+        default=10.0,
+        description="Separated speech at least this far above the background (dB): the input is written untouched.",
+    )
+    min_snr_db: float | None = Field(
+        default=5.0,
+        description="Separated speech less far above the background (dB) is rejected; None keeps it.",
+    )
+
+
 class SeparationConfig(_Strict):
     enabled: bool = Field(
         default=True,
-        description="Separate speech from music and noise before VAD; the separated speech is what is written.",
+        description="Separate speech from music and noise (the separated speech is what is written): per utterance "
+        "where `gate` finds a background, or every input before VAD with gate null.",
+    )
+    gate: SeparationGate | None = Field(
+        default_factory=SeparationGate,
+        description="Decide per utterance from the quality model's score before separation (needs quality.enabled); "
+        "None separates every input whole, before VAD.",
     )
     # chunks are separated one at a time on CPU (oneDNN is slower on batches)
     model: ModelSpec = Field(

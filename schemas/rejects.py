@@ -32,6 +32,7 @@ class RejectReason(StrEnum):
     TOO_SHORT = "too_short"
     # separation
     SEPARATION_FAILED = "separation_failed"
+    BACKGROUND_TOO_STRONG = "background_too_strong"
     # segmentation
     NO_SPEECH = "no_speech"
     SEGMENT_TOO_SHORT = "segment_too_short"
@@ -71,6 +72,8 @@ REASON_DOCS: dict[RejectReason, str] = {
     RejectReason.TOO_LONG: "longer than decode.max_duration_s (a header claiming more is not trusted)",
     RejectReason.TOO_SHORT: "shorter than decode.min_duration_s",
     RejectReason.SEPARATION_FAILED: "the separator failed on this input or produced non-finite audio",
+    RejectReason.BACKGROUND_TOO_STRONG: "music or noise so loud against the speech (the separator's vocals vs residual "
+    "below separation.gate.min_snr_db) that the separated speech cannot be trusted",
     RejectReason.NO_SPEECH: "no speech above segmentation.threshold",
     RejectReason.SEGMENT_TOO_SHORT: "an utterance shorter than segmentation.min_s after merging",
     RejectReason.INVALID_AUDIO: "a segment without audio reached scoring",

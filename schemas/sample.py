@@ -61,6 +61,10 @@ class SeparationInfo(BaseModel):
         description="The score separation was decided on (the quality model's background score of the unseparated "
         "audio, higher = cleaner), where one was taken.",
     )
+    speech_to_background_db: float | None = Field(
+        default=None,
+        description="Where the separator ran: its vocals against what it removed, in dB (how loud the background was).",
+    )
 
 
 class VadInfo(BaseModel):

@@ -6,6 +6,13 @@ speech, per mix and on average. Speech comes from <corpus>/speech or <corpus>/cl
 <corpus>/noise/music_*.ogg or <corpus>/noise_music/*.ogg; each mix takes the next speech clip and the
 next music file at a seeded random offset.
 
+Gate mode (--gate): the pipeline's own stages (silero VAD segmentation, the gated separation stage, the quality
+stage with the profile's thresholds) on whole inputs: each clean clip as it is, and each clean clip mixed with a
+noise recording and with a music piece at --snrs dB (whole-clip power; 0 dB by default). For every kept segment, its
+SI-SDR against the clean speech of its span (for clean inputs: against its own input), whether separation ran, and the
+share of segments rejected per condition. The bars: clean speech comes out at >= 30 dB against its input, and at 0 dB
+every kept segment reaches >= 10 dB against the clean speech.
+
 Long mode (--long-hour): a one-hour 44.1 kHz input built from the same real clips (speech over a music
 bed, tiled) goes through SeparationStage as one row; reports wall time, x real time and the process's
 peak resident memory (ru_maxrss, the input itself included).
@@ -14,6 +21,7 @@ Usage:
   .venv/bin/python -m scripts.bench_separation --out bench_out/separation.json
   .venv/bin/python -m scripts.bench_separation --corpus /work/shared/corpus --out bench_out/separation_corpus.json
   .venv/bin/python -m scripts.bench_separation --long-hour --out bench_out/separation_hour.json
+  .venv/bin/python -m scripts.bench_separation --gate --corpus /work/shared/corpus --snrs 0,5,10 --out bench_out/separation_gate.json
 Options: --model spleeter|htdemucs --checkpoint PATH --mixes 12 --seed 0 --threads N --batch-size 4 --hours 1.0
 """
 
@@ -31,11 +39,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from curation.row import AudioEncoding, Row
+from curation.io.keys import source_key
+from curation.row import AudioEncoding, Row, SourceInfo
 from curation.stages.separation import SeparationStage
 from models import registry
 from models.signal import resample, to_mono
-from schemas.config import ModelSpec, SeparationConfig
+from schemas.config import CurateConfig, ModelSpec, SeparationConfig
+from schemas.sample import AudioFacts
 
 AUDIO = {".wav", ".flac", ".ogg", ".mp3"}
 
@@ -130,6 +140,121 @@ def run_mixes(args: argparse.Namespace, spec: ModelSpec) -> dict:
     }
 
 
+def _segments(stages, wave: np.ndarray, rate: int, name: str) -> list[Row]:
+    """A whole input through segmentation, the gated separation and quality: all its segment rows."""
+    row = Row(key=source_key(name), source_uri=name, input_index=0, unit=0)
+    row.source = SourceInfo(audio=AudioFacts(sample_rate=rate, channels=1, duration_s=len(wave) / rate))
+    row.set_waveform(wave, rate)
+    rows = [row]
+    for stage in stages:
+        rows = stage(rows)
+    return rows
+
+
+def run_gate(args: argparse.Namespace, spec: ModelSpec) -> dict:
+    from curation.stages.quality import QualityStage
+    from curation.stages.segmentation import SegmentationStage
+
+    cfg = CurateConfig(input=".", output=".")
+    cfg.separation.model = spec
+    stages = [
+        SegmentationStage(cfg.segmentation),
+        SeparationStage(cfg.separation, args.eval_rate, cfg.quality.model),
+        QualityStage(cfg.quality),
+    ]
+    for stage in stages:
+        stage.setup()
+    speech_files, music_files = find_clips(args.corpus)
+    noise_dir = next(d for d in (args.corpus / "noise", args.corpus / "noise_music") if d.is_dir())
+    noise_files = sorted(p for p in noise_dir.iterdir() if p.suffix in (".wav", ".flac"))
+    native = registry.model_class("separator", spec.name).native_rate(spec)
+    rng = np.random.default_rng(args.seed)
+    snrs = [float(x) for x in args.snrs.split(",")]
+    segments, t0 = [], time.perf_counter()
+    backgrounds = {p: read(p, native) for p in noise_files + music_files}
+    for k, sp in enumerate(speech_files):
+        info = sf.info(sp)
+        rate = min(info.samplerate, native)  # as decode leaves a source below the separator's rate
+        clean = read(sp, rate)
+        conditions = [("clean", None, clean, rate)]
+        speech = read(sp, native)
+        for kind, pool in (("noise", noise_files), ("music", music_files)):
+            bg = backgrounds[pool[k % len(pool)]]
+            bed = music_bed(bg, len(speech), int(rng.integers(0, max(1, len(bg) - len(speech)))))
+            for snr in snrs:
+                gain = np.sqrt(np.mean(speech**2) / max(np.mean(bed**2), 1e-12) / 10 ** (snr / 10))
+                conditions.append((kind, snr, np.clip(speech + gain * bed, -1, 1).astype(np.float32), native))
+        ref = read(sp, args.eval_rate)
+        for kind, snr, wave, wrate in conditions:
+            against = resample(wave, wrate, args.eval_rate) if kind == "clean" else ref
+            for row in _segments(stages, wave, wrate, f"{kind}{snr}/{sp.name}"):
+                if row.sample is None:
+                    continue
+                sep = row.sample.separation
+                rec = {
+                    "clip": sp.name,
+                    "kind": kind,
+                    "snr_db": snr,
+                    "start_s": row.sample.source.start_s,
+                    "end_s": row.sample.source.end_s,
+                    "kept": row.live,
+                    "reject": None if row.live else f"{row.reject.stage}/{row.reject.reason}",
+                    "separated": bool(sep and sep.applied),
+                    "background": sep.background if sep else None,
+                    "speech_to_background_db": sep.speech_to_background_db if sep else None,
+                    "overall": row.sample.quality.overall if row.sample.quality else None,
+                }
+                if row.live:
+                    a = int(round(rec["start_s"] * args.eval_rate))
+                    out = row.waveform()
+                    n = min(len(out), len(against) - a)
+                    rec["si_sdr"] = round(si_sdr(out[:n], against[a : a + n]), 2)
+                segments.append(rec)
+    seconds = time.perf_counter() - t0
+    conditions = sorted({(r["kind"], r["snr_db"] if r["snr_db"] is not None else -1) for r in segments})
+    table = []
+    print(
+        f"{'input':8s} {'SNR':>5s} {'segments':>8s} {'kept':>5s} {'rejected':>8s} {'separated':>9s} {'min SI-SDR':>10s} {'mean':>6s} {'kept < bar':>10s}"
+    )
+    for kind, snr in conditions:
+        sel = [r for r in segments if r["kind"] == kind and (r["snr_db"] if r["snr_db"] is not None else -1) == snr]
+        kept = [r for r in sel if r["kept"]]
+        bar = 30.0 if kind == "clean" else 10.0
+        sis = [r["si_sdr"] for r in kept]
+        row = {
+            "input": kind,
+            "snr_db": None if snr == -1 else snr,
+            "segments": len(sel),
+            "kept": len(kept),
+            "rejected": round(1 - len(kept) / max(len(sel), 1), 4),
+            "separated": sum(r["separated"] for r in kept),
+            "min_si_sdr": min(sis) if sis else None,
+            "mean_si_sdr": round(float(np.mean(sis)), 2) if sis else None,
+            "bar_db": bar,
+            "kept_below_bar": sum(x < bar for x in sis),
+        }
+        table.append(row)
+        mn = "-" if row["min_si_sdr"] is None else f"{row['min_si_sdr']:.1f}"
+        mean = "-" if row["mean_si_sdr"] is None else f"{row['mean_si_sdr']:.1f}"
+        print(
+            f"{kind:8s} {'' if snr == -1 else f'{snr:g}':>5s} {len(sel):8d} {len(kept):5d} {row['rejected']:8.0%} "
+            f"{row['separated']:9d} {mn:>10s} {mean:>6s} {row['kept_below_bar']:10d}"
+        )
+    clean_ok = all(r["kept_below_bar"] == 0 for r in table if r["input"] == "clean")
+    mixed_ok = all(r["kept_below_bar"] == 0 for r in table if r["input"] != "clean" and r["snr_db"] == 0)
+    return {
+        "mode": "gate",
+        "gate": cfg.separation.gate.model_dump(),
+        "quality_thresholds": cfg.quality.thresholds,
+        "corpus": str(args.corpus),
+        "table": table,
+        "clean_bar_met": clean_ok,
+        "mixed_0db_bar_met": mixed_ok,
+        "seconds": round(seconds, 1),
+        "segments": segments,
+    }
+
+
 def one_hour_row(speech_files: list[Path], music_files: list[Path], rate: int, seconds: float) -> bytearray:
     """`seconds` of speech clips over a music bed (speech 6 dB above it), tiled, as the 16-bit PCM a row holds.
     Built in place in the buffer the row will hold, so the input is in memory once."""
@@ -150,7 +275,8 @@ def run_long(args: argparse.Namespace, spec: ModelSpec) -> dict:
     speech_files, music_files = find_clips(args.corpus)
     # The model loads first, as in a pipeline actor, then the input arrives.
     stage = SeparationStage(
-        SeparationConfig(model=spec, chunk_s=args.chunk_s, overlap_s=args.overlap_s), output_rate=args.eval_rate
+        SeparationConfig(model=spec, chunk_s=args.chunk_s, overlap_s=args.overlap_s, gate=None),
+        output_rate=args.eval_rate,
     )
     stage.setup()
     rate = stage.separator.sample_rate
@@ -211,12 +337,14 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--long-hour", action="store_true", help="Time a one-hour input through SeparationStage instead.")
+    ap.add_argument("--gate", action="store_true", help="The gated pipeline stages on clean input and mixes instead.")
+    ap.add_argument("--snrs", default="0", help="Gate mode: comma-separated speech-to-background ratios (dB).")
     ap.add_argument("--hours", type=float, default=1.0, help="Input length in long mode.")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     spec = ModelSpec(name=args.model, checkpoint=args.checkpoint, device=args.device, batch_size=args.batch_size)
-    result = run_long(args, spec) if args.long_hour else run_mixes(args, spec)
+    result = run_long(args, spec) if args.long_hour else run_gate(args, spec) if args.gate else run_mixes(args, spec)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

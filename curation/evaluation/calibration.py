@@ -4,12 +4,15 @@ Labelled material is either bootstrapped (clean clips and degraded copies of the
 curation.evaluation.degrade: a clip is good when its `overall` label is at least `good_above`) or a user's table.
 For each dimension the scorer fills, every threshold of a grid gets: the share of good clips kept, the share of bad
 clips rejected, and the precision of what is kept. A threshold is recommended per dimension as the lowest one that
-rejects at least `target_reject` of the bad clips (the lowest: it keeps the most good audio for that rejection).
+rejects at least `target_reject` of the bad clips (the lowest: it keeps the most good audio for that rejection), and
+a rule over all dimensions together (as the quality stage applies them) as the one keeping the most good clips among
+those rejecting at least `target_reject` of the bad (fewer minimums on a tie).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -100,6 +103,24 @@ def evaluate_rule(scores: Mapping[str, np.ndarray], good: np.ndarray, thresholds
         "bad_rejected": float((~kept[~good]).mean()) if (~good).any() else float("nan"),
         "precision": float((kept & good).sum() / kept.sum()) if kept.any() else float("nan"),
     }
+
+
+def recommend_rule(scores: Mapping[str, np.ndarray], good: np.ndarray, target_reject: float) -> dict | None:
+    """The set of minimums (any subset of the dimensions, each on its grid) keeping the most good clips among those
+    rejecting at least `target_reject` of the bad; None when no rule does."""
+    dims = list(scores)
+    grids = [[None, *threshold_grid(np.asarray(scores[d]))] for d in dims]
+    best = None
+    for combo in itertools.product(*grids):
+        rule = {d: float(t) for d, t in zip(dims, combo) if t is not None}
+        if not rule:
+            continue
+        e = evaluate_rule(scores, good, rule)
+        if e["bad_rejected"] >= target_reject:
+            key = (e["good_kept"], -len(rule), e["bad_rejected"])
+            if best is None or key > best[0]:
+                best = (key, e)
+    return best[1] if best else None
 
 
 def markdown_table(rows: Sequence[dict], marks: Mapping[tuple[str, float], str] = {}) -> str:

@@ -17,7 +17,8 @@ from typing import ClassVar, Literal, TypeVar
 import numpy as np
 
 from curation.row import Row
-from schemas.config import Resources
+from models import registry
+from schemas.config import ModelSpec, Resources
 from schemas.rejects import RejectReason, Stage
 
 OnError = Literal["reject", "raise"]
@@ -87,3 +88,15 @@ class CurationStage(ABC):
                     except Exception as exc:  # a bad row is a reject, never a crash
                         self.fail(r, reason, exc)
         return [(r, results[id(r)]) for r in rows if id(r) in results]
+
+
+_SHARED: dict[tuple, object] = {}
+
+
+def shared_model(family: str, spec: ModelSpec, setting: str, **kwargs):
+    """The model `spec` builds, once per process: two stages of one fused actor that run the same model (the separation
+    gate and the quality stage both score quality) hold it once. Model wrappers keep no state between calls."""
+    key = (family, spec.model_dump_json(), tuple(sorted(kwargs.items())))
+    if key not in _SHARED:
+        _SHARED[key] = registry.build(family, spec, setting, **kwargs)
+    return _SHARED[key]

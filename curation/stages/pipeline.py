@@ -44,9 +44,14 @@ class CurationPipeline:
     @classmethod
     def from_config(cls, cfg: CurateConfig) -> CurationPipeline:
         stages: list[CurationStage] = []
-        if cfg.separation.enabled:
-            stages.append(SeparationStage(cfg.separation, cfg.decode.sample_rate, cfg.decode.max_output_rate))
+        sep, rate, top = cfg.separation, cfg.decode.sample_rate, cfg.decode.max_output_rate
+        gated = sep.gate is not None
+        if sep.enabled and not gated:  # every piece, before VAD
+            stages.append(SeparationStage(sep, rate, top))
         stages.append(SegmentationStage(cfg.segmentation))
+        if cfg.separation.enabled and gated:  # each utterance that needs it, after VAD
+            quality = cfg.quality.model if cfg.quality.enabled else None
+            stages.append(SeparationStage(sep, rate, top, quality))
         if cfg.quality.enabled:
             stages.append(QualityStage(cfg.quality))
         if cfg.transcription.enabled:
@@ -62,8 +67,9 @@ class CurationPipeline:
                 source.append(SourceSpeakers(diarization_params(t.speaker_model), t.max_speakers))
             elif t.max_speakers is not None:
                 source.append(SourceSpeakers(DiarizationParams(), t.max_speakers))  # counts the model's own turns
-        # the analysis copy is made where the full-band audio is final: in decode, or after separation
-        analysis_rate = None if cfg.separation.enabled else cfg.decode.sample_rate
+        # the analysis copy is made where the full-band audio is final before VAD: in decode, or after separation of
+        # whole pieces (gated separation makes a new copy of the utterances it replaces)
+        analysis_rate = None if sep.enabled and not gated else rate
         return cls(DecodeStage(cfg.decode, decode_rate(cfg), analysis_rate), stages, EncodeStage(), source)
 
 
@@ -77,6 +83,11 @@ def preflight(cfg: CurateConfig) -> None:
             raise
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
+    gate = cfg.separation.gate if cfg.separation.enabled else None
+    if gate is not None and not cfg.quality.enabled:
+        raise StartupError(
+            "separation.gate: decides on the quality model's scores; enable quality or set separation.gate=null"
+        )
     if cfg.quality.enabled:
         spec = cfg.quality.model
         dims = registry.model_class("quality", spec.name, "quality.model").dimensions_for(spec)
@@ -84,4 +95,8 @@ def preflight(cfg: CurateConfig) -> None:
         if unknown:
             raise StartupError(
                 f"quality.thresholds.{unknown[0]}: the {spec.name} scorer does not score {unknown[0]!r} (it scores {', '.join(dims)})"
+            )
+        if gate is not None and dims is not None and gate.dimension not in dims:
+            raise StartupError(
+                f"separation.gate.dimension: the {spec.name} scorer does not score {gate.dimension!r} (it scores {', '.join(dims)})"
             )

@@ -1,12 +1,12 @@
 """Quality scoring and filtering: each live segment gets `QualityScores` in its Sample, and is rejected if any
 configured dimension is below its minimum (or NaN); the reject detail lists each failed threshold with its value,
-e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5'."""
+e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5'. A segment the separation gate scored and left untouched keeps those
+scores (its audio is the audio they were computed on); the others are scored here."""
 
 from __future__ import annotations
 
 from curation.row import Row
-from curation.stages.base import CurationStage
-from models import registry
+from curation.stages.base import CurationStage, shared_model
 from schemas.config import QualityConfig
 from schemas.rejects import RejectReason, Stage
 
@@ -21,7 +21,7 @@ class QualityStage(CurationStage):
         self.cfg = cfg
 
     def setup(self) -> None:
-        self.scorer = registry.build("quality", self.cfg.model, "quality.model")
+        self.scorer = shared_model("quality", self.cfg.model, "quality.model")
         for dim in self.cfg.thresholds:
             if dim not in self.scorer.dimensions:
                 raise ValueError(
@@ -37,9 +37,12 @@ class QualityStage(CurationStage):
                 row.rejected(self.name, RejectReason.INVALID_AUDIO, "empty audio")
             else:
                 todo.append(row)
-        for row, scores in self.call_model(todo, self.scorer.score, RejectReason.QUALITY_FAILED):
+        unscored = [r for r in todo if r.sample.quality is None]
+        for row, scores in self.call_model(unscored, self.scorer.score, RejectReason.QUALITY_FAILED):
             row.sample.quality = scores
-            failed = scores.failed(self.cfg.thresholds)
-            if failed:
-                row.rejected(self.name, RejectReason.QUALITY_BELOW_THRESHOLD, "; ".join(failed))
+        for row in todo:
+            if row.live:
+                failed = row.sample.quality.failed(self.cfg.thresholds)
+                if failed:
+                    row.rejected(self.name, RejectReason.QUALITY_BELOW_THRESHOLD, "; ".join(failed))
         return rows

@@ -9,6 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from jobs.calibrate_quality import main
+from jobs.cli import main as cli
 from tests.conftest import DATA
 
 CLEAN = [
@@ -59,7 +60,7 @@ def test_a_users_labels_and_bad_input(tmp_path, capsys):
     shutil.copy(DATA / "speech" / CLEAN[0], tmp_path / "clean.wav")
     labels = tmp_path / "labels.jsonl"
     labels.write_text('{"uri": "clean.wav", "good": 1}\n{"uri": "noisy.wav", "good": 0}\n')
-    assert main(["--labels", str(labels), "--out", str(tmp_path / "cal")]) == 0
+    assert cli(["calibrate-quality", "--labels", str(labels), "--out", str(tmp_path / "cal")]) == 0  # the s2 command
     clips = json.loads((tmp_path / "cal" / "calibration.json").read_text())["clips"]
     assert [c["good"] for c in clips] == [True, False] and clips[0]["overall"] > clips[1]["overall"]
     labels.write_text('{"uri": "clean.wav", "quality": 1}\n')

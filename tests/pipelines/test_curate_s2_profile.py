@@ -52,6 +52,10 @@ def test_s2_profile_runs_the_reports_models(ray_session, tiny_htdemucs, tiny_w2v
             f"separation.model.checkpoint={tiny_htdemucs}",
             "separation.chunk_s=4",
             "separation.overlap_s=0.5",
+            # the gate sends every utterance through the tiny separator and keeps what comes out
+            "separation.gate.min_clean=100",
+            "separation.gate.untouched_snr_db=1000",
+            "separation.gate.min_snr_db=null",
             f"quality.model.checkpoint={tiny_w2vbert}",
             f"quality.model.options.head={head}",
             "quality.thresholds.overall=-100",
@@ -68,7 +72,7 @@ def test_s2_profile_runs_the_reports_models(ray_session, tiny_htdemucs, tiny_w2v
     ]
     for row in pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist():
         s = Sample.model_validate_json(row["sample_json"])
-        assert s.separation.model_id == "demucs:tiny"  # the checkpoint file name
+        assert s.separation.model_id == "demucs:tiny" and s.separation.applied  # the checkpoint file name
         assert s.quality.model_id.startswith("w2vbert") and s.quality.overall is not None and s.quality.snr is not None
         assert s.transcript.model_id.startswith("qwen3-omni") and s.transcript.render() == TARGET
         assert [t.speaker for t in s.transcript.turns] == [0, 1]

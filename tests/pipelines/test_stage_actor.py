@@ -80,17 +80,17 @@ def test_fusing_puts_every_model_stage_and_the_encoder_in_one_pool():
     pipeline = CurationPipeline.from_config(cfg)
     fused = actor_groups(cfg, pipeline)
     assert [name for name, _, _ in fused] == ["ModelStages"]
-    assert [s.name for s in fused[0][1]] == ["separation", "segmentation", "quality", "transcription", "encode"]
+    assert [s.name for s in fused[0][1]] == ["segmentation", "separation", "quality", "transcription", "encode"]
     assert fused[0][1] == [*pipeline.models, pipeline.encode]
     assert fused[0][2] == cfg.ray.fuse_stages
     cfg = _config({"ray": {"fuse_stages": None}})
     pipeline = CurationPipeline.from_config(cfg)
     apart = actor_groups(cfg, pipeline)
-    assert [name for name, _, _ in apart] == ["Separation", "Segmentation", "Quality", "Transcription"]
+    assert [name for name, _, _ in apart] == ["Segmentation", "Separation", "Quality", "Transcription"]
     assert [stages for _, stages, _ in apart] == [[s] for s in pipeline.models]
     assert [res for _, _, res in apart] == [
-        cfg.separation.resources,
         cfg.segmentation.resources,
+        cfg.separation.resources,
         cfg.quality.resources,
         cfg.transcription.resources,
     ]

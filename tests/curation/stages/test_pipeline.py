@@ -18,7 +18,8 @@ def _config(*layers: dict, overrides: list[str] = ()) -> CurateConfig:
 def test_the_default_pipeline_runs_every_stage_in_order_with_its_configured_batch_size():
     cfg = _config()
     pipeline = CurationPipeline.from_config(cfg)
-    assert [s.name for s in pipeline.models] == ["separation", "segmentation", "quality", "transcription"]
+    # separation per utterance, where the gate finds a background: after VAD
+    assert [s.name for s in pipeline.models] == ["segmentation", "separation", "quality", "transcription"]
     assert (pipeline.decode.name, pipeline.encode.name) == ("decode", "encode")
     for stage in [pipeline.decode, *pipeline.models, pipeline.encode]:
         assert isinstance(stage, CurationStage) and isinstance(stage.name, Stage) and stage.on_error == "reject"
@@ -35,15 +36,30 @@ def test_the_default_pipeline_runs_every_stage_in_order_with_its_configured_batc
         getattr(cfg, s.name.value).resources.batch_size for s in pipeline.models
     ]
     assert pipeline.decode.batch_size == cfg.decode.resources.batch_size
+    # ungated: every input separated whole, before VAD
+    ungated = CurationPipeline.from_config(_config(overrides=["separation.gate=null"]))
+    assert [s.name for s in ungated.models] == ["separation", "segmentation", "quality", "transcription"]
+
+
+def test_the_separation_gate_needs_the_quality_model_and_its_dimension():
+    with pytest.raises(StartupError, match="^separation.gate: decides on the quality model"):
+        preflight(_config({"quality": {"enabled": False}}))
+    with pytest.raises(StartupError, match="^separation.gate.dimension: the dnsmos scorer does not score 'pitch'"):
+        preflight(_config(overrides=["separation.gate.dimension=pitch"]))
+    preflight(_config({"quality": {"enabled": False}, "separation": {"gate": None}}))  # ungated: no need
 
 
 def test_decode_keeps_the_full_band_and_the_analysis_copy_is_made_once():
-    # decode keeps each source's rate up to the cap; with separation the separator makes the analysis copy
+    # decode keeps each source's rate up to the cap
     assert decode_rate(_config()) == 48000
     pipeline = CurationPipeline.from_config(_config())
-    assert (pipeline.decode.sample_rate, pipeline.decode.analysis_rate) == (48000, None)
-    separation = pipeline.models[0]
+    # gated (the default): separation runs after VAD, so decode makes the copy VAD reads
+    assert (pipeline.decode.sample_rate, pipeline.decode.analysis_rate) == (48000, 16000)
+    separation = next(s for s in pipeline.models if s.name == "separation")
     assert (separation.analysis_rate, separation.max_output_rate) == (16000, 48000)
+    # separating whole pieces before VAD: the separator makes it
+    ungated = CurationPipeline.from_config(_config(overrides=["separation.gate=null"]))
+    assert ungated.decode.analysis_rate is None and ungated.models[0].name == "separation"
     # without separation, decode makes it
     assert CurationPipeline.from_config(_config({"separation": {"enabled": False}})).decode.analysis_rate == 16000
 
@@ -64,7 +80,11 @@ def test_building_the_stages_loads_no_model_and_they_travel_as_they_are():
 
 def test_a_disabled_stage_is_not_run_and_its_model_is_never_looked_for():
     cfg = _config(
-        {"transcription": {"enabled": False, "model": {"name": "no-such-model"}}, "quality": {"enabled": False}}
+        {
+            "transcription": {"enabled": False, "model": {"name": "no-such-model"}},
+            "quality": {"enabled": False},
+            "separation": {"gate": None},  # the gate decides on quality scores
+        }
     )
     pipeline = CurationPipeline.from_config(cfg)
     assert [s.name for s in pipeline.models] == ["separation", "segmentation"]

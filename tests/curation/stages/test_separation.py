@@ -4,10 +4,10 @@ import pytest
 from curation.stages.separation import SeparationStage
 from models.checkpoints import CheckpointUnavailableError
 from models.signal import resample
-from schemas.config import ModelSpec, SeparationConfig
+from schemas.config import ModelSpec, QualityConfig, SeparationConfig, SeparationGate
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import SeparationInfo
-from tests.factories import piece_row
+from tests.factories import piece_row, segment_row
 
 
 def rows(waves: list[np.ndarray], rate: int):
@@ -20,6 +20,7 @@ def stage(tiny_htdemucs):
         model=ModelSpec(name="htdemucs", checkpoint=str(tiny_htdemucs), device="cpu", batch_size=2),
         chunk_s=2.0,
         overlap_s=0.5,
+        gate=None,  # every piece, before VAD
     )
     stage = SeparationStage(cfg, analysis_rate=8000, max_output_rate=8000)  # the vocals capped at 8 kHz
     stage.setup()
@@ -91,6 +92,7 @@ def test_the_model_loads_at_setup_not_when_the_stage_is_built(tiny_htdemucs):
         model=ModelSpec(name="htdemucs", checkpoint=str(tiny_htdemucs.parent / "absent.safetensors"), device="cpu"),
         chunk_s=2.0,
         overlap_s=0.5,
+        gate=None,
     )
     stage = SeparationStage(
         cfg, analysis_rate=16000, max_output_rate=48000
@@ -98,3 +100,87 @@ def test_the_model_loads_at_setup_not_when_the_stage_is_built(tiny_htdemucs):
     assert not hasattr(stage, "separator")
     with pytest.raises(CheckpointUnavailableError, match="absent.safetensors"):
         stage.setup()
+
+
+# --- gated: per utterance, where needed ------------------------------------------------------------------------------
+
+
+def _mix(speech: np.ndarray, background: np.ndarray, snr_db: float) -> np.ndarray:
+    b = np.resize(background, len(speech))
+    return speech + b * np.sqrt(np.mean(speech**2) / np.mean(b**2) / 10 ** (snr_db / 10))
+
+
+@pytest.fixture(scope="module")
+def utterances():
+    import soundfile as sf
+
+    from tests.conftest import DATA
+
+    speech, sr = sf.read(DATA / "speech" / "pyroomacoustics__cmu_arctic_us_aew_a0001.wav", dtype="float32")
+    noise, nsr = sf.read(DATA / "noise" / "dishes_20s.flac", dtype="float32")
+    noise = resample(noise[: 10 * nsr], nsr, sr)
+    return sr, speech, [speech, _mix(speech, noise, 0.0), _mix(speech, noise, 5.0), _mix(speech, noise, 15.0)]
+
+
+def _gated(gate: SeparationGate) -> SeparationStage:
+    stage = SeparationStage(SeparationConfig(gate=gate), 16000, 48000, QualityConfig().model)
+    stage.setup()
+    return stage
+
+
+def test_clean_speech_is_written_untouched_and_a_strong_background_rejected(utterances):
+    sr, speech, waves = utterances
+    stage = _gated(SeparationGate())
+    out = stage([segment_row(w, sr, i) for i, w in enumerate(waves)])
+    clean = out[0]
+    assert clean.live and np.array_equal(clean.pcm(), segment_row(speech, sr, 9).pcm())  # bit for bit
+    assert clean.sample.separation.applied is False and clean.sample.separation.background >= 3.8
+    assert clean.sample.separation.speech_to_background_db is None  # the separator never ran
+    assert clean.sample.quality is not None and round(clean.sample.quality.snr, 4) == clean.sample.separation.background
+    loud = out[1]  # speech and dish noise at equal power
+    assert loud.reject.reason == "background_too_strong" and "< min_snr_db 5" in loud.reject.detail
+    assert loud.sample.separation.background < 3.8 and loud.sample.separation.speech_to_background_db < 5
+    for row in out[1:]:  # every decision follows from the recorded figures
+        sep = row.sample.separation
+        if sep.background >= 3.8:
+            assert row.live and not sep.applied
+        elif sep.speech_to_background_db >= 10:
+            assert row.live and not sep.applied and row.sample.quality is not None
+        elif sep.speech_to_background_db < 5:
+            assert row.reject.reason == "background_too_strong"
+        else:
+            assert row.live and sep.applied and row.sample.quality is None
+
+
+def test_what_the_gate_sends_to_the_separator_is_separated(utterances):
+    sr, speech, waves = utterances
+    stage = _gated(SeparationGate(min_clean=100.0, untouched_snr_db=100.0, min_snr_db=None))  # everything separated
+    out = stage([segment_row(w, sr, i) for i, w in enumerate(waves[:3])])
+    for row, w in zip(out, waves):
+        sep = row.sample.separation
+        assert row.live and sep.applied and sep.model_id == "spleeter:2stems" and row.sample.quality is None
+        assert row.sample.audio.sample_rate == 16000 and abs(row.n_samples - len(w)) <= 2
+        assert not np.allclose(row.waveform()[: len(w) - 2], w[: len(w) - 2], atol=1e-3)  # separated, not copied
+    # the separated clean speech is no longer its input: what the gate exists to avoid
+    assert out[0].sample.separation.speech_to_background_db > 10
+
+
+def test_a_gate_without_quality_fails_at_start():
+    with pytest.raises(ValueError, match="separation.gate: decides on the quality model"):
+        SeparationStage(SeparationConfig(), 16000, 48000, None)
+
+
+def test_the_gate_keeps_the_full_band_and_separated_utterances_get_a_new_analysis_copy(utterances):
+    sr, speech, waves = utterances
+    full = [resample(w, sr, 48000) for w in (speech, waves[2])]
+    out = _gated(SeparationGate())([segment_row(w, 48000, i) for i, w in enumerate(full)])
+    assert (
+        out[0].live and out[0].sample_rate == 48000 and np.array_equal(out[0].pcm(), segment_row(full[0], 48000).pcm())
+    )
+    out = _gated(SeparationGate(min_clean=100.0, untouched_snr_db=100.0, min_snr_db=None))(
+        [segment_row(w, 48000, i) for i, w in enumerate(full)]
+    )
+    for row, w in zip(out, full):
+        assert row.live and row.sample.separation.applied
+        assert row.sample_rate == row.sample.audio.sample_rate == 44100  # the separator's band, not upsampled back
+        assert row.analysis_rate == 16000 and abs(len(row.analysis_waveform()) - len(w) // 3) <= 2
