@@ -46,6 +46,11 @@ def pcm_bytes(x: np.ndarray) -> bytes:
     return np.clip(np.rint(x * _SCALE), -_SCALE, _SCALE - 1).astype(PCM_DTYPE).tobytes()
 
 
+def analysis_copy(x: np.ndarray, sample_rate: int, analysis_rate: int) -> np.ndarray:
+    """The samples the analysis models read: `x` taken to `analysis_rate` (itself when already there)."""
+    return x if sample_rate == analysis_rate else resample(x, sample_rate, analysis_rate)
+
+
 @dataclass
 class SourceInfo:
     """What is known of the input file as a whole: given with it (sidecar, manifest columns) or found by decode."""
@@ -107,13 +112,18 @@ class Row:
         """The samples as float32 in [-1, 1)."""
         return self.pcm().astype(np.float32) * np.float32(1 / _SCALE)
 
-    def set_waveform(self, x: np.ndarray, sample_rate: int, analysis_rate: int | None = None) -> None:
+    def set_waveform(
+        self, x: np.ndarray, sample_rate: int, analysis_rate: int | None = None, analysis: np.ndarray | None = None
+    ) -> None:
         """Full-band samples and, with `analysis_rate` (and when they are not at it), the analysis copy resampled once
-        from them; without, the row has no analysis copy yet (a later stage replaces its audio first)."""
+        from them (or `analysis`, that copy already made by `analysis_copy`); without, the row has no analysis copy
+        yet (a later stage replaces its audio first)."""
         self.audio, self.encoding, self.sample_rate = pcm_bytes(x), AudioEncoding.PCM16, int(sample_rate)
         self.analysis_rate = int(analysis_rate or 0)
         needed = analysis_rate is not None and sample_rate != analysis_rate
-        self.analysis = pcm_bytes(resample(x, sample_rate, analysis_rate)) if needed else b""
+        if needed and analysis is None:
+            analysis = analysis_copy(x, sample_rate, analysis_rate)
+        self.analysis = pcm_bytes(analysis) if needed else b""
 
     def analysis_waveform(self) -> np.ndarray:
         """The samples the analysis models read, as float32 at `analysis_rate`."""

@@ -538,7 +538,7 @@ def print_table(fig: dict, cores: int) -> None:
         c = fig["decoded_and_resampled_once"]
         print(
             f"mixture resampled in decode {c['mixture_resample_streams']} "
-            f"(inputs {c['inputs']}), in the separator {c['mixture_resamples_in_separator']} (pieces {c['pieces']}), vocals {c['vocals_resample_streams']} (pieces {c['pieces']}), other {c['other_resamples'] or 'none'}"
+            f"(inputs {c['inputs']}), in the separator {c['mixture_resamples_in_separator']} (rows it received {c['separated']}), vocals {c['vocals_resample_streams']}, analysis copies {c['analysis_copies']} (pieces {c['pieces']}), other {c['other_resamples'] or 'none'}"
         )
     print("\ntargets: " + ", ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in verdicts(fig).items()))
 

@@ -19,13 +19,15 @@ from curation.run import curate
 from models.signal import RESAMPLE_LISTENERS
 from schemas.config import CurateConfig
 
-# Who may resample, and what: the source mixture once (in decode when the source is above the separator's
-# rate, else in the separator), and the separated vocals once (the separator's output sink, to the output
-# rate). Any other caller resamples audio again.
+# Who may resample, and what: the source mixture once (in decode when the source is above decode.max_output_rate,
+# then in the separator, to its rate), the separated vocals once (the separator's output sink, when the output rate
+# is not its own), and the analysis copy once per audio made (curation.row: in decode, or of the vocals). Any other
+# caller resamples audio again.
 ALLOWED_RESAMPLERS = {
     "curation.io.audio": "mixture",
     "models.separator.base": "mixture",
     "models.separator.chunking": "vocals",
+    "curation.row": "analysis",
 }
 
 
@@ -38,6 +40,7 @@ class StageClock:
         self.cpu: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.audio_in_s: dict[str, float] = defaultdict(float)
+        self.rows_in: dict[str, int] = defaultdict(int)
         self.threads = threads or {}
 
     @contextlib.contextmanager
@@ -47,6 +50,7 @@ class StageClock:
 
             torch.set_num_threads(self.threads[stage])
         self.audio_in_s[stage] += sum(r.n_samples / r.sample_rate for r in rows if r.live and r.sample_rate)
+        self.rows_in[stage] += sum(r.live for r in rows)
         w, c = time.perf_counter(), time.process_time()
         try:
             yield
@@ -71,9 +75,10 @@ class CallCounter:
         finally:
             RESAMPLE_LISTENERS.remove(listener)
 
-    def check(self, inputs: int, pieces: int) -> dict:
-        """The verdict: the mixture resampled at most once per input in decode and once per piece in the separator,
-        the vocals at most once per piece; nothing else resampled."""
+    def check(self, inputs: int, pieces: int, separated: int) -> dict:
+        """The verdict: the mixture resampled at most once per input in decode and once per row the separator
+        received (`separated`: pieces, or utterances when gated) in the separator, the vocals at most once per such
+        row, the analysis copy at most once per piece and per separated row; nothing else resampled."""
         others = {m: n for m, n in self.resamples.items() if m not in ALLOWED_RESAMPLERS}
         mixture = self.resamples.get("curation.io.audio", 0)
         in_separator = self.resamples.get("models.separator.base", 0)
@@ -82,15 +87,16 @@ class CallCounter:
         return {
             "inputs": inputs,
             "pieces": pieces,
+            "separated": separated,
             "mixture_resample_streams": mixture,
             "mixture_resamples_in_separator": in_separator,
             "vocals_resample_streams": vocals,
             "analysis_copies": analysis,
             "other_resamples": others,
             "ok": mixture <= inputs
-            and in_separator <= pieces
-            and vocals <= pieces
-            and analysis <= pieces
+            and in_separator <= separated
+            and vocals <= separated
+            and analysis <= pieces + separated
             and not others,
         }
 
@@ -121,5 +127,7 @@ def run_sequential(
             }
             for s in stages
         },
-        "checks": counter.check(summary["inputs"], pieces) if counter is not None else None,
+        "checks": counter.check(summary["inputs"], pieces, clock.rows_in.get("separation", 0))
+        if counter is not None
+        else None,
     }

@@ -16,9 +16,8 @@ import math
 
 import numpy as np
 
-from curation.row import Row
+from curation.row import Row, analysis_copy
 from curation.stages.base import CurationStage, shared_model
-from models.signal import resample
 from schemas.config import ModelSpec, SeparationConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, SeparationInfo
@@ -119,12 +118,12 @@ class SeparationStage(CurationStage):
         return noisy
 
     def _separated(self, row: Row, vocals: np.ndarray) -> None:
+        """Decide on the separator's vocals by their ratio to what it removed, both taken at the analysis rate (the
+        vocals' copy there is the one written with them: nothing is resampled twice)."""
         gate, sample = self.cfg.gate, row.sample
         rate = self.output_rate(row.sample_rate)
-        mixture = row.waveform()
-        if rate != row.sample_rate:
-            mixture = resample(mixture, row.sample_rate, rate)
-        ratio = snr_db(vocals, mixture)
+        copy = analysis_copy(vocals, rate, self.analysis_rate)
+        ratio = snr_db(copy, row.analysis_waveform())
         sample.separation = sample.separation.model_copy(update={"speech_to_background_db": round(ratio, 2)})
         if ratio >= gate.untouched_snr_db:
             return  # the background is negligible: the input stays, with the gate's scores
@@ -136,7 +135,7 @@ class SeparationStage(CurationStage):
                 f"({gate.dimension} {sample.separation.background:.2f} before separation)",
             )
             return
-        row.set_waveform(vocals, rate, self.analysis_rate)
+        row.set_waveform(vocals, rate, self.analysis_rate, analysis=copy)
         sample.separation = sample.separation.model_copy(update={"applied": True})
         sample.quality = None  # new audio: the quality stage scores it
         sample.audio = AudioFacts(sample_rate=rate, channels=1, duration_s=row.n_samples / rate, format="FLAC")
