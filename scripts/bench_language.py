@@ -39,7 +39,7 @@ SWEEP = [round(x, 2) for x in np.arange(-4.2, -2.59, 0.1)]
 def segments(seg: SegmentationStage, wav: np.ndarray, name: str) -> list[Row]:
     row = Row(key=source_key(name), source_uri=name, input_index=0, unit=0)
     row.source = SourceInfo(audio=AudioFacts(sample_rate=SR, channels=1, duration_s=len(wav) / SR))
-    row.set_waveform(wav, SR)
+    row.set_waveform(wav, SR, SR)  # already at the analysis rate
     return [r for r in seg([row]) if r.live]
 
 

@@ -47,6 +47,8 @@ from models.signal import resample, to_mono
 from schemas.config import CurateConfig, ModelSpec, SeparationConfig
 from schemas.sample import AudioFacts
 
+ANALYSIS_RATE = CurateConfig(input=".", output=".").decode.sample_rate  # what VAD and the quality model read
+
 AUDIO = {".wav", ".flac", ".ogg", ".mp3"}
 
 
@@ -144,7 +146,7 @@ def _segments(stages, wave: np.ndarray, rate: int, name: str) -> list[Row]:
     """A whole input through segmentation, the gated separation and quality: all its segment rows."""
     row = Row(key=source_key(name), source_uri=name, input_index=0, unit=0)
     row.source = SourceInfo(audio=AudioFacts(sample_rate=rate, channels=1, duration_s=len(wave) / rate))
-    row.set_waveform(wave, rate)
+    row.set_waveform(wave, rate, ANALYSIS_RATE)  # as decode leaves it: full band and the analysis copy
     rows = [row]
     for stage in stages:
         rows = stage(rows)
@@ -159,7 +161,7 @@ def run_gate(args: argparse.Namespace, spec: ModelSpec) -> dict:
     cfg.separation.model = spec
     stages = [
         SegmentationStage(cfg.segmentation),
-        SeparationStage(cfg.separation, args.eval_rate, cfg.quality.model),
+        SeparationStage(cfg.separation, ANALYSIS_RATE, cfg.decode.max_output_rate, cfg.quality.model),
         QualityStage(cfg.quality),
     ]
     for stage in stages:
@@ -174,7 +176,7 @@ def run_gate(args: argparse.Namespace, spec: ModelSpec) -> dict:
     backgrounds = {p: read(p, native) for p in noise_files + music_files}
     for k, sp in enumerate(speech_files):
         info = sf.info(sp)
-        rate = min(info.samplerate, native)  # as decode leaves a source below the separator's rate
+        rate = min(info.samplerate, cfg.decode.max_output_rate)  # as decode leaves it
         clean = read(sp, rate)
         conditions = [("clean", None, clean, rate)]
         speech = read(sp, native)
@@ -206,7 +208,7 @@ def run_gate(args: argparse.Namespace, spec: ModelSpec) -> dict:
                 }
                 if row.live:
                     a = int(round(rec["start_s"] * args.eval_rate))
-                    out = row.waveform()
+                    out = resample(row.waveform(), row.sample_rate, args.eval_rate)
                     n = min(len(out), len(against) - a)
                     rec["si_sdr"] = round(si_sdr(out[:n], against[a : a + n]), 2)
                 segments.append(rec)
@@ -276,7 +278,8 @@ def run_long(args: argparse.Namespace, spec: ModelSpec) -> dict:
     # The model loads first, as in a pipeline actor, then the input arrives.
     stage = SeparationStage(
         SeparationConfig(model=spec, chunk_s=args.chunk_s, overlap_s=args.overlap_s, gate=None),
-        output_rate=args.eval_rate,
+        analysis_rate=ANALYSIS_RATE,
+        max_output_rate=CurateConfig(input=".", output=".").decode.max_output_rate,  # the separator's own rate
     )
     stage.setup()
     rate = stage.separator.sample_rate
@@ -332,9 +335,7 @@ def main() -> None:
     ap.add_argument("--overlap-s", type=float, default=SeparationConfig().overlap_s)
     ap.add_argument("--mixes", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--eval-rate", type=int, default=16000, help="Rate of scoring (mix mode) and of the stage's output (long mode)."
-    )
+    ap.add_argument("--eval-rate", type=int, default=16000, help="Rate at which SI-SDR is computed.")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--long-hour", action="store_true", help="Time a one-hour input through SeparationStage instead.")
     ap.add_argument("--gate", action="store_true", help="The gated pipeline stages on clean input and mixes instead.")

@@ -107,7 +107,7 @@ def segments_of(stage: SegmentationStage, wav: np.ndarray, name: str) -> list[tu
     """(start_s, audio) of the kept segments of one whole input, as the segmentation stage cuts it."""
     row = Row(key=source_key(name), source_uri=name, input_index=0, unit=0)
     row.source = SourceInfo(audio=AudioFacts(sample_rate=SR, channels=1, duration_s=len(wav) / SR))
-    row.set_waveform(wav, SR)
+    row.set_waveform(wav, SR, SR)  # already at the analysis rate
     return [(r.sample.source.start_s, r.waveform()) for r in stage([row]) if r.live]
 
 

@@ -1,6 +1,7 @@
 """Exactly-once under crashes: kill the driver (or a worker) at several points, run the same command
 again, and compare with an uninterrupted run: same keys, same audio and JSON, consistent index."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,19 +42,33 @@ def trickle_config(src, out):
     )
 
 
-def start(src: Path, out: Path) -> subprocess.Popen:
+@contextlib.contextmanager
+def running(src: Path, out: Path):
+    """`s2 curate` on the session's Ray in a child process (its stderr in OUT.log); killed on the way out if it still
+    runs, so a failing test leaves no job holding the shared Ray's CPUs."""
     import ray
 
     cfg = trickle_config(src, out).model_dump(mode="json")
     (out.parent / f"{out.name}.yaml").write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, RAY_ADDRESS=ray.get_runtime_context().gcs_address, PYTHONPATH=str(ROOT))
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobs.curate", "--config", str(out.parent / f"{out.name}.yaml"), "--no-progress"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(out.parent / f"{out.name}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobs.curate", "--config", str(out.parent / f"{out.name}.yaml"), "--no-progress"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def log_tail(out: Path) -> str:
+    return (out.parent / f"{out.name}.log").read_text(errors="replace")[-3000:]
 
 
 def wait_for(predicate, timeout: float = 120) -> None:
@@ -84,10 +99,10 @@ def assert_same_as_reference(out: Path, ref: Path) -> None:
 def test_driver_killed_then_resumed(job, tmp_path, kill_after_units):
     src, ref, n = job
     out = tmp_path / "out"
-    proc = start(src, out)
-    wait_for(lambda: (out / "_run" / "plan.json").exists() and units_done(out) >= kill_after_units)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with running(src, out) as proc:
+        wait_for(lambda: (out / "_run" / "plan.json").exists() and units_done(out) >= kill_after_units)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     assert units_done(out) < n, "the run finished before it could be killed"
     summary = run_curation(trickle_config(src, out), progress=False)
     assert summary["resumed"] and summary["units_skipped"] >= kill_after_units
@@ -112,11 +127,14 @@ def stage_actor_pid(driver_pid: int) -> int | None:
 def test_worker_killed_then_resumed(job, tmp_path):
     src, ref, n = job
     out = tmp_path / "out"
-    proc = start(src, out)
-    wait_for(lambda: units_done(out) >= 2)
-    pid = stage_actor_pid(proc.pid)
-    assert pid is not None, "the run's stage actors were not found"
-    os.kill(pid, signal.SIGKILL)
-    proc.wait(timeout=120)  # the run either recovers or stops with an incomplete-run error
+    with running(src, out) as proc:
+        wait_for(lambda: units_done(out) >= 2)
+        pid = stage_actor_pid(proc.pid)
+        assert pid is not None, "the run's stage actors were not found"
+        os.kill(pid, signal.SIGKILL)
+        try:  # the run either recovers or stops with an incomplete-run error
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the run neither finished nor stopped within 120 s of losing a stage actor:\n" + log_tail(out))
     run_curation(trickle_config(src, out), progress=False)
     assert_same_as_reference(out, ref)
