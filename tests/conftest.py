@@ -75,6 +75,20 @@ def tiny_htdemucs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_codec_dir(tmp_path_factory) -> Path:
+    """A folder holding a tiny random codec, written by `s2 codec init --tiny` (the real save path)."""
+    import warnings
+
+    from jobs.codec import main as codec_main
+
+    folder = tmp_path_factory.mktemp("codec")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it says, as it should, that its weights are random
+        assert codec_main(["init", "--tiny", str(folder)]) == 0
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_w2vbert(tmp_path_factory) -> Path:
     from tests.tiny_models import build_w2vbert
 

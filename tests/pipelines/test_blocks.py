@@ -22,7 +22,7 @@ def test_each_decoded_piece_of_a_long_input_is_its_own_block(ray_session, tmp_pa
     columns = to_columns(input_rows([{"uri": str(tmp_path / "long.wav"), "index": 0, "unit": 0}]))
     items = [dict(zip(columns, values)) for values in zip(*columns.values())]
     configure_data_context()
-    stage = DecodeStage(DecodeConfig(piece_s=60), 16000, upsample=True)
+    stage = DecodeStage(DecodeConfig(piece_s=60), 48000, 16000)
     ds = ray.data.from_items(items).map_batches(
         decode_batch, fn_kwargs={"stage": stage}, batch_size=1, batch_format="numpy"
     )

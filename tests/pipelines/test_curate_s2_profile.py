@@ -30,21 +30,23 @@ def head(tiny_w2vbert, tmp_path_factory):
     return out
 
 
-def test_s2_profile_runs_the_reports_models(ray_session, tiny_htdemucs, tiny_w2vbert, head, tiny_qwen3_omni, tmp_path):
+def test_s2_profile_runs_the_reports_models(
+    ray_session, tiny_htdemucs, tiny_w2vbert, head, tiny_qwen3_omni, tiny_codec_dir, tmp_path
+):
     src = tmp_path / "in"
     src.mkdir()
     for c in CLIPS:
         shutil.copy(DATA / "speech" / c, src / c)
-    cpu = {"num_gpus": 0, "num_cpus": 0.25}  # 2 CPUs: three model actors, VAD, and room for decode/encode tasks
+    cpu = {"num_gpus": 0, "num_cpus": 0.25}  # 2 CPUs: four model actors, VAD, and room for decode/encode tasks
     cfg = layered(
         CurateConfig,
         profile_layer("s2"),
         {"input": str(src), "output": str(tmp_path / "out"), "ray": {"num_cpus": 2}},
         {
             "decode": {"resources": {"num_cpus": 0.25, "concurrency": 1}},
-            "segmentation": {"resources": {"num_cpus": 0.25}},
+            "segmentation": {"resources": {"num_cpus": 0.25, "concurrency": 1}},
         },
-        {stage: {"resources": cpu} for stage in ("separation", "quality", "transcription")},
+        {stage: {"resources": cpu} for stage in ("separation", "quality", "transcription", "codec")},
         overrides=[
             # short utterances: the tiny thinker answers two words, taught on audio up to 5 s
             "segmentation.min_s=1.0",
@@ -63,6 +65,7 @@ def test_s2_profile_runs_the_reports_models(ray_session, tiny_htdemucs, tiny_w2v
             f"transcription.model.options.prompt={OPTIONS['prompt']}",
             f"transcription.model.options.max_new_tokens={OPTIONS['max_new_tokens']}",
             "transcription.max_sidecar_wer=10",
+            f"codec.model.checkpoint={tiny_codec_dir}",
         ],
     )
     assert cfg.profile == "s2" and cfg.separation.model.name == "htdemucs"
@@ -76,3 +79,4 @@ def test_s2_profile_runs_the_reports_models(ray_session, tiny_htdemucs, tiny_w2v
         assert s.quality.model_id.startswith("w2vbert") and s.quality.overall is not None and s.quality.snr is not None
         assert s.transcript.model_id.startswith("qwen3-omni") and s.transcript.render() == TARGET
         assert [t.speaker for t in s.transcript.turns] == [0, 1]
+        assert "random-init" in s.codec.model_id and s.codec.frames > 0  # the s2 profile tokenizes

@@ -111,16 +111,18 @@ def test_driver_killed_then_resumed(job, tmp_path, kill_after_units):
 
 def stage_actor_pid(driver_pid: int) -> int | None:
     """The process id of a model-stage actor of the job whose driver is `driver_pid` (the run this test started):
-    never a worker of another job on the same machine."""
+    never a worker of another job on the same machine. Read from the GCS tables (the test Ray has no dashboard for
+    the state API)."""
     import ray
-    from ray.util.state import list_actors
 
-    # a job row lacks DriverInfo while its driver is still registering
-    jobs = [j["JobID"] for j in ray.state.jobs() if (j.get("DriverInfo") or {}).get("DriverPid") == str(driver_pid)]
+    jobs = [j["JobID"] for j in ray.state.jobs() if j.get("DriverPid") == driver_pid]
     if not jobs:
         return None
-    actors = list_actors(filters=[("job_id", "=", jobs[-1].hex()), ("state", "=", "ALIVE")], detail=True, limit=1000)
-    pids = [a.pid for a in actors if "MapWorker" in a.class_name and a.pid]
+    pids = [
+        a["Pid"]
+        for a in ray.state.actors().values()
+        if a["JobID"] == jobs[-1] and a["State"] == "ALIVE" and "MapWorker" in a["ActorClassName"] and a["Pid"]
+    ]
     return pids[0] if pids else None
 
 

@@ -41,7 +41,9 @@ def _config(*layers: dict) -> CurateConfig:
 
 
 def _decoded(cfg):
-    return DecodeStage(cfg.decode, cfg.decode.sample_rate)(input_rows([{"uri": str(CLIP), "index": 0, "unit": 0}]))
+    return DecodeStage(cfg.decode, cfg.decode.max_output_rate, cfg.decode.sample_rate)(
+        input_rows([{"uri": str(CLIP), "index": 0, "unit": 0}])
+    )
 
 
 @pytest.fixture
@@ -54,7 +56,11 @@ def keep_torch_threads():
 
 def test_the_actor_equals_the_stages_in_sequence_and_keeps_each_stage_batch_size(keep_torch_threads):
     cfg = _config(
-        {"segmentation": {"min_s": 1.0, "resources": {"batch_size": 1}}, "quality": {"resources": {"batch_size": 2}}}
+        {
+            # utterances as VAD finds them (not joined toward target_s): several rows
+            "segmentation": {"min_s": 1.0, "target_s": 0, "resources": {"batch_size": 1}},
+            "quality": {"resources": {"batch_size": 2}},
+        }
     )
     segmentation, quality = Recording(SegmentationStage(cfg.segmentation)), Recording(QualityStage(cfg.quality))
     decoded = _decoded(cfg)

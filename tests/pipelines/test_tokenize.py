@@ -31,14 +31,8 @@ CLIPS = [DATA / "fullband" / "whisper__jfk_5s.flac", *sorted((DATA / "speech").g
 
 
 @pytest.fixture(scope="module")
-def codec(tmp_path_factory):
-    from jobs.codec import main as codec_main
-
-    folder = tmp_path_factory.mktemp("codec")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert codec_main(["init", "--tiny", str(folder)]) == 0
-    return folder
+def codec(tiny_codec_dir):
+    return tiny_codec_dir
 
 
 @pytest.fixture(scope="module")
