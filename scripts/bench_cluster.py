@@ -1,7 +1,8 @@
 """Curation on a real two-node Ray cluster on this machine: the head offers no CPU to tasks, so decoding, the model
 actors and the unit writers all run on the worker node; the driver only plans, checks and receives per-unit
 summaries. Measures the driver's peak RSS at 1x and `--scale`x input, checks where the writers ran, and compares the
-shards with a single-node run of the same input, byte for byte.
+shards with those of the same input curated without Ray (the sequential executor, which writes what a one-node Ray
+run writes: tests/pipelines/test_curate_local_profile.py), byte for byte.
 
     .venv/bin/python -m scripts.bench_cluster --out bench_out/cluster.json              # local profile, 8 and 32 inputs
     .venv/bin/python -m scripts.bench_cluster --inputs 4 --scale 4 --set separation.enabled=false ...
@@ -44,22 +45,23 @@ def shard_digests(output: Path) -> dict[str, str]:
 
 
 def child(args: argparse.Namespace) -> int:
-    """One run, driven from this process, on a fresh two-node cluster (or on a local one-node Ray: --single-node)."""
+    """One run, driven from this process, on a fresh two-node cluster (or without Ray: --sequential)."""
+    from curation.executor import SequentialExecutor
     from curation.run import curate
     from jobs.config import curate_config
     from pipelines.curate import RayExecutor
     from pipelines.ray_env import ensure_ray
 
-    cluster = None
     direct = {"input": args.input, "output": args.output}
-    if args.single_node:
-        direct["ray"] = {"num_cpus": args.worker_cpus}
-    else:
-        from ray.cluster_utils import Cluster
+    if args.sequential:
+        curate(curate_config("local", direct=direct, overrides=args.overrides), SequentialExecutor())
+        Path(args.result).write_text(json.dumps({"shards": shard_digests(Path(args.output))}))
+        return 0
+    from ray.cluster_utils import Cluster
 
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-        cluster.add_node(num_cpus=args.worker_cpus)
-        direct["ray"] = {"address": cluster.address}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster.add_node(num_cpus=args.worker_cpus)
+    direct["ray"] = {"address": cluster.address}
     try:
         cfg = curate_config("local", direct=direct, overrides=args.overrides)
         import ray
@@ -79,14 +81,13 @@ def child(args: argparse.Namespace) -> int:
         }
         ray.shutdown()
     finally:
-        if cluster is not None:
-            cluster.shutdown()
+        cluster.shutdown()
     Path(args.result).write_text(json.dumps(result))
     return 0
 
 
 def run(
-    input_dir: Path, output: Path, work: Path, overrides: list[str], worker_cpus: int, single_node: bool = False
+    input_dir: Path, output: Path, work: Path, overrides: list[str], worker_cpus: int, sequential: bool = False
 ) -> dict:
     """One child run; returns its result."""
     if output.exists():
@@ -94,8 +95,8 @@ def run(
     result = work / f"{output.name}.json"
     cmd = [sys.executable, "-m", "scripts.bench_cluster", "--child", "--input", str(input_dir), "--output", str(output)]
     cmd += ["--result", str(result), "--worker-cpus", str(worker_cpus), *sum((["--set", o] for o in overrides), [])]
-    if single_node:
-        cmd.append("--single-node")
+    if sequential:
+        cmd.append("--sequential")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # never a cluster named in the environment
     env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
@@ -108,9 +109,7 @@ def measure(work: Path, inputs: int, scale: int, overrides: list[str], worker_cp
     runs = {
         "cluster_1x": run(small, work / "out_cluster_1x", work, overrides, worker_cpus),
         f"cluster_{scale}x": run(large, work / f"out_cluster_{scale}x", work, overrides, worker_cpus),
-        f"single_node_{scale}x": run(
-            large, work / f"out_single_{scale}x", work, overrides, worker_cpus, single_node=True
-        ),
+        f"sequential_{scale}x": run(large, work / f"out_sequential_{scale}x", work, overrides, worker_cpus, True),
     }
     big = runs[f"cluster_{scale}x"]
     head = [node for node, cpus in big["nodes_cpus"].items() if cpus == 0]
@@ -119,7 +118,7 @@ def measure(work: Path, inputs: int, scale: int, overrides: list[str], worker_cp
         "runs": runs,
         "driver_peak_rss_mb": [runs["cluster_1x"]["driver_peak_rss_mb"], big["driver_peak_rss_mb"]],
         "writers_off_the_head": all(n not in head for r in runs.values() if "cluster" in r for n in r["writer_nodes"]),
-        "cluster_equals_single_node": big["shards"] == runs[f"single_node_{scale}x"]["shards"] and bool(big["shards"]),
+        "cluster_equals_sequential": big["shards"] == runs[f"sequential_{scale}x"]["shards"] and bool(big["shards"]),
     }
 
 
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker-cpus", type=int, default=2)
     add_overrides(p)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--single-node", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--input", help=argparse.SUPPRESS)
     p.add_argument("--output", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     a, b = fig["driver_peak_rss_mb"]
     print(f"driver peak RSS: {a:.0f} MB at {fig['inputs'][0]} inputs, {b:.0f} MB at {fig['inputs'][1]} inputs")
     print(
-        f"writers off the head node: {fig['writers_off_the_head']}; 2-node shards == 1-node shards: {fig['cluster_equals_single_node']}"
+        f"writers off the head node: {fig['writers_off_the_head']}; 2-node shards == shards without Ray: {fig['cluster_equals_sequential']}"
     )
     return 0
 

@@ -101,6 +101,7 @@ def make_bad_inputs(root: Path) -> dict[str, str | None]:
     return exp
 
 
-def make_silence_hour(root: Path) -> str:
-    sf.write(root / "silence_hour.flac", np.zeros(3600 * 8000, np.float32), 8000)
-    return "silence_hour.flac"
+def make_long_silence(root: Path) -> str:
+    """Ten minutes of digital silence: an input decoded in several pieces (decode.piece_s), none with speech."""
+    sf.write(root / "silence_10min.flac", np.zeros(600 * 8000, np.float32), 8000)
+    return "silence_10min.flac"

@@ -72,7 +72,7 @@ def test_ray_job_submit_runs_a_curation_job(ray_head, tmp_path):
     url, env = ray_head
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
-    for name in ("wenet__librispeech-1995-1837-0001.wav", "lhotse__2412-153948-0000.flac"):
+    for name in ("wenet__librispeech-1995-1837-0001.wav",):
         (src / name).symlink_to(DATA / "speech" / name)
     cmd = [
         str(BIN / "ray"),
@@ -105,5 +105,5 @@ def test_ray_job_submit_runs_a_curation_job(ray_head, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "succeeded" in r.stdout
     summary = json.loads((out / "report" / "summary.json").read_text())
-    assert summary["inputs"] == 2 and summary["segments_kept"] >= 2
+    assert summary["inputs"] == 1 and summary["segments_kept"] >= 1
     assert len(pq.read_table(out / "manifest.parquet")) == summary["segments_kept"]

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.curate import run_curation
-from tests.badfiles import make_bad_inputs, make_silence_hour
+from tests.badfiles import make_bad_inputs, make_long_silence
 from tests.pipelines.test_curate_e2e import spine_config
 
 pytestmark = pytest.mark.ray
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.ray
 def test_bad_inputs_end_as_rejects_with_reasons(ray_session, tmp_path):
     src = tmp_path / "in"
     expected = make_bad_inputs(src)
-    expected[make_silence_hour(src)] = "no_speech"
+    expected[make_long_silence(src)] = "no_speech"
     summary = run_curation(spine_config(src, tmp_path / "out"), progress=False)
 
     assert summary["inputs"] == len(expected) == summary["inputs_with_samples"] + summary["inputs_rejected"]

@@ -95,7 +95,7 @@ def assert_same_as_reference(out: Path, ref: Path) -> None:
         assert hashlib.sha256((out / s["url"]).read_bytes()).hexdigest() == s["sha256"]
 
 
-@pytest.mark.parametrize("kill_after_units", [0, 3, 8])
+@pytest.mark.parametrize("kill_after_units", [0, 8])  # before any unit is done, and well into the run
 def test_driver_killed_then_resumed(job, tmp_path, kill_after_units):
     src, ref, n = job
     out = tmp_path / "out"
