@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from models.asr.qwen3_omni import DEFAULT_PROMPT, audio_token_count
+from models.asr.qwen3_omni_tiny import tiny_thinker_config
 from models.asr.qwen3_omni_vllm import requests as vllm_requests
 from scripts.gpu_bench_quality import TINY as TINY_W2VBERT
 from scripts.gpu_bench_quality import _time
@@ -118,51 +119,8 @@ THINKER = dict(
 # Qwen's chat tokens: <|im_start|>, <|im_end|>, <|audio_end|>, 'user', 'assistant', '\n'
 CHAT_IDS = dict(im_start=151644, im_end=151645, audio_end=151670, user=872, assistant=77091, newline=198)
 
-TINY_THINKER = dict(
-    audio_config=dict(
-        num_mel_bins=128,
-        encoder_layers=1,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        d_model=16,
-        output_dim=64,
-        n_window=50,
-        n_window_infer=100,
-        downsample_hidden_size=8,
-    ),
-    vision_config=dict(
-        depth=1,
-        hidden_size=16,
-        intermediate_size=32,
-        num_heads=2,
-        out_hidden_size=64,
-        deepstack_visual_indexes=[0],
-        num_position_embeddings=16,
-    ),
-    text_config=dict(
-        vocab_size=512,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        moe_intermediate_size=64,
-        num_experts=2,
-        num_experts_per_tok=1,
-        rope_parameters={
-            "rope_type": "default",
-            "rope_theta": 10000.0,
-            "mrope_section": [2, 3, 3],
-            "interleaved": True,
-        },
-    ),
-    audio_token_id=505,
-    audio_start_token_id=504,
-    image_token_id=507,
-    video_token_id=508,
-    vision_start_token_id=506,
-    user_token_id=400,
+TINY_THINKER = tiny_thinker_config(
+    512, dict(audio=505, audio_start=504, vision_start=506, image=507, video=508, user=400)
 )
 TINY_CHAT_IDS = dict(im_start=500, im_end=501, audio_end=503, user=400, assistant=401, newline=10)
 

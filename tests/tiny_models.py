@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from models.asr.qwen3_omni import audio_token_count, chat_text, instruction
+from models.asr.qwen3_omni_tiny import tiny_thinker_config
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_start|>", "<|audio_end|>", "<|audio_pad|>"]
 TARGET = "<|speaker:0|>hi [laugh]<|speaker:1|>yo"
@@ -41,51 +42,18 @@ def build_qwen3_omni_thinker(path: Path) -> Path:
     ids = {s: tokenizer.convert_tokens_to_ids(s) for s in SPECIALS}
     vocab = len(tokenizer)
     config = Qwen3OmniMoeThinkerConfig(
-        audio_config=dict(
-            num_mel_bins=128,
-            encoder_layers=1,
-            encoder_attention_heads=2,
-            encoder_ffn_dim=32,
-            d_model=16,
-            output_dim=64,
-            n_window=50,
-            n_window_infer=100,
-            downsample_hidden_size=8,
-        ),
-        vision_config=dict(
-            depth=1,
-            hidden_size=16,
-            intermediate_size=32,
-            num_heads=2,
-            out_hidden_size=64,
-            deepstack_visual_indexes=[0],
-            num_position_embeddings=16,
-        ),
-        text_config=dict(
-            vocab_size=vocab,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=16,
-            moe_intermediate_size=64,
-            num_experts=2,
-            num_experts_per_tok=1,
-            rope_parameters={
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [2, 3, 3],
-                "interleaved": True,
-            },
-            pad_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-        ),
-        audio_token_id=ids["<|audio_pad|>"],
-        audio_start_token_id=ids["<|audio_start|>"],
-        vision_start_token_id=vocab + 1,
-        image_token_id=vocab + 2,
-        video_token_id=vocab + 3,
+        **tiny_thinker_config(
+            vocab,
+            dict(
+                audio=ids["<|audio_pad|>"],
+                audio_start=ids["<|audio_start|>"],
+                vision_start=vocab + 1,
+                image=vocab + 2,
+                video=vocab + 3,
+                pad=ids["<|endoftext|>"],
+                eos=ids["<|im_end|>"],
+            ),
+        )
     )
     torch.manual_seed(0)
     model = Qwen3OmniMoeThinkerForConditionalGeneration(config)
