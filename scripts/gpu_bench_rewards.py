@@ -33,6 +33,7 @@ import torch
 
 from models.asr.qwen3_omni import DEFAULT_PROMPT, Qwen3OmniTranscriber
 from models.rewards import RewardItem
+from models.speaker.wavlm import TINY_WAVLM_XVECTOR
 from schemas.config import ModelSpec
 from schemas.rewards import AudioLimits, PreferenceConfig, SimilarityConfig, SttConfig
 from scripts.gpu_bench_s2 import _free, _row, build_thinker
@@ -54,24 +55,6 @@ TINY_SPECIALS = {
     "<|audio_end|>": 503,
     "<|audio_pad|>": 505,
 }
-TINY_WAVLM = dict(
-    hidden_size=16,
-    num_hidden_layers=1,
-    num_attention_heads=2,
-    intermediate_size=32,
-    conv_dim=(8, 8),
-    conv_stride=(5, 4),
-    conv_kernel=(10, 8),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    tdnn_dim=(8, 8),
-    tdnn_kernel=(3, 1),
-    tdnn_dilation=(1, 1),
-    xvector_output_dim=12,
-    num_buckets=16,
-    max_bucket_distance=40,
-    feat_extract_norm="layer",
-)
 
 
 def byte_tokenizer(specials: dict[str, int]):
@@ -205,7 +188,7 @@ def bench_similarity(args, device: torch.device) -> list[dict]:
     torch.manual_seed(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        WavLMForXVector(WavLMConfig(**TINY_WAVLM) if args.dry_run else WavLMConfig()).save_pretrained(tmp)
+        WavLMForXVector(WavLMConfig(**TINY_WAVLM_XVECTOR) if args.dry_run else WavLMConfig()).save_pretrained(tmp)
         Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(tmp)
         for batch in args.batches:
             # float32: transformers' WavLM x-vector head pools in the model's dtype

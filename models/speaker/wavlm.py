@@ -58,3 +58,25 @@ class WavLMSpeakerEmbedder:
                 emb = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
             out[k : k + len(audio)] = emb.cpu().numpy()
         return out
+
+
+# A WavLM x-vector of every part at a few thousand parameters (random weights): the tests' checkpoint and the GPU
+# script's dry run, never for scoring.
+TINY_WAVLM_XVECTOR = dict(
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=32,
+    conv_dim=(8, 8),
+    conv_stride=(5, 4),
+    conv_kernel=(10, 8),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    tdnn_dim=(8, 8),
+    tdnn_kernel=(3, 1),
+    tdnn_dilation=(1, 1),
+    xvector_output_dim=12,
+    num_buckets=16,
+    max_bucket_distance=40,
+    feat_extract_norm="layer",
+)

@@ -68,25 +68,10 @@ def test_batching_and_resampling_do_not_change_embeddings(resemblyzer):
 def test_wavlm_xvector_from_a_tiny_checkpoint(tmp_path):
     from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
 
+    from models.speaker.wavlm import TINY_WAVLM_XVECTOR
+
     torch.manual_seed(0)
-    config = WavLMConfig(
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8),
-        conv_stride=(5, 4),
-        conv_kernel=(10, 8),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        tdnn_dim=(8, 8),
-        tdnn_kernel=(3, 1),
-        tdnn_dilation=(1, 1),
-        xvector_output_dim=12,
-        num_buckets=16,
-        max_bucket_distance=40,
-        feat_extract_norm="layer",
-    )
+    config = WavLMConfig(**TINY_WAVLM_XVECTOR)
     WavLMForXVector(config).save_pretrained(tmp_path)
     Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(tmp_path)
     embedder = registry.build(
