@@ -130,23 +130,25 @@ def _gated(gate: SeparationGate) -> SeparationStage:
 
 def test_clean_speech_is_written_untouched_and_a_strong_background_rejected(utterances):
     sr, speech, waves = utterances
-    stage = _gated(SeparationGate())
+    gate = SeparationGate()
+    stage = _gated(gate)
     out = stage([segment_row(w, sr, i) for i, w in enumerate(waves)])
     clean = out[0]
     assert clean.live and np.array_equal(clean.pcm(), segment_row(speech, sr, 9).pcm())  # bit for bit
-    assert clean.sample.separation.applied is False and clean.sample.separation.background >= 3.8
+    assert clean.sample.separation.applied is False and clean.sample.separation.background >= gate.min_clean
     assert clean.sample.separation.speech_to_background_db is None  # the separator never ran
     assert clean.sample.quality is not None and round(clean.sample.quality.snr, 4) == clean.sample.separation.background
     loud = out[1]  # speech and dish noise at equal power
-    assert loud.reject.reason == "background_too_strong" and "< min_snr_db 5" in loud.reject.detail
-    assert loud.sample.separation.background < 3.8 and loud.sample.separation.speech_to_background_db < 5
+    assert loud.reject.reason == "background_too_strong" and f"< min_snr_db {gate.min_snr_db:g}" in loud.reject.detail
+    sep = loud.sample.separation
+    assert sep.background < gate.min_clean and sep.speech_to_background_db < gate.min_snr_db
     for row in out[1:]:  # every decision follows from the recorded figures
         sep = row.sample.separation
-        if sep.background >= 3.8:
+        if sep.background >= gate.min_clean:
             assert row.live and not sep.applied
-        elif sep.speech_to_background_db >= 10:
+        elif sep.speech_to_background_db >= gate.untouched_snr_db:
             assert row.live and not sep.applied and row.sample.quality is not None
-        elif sep.speech_to_background_db < 5:
+        elif sep.speech_to_background_db < gate.min_snr_db:
             assert row.reject.reason == "background_too_strong"
         else:
             assert row.live and sep.applied and row.sample.quality is None
@@ -184,3 +186,8 @@ def test_the_gate_keeps_the_full_band_and_separated_utterances_get_a_new_analysi
         assert row.live and row.sample.separation.applied
         assert row.sample_rate == row.sample.audio.sample_rate == 44100  # the separator's band, not upsampled back
         assert row.analysis_rate == 16000 and abs(len(row.analysis_waveform()) - len(w) // 3) <= 2
+
+
+def test_a_gate_whose_bars_cross_fails_naming_them():
+    with pytest.raises(ValueError, match="min_snr_db 20 is above untouched_snr_db 15"):
+        SeparationGate(min_snr_db=20.0)
