@@ -1,7 +1,8 @@
 """Separation of speech from music and noise, where it is needed.
 
 Gated (`separation.gate`, the default): after VAD, each utterance is scored by the quality model before separation.
-A clean one (background score at least `gate.min_clean`) is written untouched, full band, and keeps those scores. The others go through the separator, whose vocals against what it removed give the
+A clean one (background score at least `gate.min_clean`) is written untouched, full band, and keeps those scores.
+The others go through the separator, whose vocals against what it removed (at the analysis rate) give the
 speech-to-background ratio: at least `gate.untouched_snr_db` and the input is written untouched (the background was
 negligible), below `gate.min_snr_db` the utterance is rejected ('background_too_strong': the separated speech cannot be
 trusted), in between the vocals are written and scored again by the quality stage. `Sample.separation` records whether
