@@ -85,7 +85,7 @@ class Row:
     audio: bytes = b""  # full band: the source's rate (capped), or the separator's output rate
     encoding: AudioEncoding = AudioEncoding.NONE
     sample_rate: int = 0
-    analysis: bytes = b""  # 16-bit PCM at analysis_rate for the models after separation; empty: `audio` is at it
+    analysis: bytes = b""  # 16-bit PCM at analysis_rate for the analysis models; empty: `audio` is at that rate
     analysis_rate: int = 0
     source: SourceInfo = field(default_factory=SourceInfo)
     separation: SeparationInfo | None = None
