@@ -48,27 +48,12 @@ def resolved_rewards(config: GRPOConfig):
 
 def _start_errors() -> tuple[type[Exception], ...]:
     """Problems of the run as a whole, found before or while it starts: said in one line."""
-    from models.checkpoints import CheckpointUnavailableError
-    from models.dual_ar.config import ConfigError
-    from models.dual_ar.tokens import TokenizerError
-    from models.dual_ar.weights import CheckpointFormatError
+    from jobs.train import model_start_errors
     from models.rewards.client import RewardServiceError
-    from training.checkpoint import CheckpointError
-    from training.data import DataError
     from training.grpo.loop import GRPOError
     from training.grpo.rollout import PromptError
 
-    return (
-        GRPOError,
-        PromptError,
-        DataError,
-        CheckpointError,
-        CheckpointUnavailableError,
-        ConfigError,
-        TokenizerError,
-        CheckpointFormatError,
-        RewardServiceError,
-    )
+    return (GRPOError, PromptError, RewardServiceError, *model_start_errors())
 
 
 def notes(config: GRPOConfig) -> list[str]:

@@ -32,25 +32,23 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     return layered(TrainConfig, read_yaml(args.config), overrides=overrides)
 
 
-def _start_errors() -> tuple[type[Exception], ...]:
-    """Problems of the run as a whole, found before or while it starts: said in one line."""
+def model_start_errors() -> tuple[type[Exception], ...]:
+    """Problems of a Dual-AR run's data, checkpoints, config or tokenizer, found before or while it starts (training
+    and GRPO alike): said in one line."""
     from models.checkpoints import CheckpointUnavailableError
     from models.dual_ar.config import ConfigError
     from models.dual_ar.tokens import TokenizerError
     from models.dual_ar.weights import CheckpointFormatError
     from training.checkpoint import CheckpointError
     from training.data import DataError
+
+    return (DataError, CheckpointError, CheckpointUnavailableError, ConfigError, TokenizerError, CheckpointFormatError)
+
+
+def _start_errors() -> tuple[type[Exception], ...]:
     from training.trainer import TrainError
 
-    return (
-        TrainError,
-        DataError,
-        CheckpointError,
-        CheckpointUnavailableError,
-        ConfigError,
-        TokenizerError,
-        CheckpointFormatError,
-    )
+    return (TrainError, *model_start_errors())
 
 
 def _config(args: argparse.Namespace) -> TrainConfig | None:

@@ -46,7 +46,7 @@ from torch import nn
 
 from models.dual_ar.model import DualARTransformer
 from models.dual_ar.tokens import TokenIds
-from schemas.training import ModelConfig, OptimizerConfig, TrainConfig
+from schemas.training import LoraConfig, ModelConfig, OptimizerConfig, TrainConfig
 from training import checkpoint, flops, storage
 from training.data import IGNORE, PAD_SEGMENT, Batch, Loader
 from training.lora import apply_lora, merged_state_dict
@@ -425,7 +425,7 @@ def train(
 
     # 6. the loop
     log = MetricsLog(rt.out, step if saved else None) if world.rank == 0 else None
-    progress = _progress(rt.max_steps, step, world.rank == 0)
+    progress = progress_bar(rt.max_steps, step, world.rank == 0, "train")
     window = Counter()  # sums since the last log line
     window_start = time.perf_counter()
     metrics: dict = {}
@@ -501,19 +501,19 @@ def train(
     weights_out = storage.join(rt.out, MODEL_DIR)
     final = get_model_state_dict(run.loss_module, options=full)
     if world.rank == 0:
-        export(final, mc, tokenizer, config, weights_out)
+        state = {k.removeprefix("model."): v for k, v in final.items()}
+        export(state, mc, tokenizer, config.lora if config.lora.enabled else None, weights_out)
     if world.size > 1:
         dist.barrier()
     return {"metrics": metrics, "model": weights_out, "out": rt.out, "peak_flops": peak, "peak_source": peak_source}
 
 
-def export(state: dict, model_config, tokenizer, config: TrainConfig, uri: str) -> None:
-    """Write the trained weights (names relative to the model, LoRA merged) in the released format."""
+def export(state: dict, model_config, tokenizer, lora: LoraConfig | None, uri: str) -> None:
+    """Write weights (names relative to the model) in the released format, with `lora`'s adapters merged."""
     from models.dual_ar.checkpoint import save_s2_checkpoint
 
-    state = {k.removeprefix("model."): v for k, v in state.items()}
-    if config.lora.enabled:
-        state = merged_state_dict(state, config.lora)
+    if lora is not None:
+        state = merged_state_dict(state, lora)
     with torch.device("meta"):
         plain = DualARTransformer(model_config)
     plain.load_state_dict(state, strict=True, assign=True)
@@ -525,7 +525,8 @@ def export(state: dict, model_config, tokenizer, config: TrainConfig, uri: str) 
         save_s2_checkpoint(plain, tokenizer, uri)
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool, desc: str):
+    """Steps on a terminal (rank 0 only); silent otherwise."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not (enabled and sys.stderr.isatty()), desc="train", unit="step")
+    return tqdm(total=total, initial=initial, disable=not (enabled and sys.stderr.isatty()), desc=desc, unit="step")

@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -65,8 +64,17 @@ from training.grpo.rollout import (
     step_prompts,
 )
 from training.grpo.scoring import Scorer
-from training.lora import apply_lora, merged_state_dict
-from training.trainer import build_model, lr_factor, param_groups, rng_state, set_rng_state, setup_world
+from training.lora import apply_lora
+from training.trainer import (
+    build_model,
+    export,
+    lr_factor,
+    param_groups,
+    progress_bar,
+    rng_state,
+    set_rng_state,
+    setup_world,
+)
 
 REWARDS_LOG = "rewards.jsonl"
 MODEL_DIR = "model"
@@ -337,7 +345,7 @@ def train_grpo(
         )
 
     line: dict = {}
-    progress = _progress(rt.steps, step, world.rank == 0)
+    progress = progress_bar(rt.steps, step, world.rank == 0, "grpo")
     try:
         while step < rt.steps:
             factor = lr_factor(step, opt)
@@ -457,7 +465,8 @@ def train_grpo(
 
     model_uri = storage.join(rt.out, MODEL_DIR)
     if world.rank == 0:
-        export(model, tokenizer, config, model_uri)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        export(state, model.config, tokenizer, config.lora, model_uri)
     if world.size > 1:
         dist.barrier()
     last = {k: v for k, v in line.items() if k != "timeline"}
@@ -468,25 +477,3 @@ def train_grpo(
         "resumed_from": resumed_from,
         "last": last,
     }
-
-
-def export(model: DualARTransformer, tokenizer, config: GRPOConfig, uri: str) -> None:
-    """The policy with its adapters merged, in the released format (float weights as the checkpoint stores them)."""
-    from models.dual_ar.checkpoint import save_s2_checkpoint
-
-    state = merged_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()}, config.lora)
-    with torch.device("meta"):
-        plain = DualARTransformer(model.config)
-    plain.load_state_dict(state, strict=True, assign=True)
-    if storage.is_s3(uri):
-        with tempfile.TemporaryDirectory() as folder:
-            save_s2_checkpoint(plain, tokenizer, folder)
-            storage.upload_dir(folder, uri)
-    else:
-        save_s2_checkpoint(plain, tokenizer, uri)
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not (enabled and sys.stderr.isatty()), desc="grpo", unit="step")
