@@ -7,6 +7,7 @@ this process without Ray: the same shards, byte for byte."""
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from curation.executor import SequentialExecutor
@@ -45,10 +46,14 @@ def two_runs(ray_session, tmp_path_factory):
     return [(out, run_curation(demo_config(out, over), progress=False)) for out, over in zip(outs, ([], REBATCHED))]
 
 
-def test_every_sample_is_separated_scored_and_transcribed(two_runs):
+def test_every_sample_has_a_separation_decision_scores_and_a_transcript(two_runs):
     out, summary = two_runs[0]
     samples = read_shards_webdataset(out)
     assert summary["inputs"] == 4 and len(samples) == summary["segments_kept"] >= 4
+    # speech 5 dB over music: the gate sends it to Spleeter, whose vocals stay below separation.gate.min_snr_db
+    rejects = [(r["input"].rsplit("/", 1)[1], r["reason"]) for r in pq.read_table(out / "rejects.parquet").to_pylist()]
+    assert rejects == [("speech_over_music.flac", "background_too_strong")]
+    assert summary["inputs_with_samples"] + summary["inputs_rejected"] == summary["inputs"]
     for s in samples.values():
         rec = Sample.model_validate_json(s["json"])
         assert rec.separation and rec.separation.model_id.startswith("spleeter")
