@@ -56,11 +56,36 @@ def _start_errors() -> tuple[type[Exception], ...]:
     return (GRPOError, PromptError, RewardServiceError, *model_start_errors())
 
 
+def _ready(config: GRPOConfig) -> int | None:
+    """The exit code when the run should not start (a start-up check failed, or it has nothing to do), after saying
+    why in one line; None when it should. Writes nothing."""
+    from jobs import startup
+
+    done = startup.finished(config.runtime.out, config.runtime.steps, "runtime.steps")
+    if config.runtime.resume and done:
+        print(done, file=sys.stderr)
+        return 0
+    p = config.prompts
+    try:
+        if config.policy.init == "s2":
+            startup.check_model_folder("policy.path", config.policy.path)
+        if p.jsonl is None:
+            startup.check_tokenized("prompts.index" if p.index else "prompts.shards", p.index, p.shards)
+    except startup.StartupError as exc:
+        print(f"cannot run grpo: {exc}", file=sys.stderr)
+        return 2
+    for note in notes(config):
+        print(f"note: {note}", file=sys.stderr)
+    return None
+
+
 def notes(config: GRPOConfig) -> list[str]:
     """What a reader of the run's output must know: random weights, and the demo's reward."""
+    from jobs.startup import random_model_note
+
     out = []
     if config.policy.init == "tiny":
-        out.append("the policy is a tiny random-init Dual-AR model, not a trained one")
+        out.append(random_model_note("policy", "policy.init", config.policy.tiny.model_dump()).removeprefix("note: "))
     if config.codec.tiny is not None:
         out.append("the codec is a tiny random-init codec: its audio is noise whatever the codes")
     if "duration" in config.rewards.active():
@@ -104,11 +129,11 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     config, resolved = loaded
+    if (code := _ready(config)) is not None:
+        return code
     from training.grpo.loop import train_grpo
     from training.grpo.rewards import build_rewards
 
-    for note in notes(config):
-        print(f"note: {note}", file=sys.stderr)
     try:
         rewards = build_rewards(config.rewards, resolved)
         summary = train_grpo(config, rewards)
@@ -126,10 +151,10 @@ def run_ray(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     config, resolved = loaded
+    if (code := _ready(config)) is not None:
+        return code
     from pipelines.grpo import run_ray_grpo
 
-    for note in notes(config):
-        print(f"note: {note}", file=sys.stderr)
     result = run_ray_grpo(config, resolved)
     if result.error is not None:
         cause = result.error

@@ -139,24 +139,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot start: {one_line(exc)}", file=sys.stderr)
         return 2
 
-    from ray import serve
-
     from pipelines.ray_env import ensure_ray
-    from pipelines.serve_rewards import start
+    from pipelines.serve_rewards import start, stop
 
+    on_cluster = bool(args.address or os.environ.get("RAY_ADDRESS"))
     ensure_ray(address=args.address)
     url = start(cfg, token, args.host, args.port)
     print(
         f"reward services ({cfg.profile} profile) at {url}/v1/score/{{stt,quality,similarity,total}}; Ctrl-C stops",
         flush=True,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        stop.wait()
+        stopping.wait()
     except KeyboardInterrupt:
         pass
-    serve.shutdown()
+    stop(on_cluster)
+    print("reward services stopped", file=sys.stderr, flush=True)
     return 0
 
 

@@ -71,20 +71,16 @@ def run(args: argparse.Namespace) -> int:
         "top_k": args.top_k,
         "max_new_tokens": args.max_new_tokens,
     }
+    model_spec = ModelSpec(
+        name="s2-dual-ar", checkpoint=args.model, device=args.device, dtype=args.dtype, batch_size=1, options=options
+    )
+    codec_spec = ModelSpec(name="s2-codec", checkpoint=args.codec, device=args.device, dtype=args.dtype)
     try:
-        model = S2DualAR.from_spec(
-            ModelSpec(
-                name="s2-dual-ar",
-                checkpoint=args.model,
-                device=args.device,
-                dtype=args.dtype,
-                batch_size=1,
-                options=options,
-            )
-        )
-        codec = S2Codec.from_spec(
-            ModelSpec(name="s2-codec", checkpoint=args.codec, device=args.device, dtype=args.dtype)
-        )
+        # checked first, so that a missing checkpoint is named by this command's own flag
+        S2DualAR.preflight(model_spec, "--model")
+        S2Codec.preflight(codec_spec, "--codec")
+        model = S2DualAR.from_spec(model_spec)
+        codec = S2Codec.from_spec(codec_spec)
     except (CheckpointUnavailableError, ValueError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2

@@ -59,11 +59,36 @@ def _config(args: argparse.Namespace) -> TrainConfig | None:
         return None
 
 
+def _ready(config: TrainConfig) -> int | None:
+    """The exit code when the run should not start (a start-up check failed, or it has nothing to do), after saying
+    why in one line; None when it should. Says so when the model is tiny and random. Writes nothing."""
+    from jobs import startup
+
+    done = startup.finished(config.runtime.out, config.runtime.max_steps, "runtime.max_steps")
+    if config.runtime.resume and done:
+        print(done, file=sys.stderr)
+        return 0
+    try:
+        if config.model.init == "s2":
+            startup.check_model_folder("model.path", config.model.path)
+        startup.check_tokenized(
+            "data.index" if config.data.index else "data.shards", config.data.index, config.data.shards
+        )
+    except startup.StartupError as exc:
+        print(f"cannot train: {exc}", file=sys.stderr)
+        return 2
+    if config.model.init == "tiny":
+        print(startup.random_model_note("model", "model.init", config.model.tiny.model_dump()), file=sys.stderr)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """One process: `s2 train`."""
     config = _config(args)
     if config is None:
         return 2
+    if (code := _ready(config)) is not None:
+        return code
     from training.trainer import train
 
     try:
@@ -80,6 +105,8 @@ def run_ray(args: argparse.Namespace) -> int:
     config = _config(args)
     if config is None:
         return 2
+    if (code := _ready(config)) is not None:
+        return code
     from pipelines.train import run_ray_training
 
     result = run_ray_training(config)

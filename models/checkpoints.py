@@ -28,11 +28,20 @@ class CheckpointUnavailableError(RuntimeError):
     """Raised at start-up when a profile's weights cannot be found; the message says how to provide them."""
 
 
-def missing(what: str, checkpoint: str, config_key: str, cause: str = "") -> CheckpointUnavailableError:
+def pass_setting(key: str, value: str) -> str:
+    """How a command takes `value` for `key`: a flag of its own (a key starting with --) or a config leaf (--set)."""
+    return f"`{key} {value}`" if key.startswith("--") else f"`--set {key}={value}`"
+
+
+def missing(
+    what: str, checkpoint: str, config_key: str, cause: str = "", fallback: str | None = "`--profile local`"
+) -> CheckpointUnavailableError:
+    """`fallback`: the other way out the raising command offers (curation's offline profile), or None."""
     hint = (
         f"{what}: checkpoint {checkpoint!r} is not available{f' ({cause})' if cause else ''}. "
         f"Download it on a machine with internet (e.g. `huggingface-cli download {checkpoint}`) and pass the local "
-        f"folder with `--set {config_key}=/path/to/{checkpoint.rsplit('/', 1)[-1]}`, or use `--profile local`."
+        f"folder with {pass_setting(config_key, '/path/to/' + checkpoint.rsplit('/', 1)[-1])}"
+        f"{f', or use {fallback}' if fallback else ''}."
     )
     return CheckpointUnavailableError(hint)
 
@@ -98,9 +107,11 @@ def local_path(checkpoint: str) -> Path:
     return target / name if name else target
 
 
-def resolve_hf_checkpoint(checkpoint: str, what: str, config_key: str) -> str:
+def resolve_hf_checkpoint(
+    checkpoint: str, what: str, config_key: str, fallback: str | None = "`--profile local`"
+) -> str:
     """A local or shared folder as is, an s3:// URI from this node's cache; otherwise a hub id from the local cache,
-    or downloaded unless HF_HUB_OFFLINE=1."""
+    or downloaded unless HF_HUB_OFFLINE=1. `config_key` and `fallback` name the remedies (see `missing`)."""
     if checkpoint.startswith("s3://"):
         return str(local_path(checkpoint))
     if Path(checkpoint).expanduser().exists():
@@ -112,11 +123,11 @@ def resolve_hf_checkpoint(checkpoint: str, what: str, config_key: str) -> str:
     except Exception:
         pass
     if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise missing(what, checkpoint, config_key, "HF_HUB_OFFLINE=1 and not in the local cache")
+        raise missing(what, checkpoint, config_key, "HF_HUB_OFFLINE=1 and not in the local cache", fallback)
     try:
         return snapshot_download(checkpoint)
     except Exception as exc:  # network, auth, unknown repo
-        raise missing(what, checkpoint, config_key, type(exc).__name__) from exc
+        raise missing(what, checkpoint, config_key, type(exc).__name__, fallback) from exc
 
 
 def check_hf_checkpoint(checkpoint: str, what: str, setting: str, marker: str = "config.json") -> None:

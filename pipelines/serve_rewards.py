@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 from collections import Counter
 
 from fastapi import FastAPI, Request
@@ -238,10 +239,32 @@ def build_app(cfg: RewardsConfig, token: str):
     )
 
 
+def stop(on_cluster: bool) -> None:
+    """Take the services down. On a cluster only this application goes (Serve and other applications stay); a local
+    Ray, which this process started, is shut down whole, Serve's controller and proxy with it, in a few seconds
+    (serve.shutdown() waits up to 30 s for the controller)."""
+    import ray
+
+    if on_cluster:
+        serve.delete(APP_NAME)
+    ray.shutdown()
+
+
 def start(cfg: RewardsConfig, token: str, host: str, port: int) -> str:
     """Start Serve on the connected Ray and deploy the services; returns their base URL once they are ready."""
     if not token:
         raise ValueError("the reward services need a bearer token")
     serve.start(http_options={"host": host, "port": port})
-    serve.run(build_app(cfg, token), name=APP_NAME, route_prefix="/")
+    logger = logging.getLogger("ray.serve")
+    logger.addFilter(_not_reconnecting)
+    try:
+        serve.run(build_app(cfg, token), name=APP_NAME, route_prefix="/")
+    finally:
+        logger.removeFilter(_not_reconnecting)
     return f"http://{host}:{port}"
+
+
+def _not_reconnecting(record: logging.LogRecord) -> bool:
+    """serve.run starts Serve again with default options and, finding the one `start` just began with ours, logs that
+    "new http_options will not be applied": untrue here (ours were applied), so that line is dropped."""
+    return not record.getMessage().startswith("Connecting to existing Serve app")

@@ -158,8 +158,9 @@ class GRPORewardsConfig(_Strict):
     0 with the reasons (as the services' total)."""
 
     weights: dict[RewardName, float] = Field(
-        default_factory=lambda: {"stt": 1.0, "quality": 1.0, "similarity": 1.0},
-        description="Reward -> weight (default stt, quality, similarity 1.0 each: R_total, Eq. 9); duration is the demo's learnable reward.",
+        default_factory=lambda: {"stt": 1.0, "quality": 1.0, "similarity": 0.0},
+        description="Reward -> weight (default stt and quality 1.0, similarity 0.0: any prompt source works). "
+        "similarity > 0 (R_total, Eq. 9) needs a reference voice in every prompt; duration is the demo's learnable reward.",
     )
     profile: str = Field(
         default="local",

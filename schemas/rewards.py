@@ -8,7 +8,8 @@ good speech, and each normalised to [0, 1] (higher is better) so that the weight
               MOS mapped linearly from `preference.mos_range` (DNSMOS)
   similarity  R_SIM, cosine similarity of the generated voice and the reference voice, mapped from
               `similarity.cosine_range`
-  total       sum of weight x reward over the three (weights 0 skip a reward and what it needs)
+  total       sum of weight x reward over the three (weights 0 skip a reward and what it needs): a weighted sum,
+              in [0, sum of the weights], not normalised (Eq. 9's R_total; [0, 3] with the default weights)
 
 A result the rewards cannot compute (empty, silent or non-finite audio, a missing target, a model failure on that
 item) is `WORST_SCORE` with the reason in `error`, never an exception that loses the batch.
@@ -211,7 +212,9 @@ class RewardResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    score: float
+    score: float = Field(
+        description="stt, quality, similarity: in [0, 1]. total: the weighted sum of those, in [0, sum of weights]."
+    )
     components: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)

@@ -165,7 +165,10 @@ class LossConfig(_Strict):
 class LoraConfig(_Strict):
     """LoRA (PEFT) for fine-tuning a voice: only the adapters train; the final export merges them."""
 
-    enabled: bool = Field(default=False, description="Train LoRA adapters instead of all weights (default false).")
+    enabled: bool = Field(
+        default=False,
+        description="Train LoRA adapters instead of all weights (default false in training; GRPO requires true).",
+    )
     r: int = Field(default=16, gt=0, description="Rank (default 16, the report's).")
     alpha: float = Field(default=64.0, gt=0, description="Scale numerator (default 64, the report's).")
     rslora: bool = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from models.checkpoints import CheckpointUnavailableError, check_s3, local_path
+from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, pass_setting
 from models.codec.config import CodecConfig
 from schemas.config import ModelSpec
 
@@ -30,11 +30,12 @@ def check_name(spec: ModelSpec, setting: str = SETTING) -> None:
 
 
 def weights_file(checkpoint: str | None, setting: str = SETTING) -> Path:
-    """The `.pth` file a checkpoint setting names; CheckpointUnavailableError saying how to get one otherwise."""
-    key = f"{setting}.checkpoint"
+    """The `.pth` file a checkpoint setting names; CheckpointUnavailableError saying how to get one otherwise.
+    `setting` is a config section (its `.checkpoint` is named) or the raising command's own flag (`--codec`)."""
+    key = setting if setting.startswith("--") else f"{setting}.checkpoint"
     how = (
         f"Download the released codec (`huggingface-cli download {RELEASE_REPO} {WEIGHTS_FILE} --local-dir DIR`) or write a "
-        f"random tiny one (`s2 codec init --tiny DIR`), and pass it with `--set {key}=DIR`"
+        f"random tiny one (`s2 codec init --tiny DIR`), and pass it with {pass_setting(key, 'DIR')}"
     )
     if not checkpoint:
         raise CheckpointUnavailableError(f"s2 codec: {key} is not set and no codec weights are bundled. {how}.")

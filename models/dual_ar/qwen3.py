@@ -166,7 +166,8 @@ def from_qwen3(
     dtype: torch.dtype = torch.float32,
 ):
     """(model, tokenizer) converted from a Qwen3 hub id or folder, with the S2 vocabulary; see the module doc."""
-    folder = Path(resolve_hf_checkpoint(source, "Qwen3 base model", "qwen3 checkpoint"))
+    # the trainer is the one command that starts from Qwen3, and it names the source model.path
+    folder = Path(resolve_hf_checkpoint(source, "Qwen3 base model", "model.path", fallback=None))
     hf = json.loads((folder / "config.json").read_text())
     tokenizer = load_tokenizer(folder)
     n_text = len(tokenizer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.checkpoints import CheckpointUnavailableError, check_s3, local_path
+from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, pass_setting
 from schemas.config import ModelSpec
 
 INDEX = "model.safetensors.index.json"
@@ -33,11 +33,13 @@ def weight_files(folder: Path) -> list[Path]:
 
 def checkpoint_dir(spec: ModelSpec, setting: str = "model") -> Path:
     """The local folder of spec.checkpoint (a path, or a hub id already in the Hugging Face cache), checked for
-    the files a load needs; CheckpointUnavailableError (one line naming `setting`.checkpoint) otherwise."""
-    setting = f"{setting}.checkpoint"
+    the files a load needs; CheckpointUnavailableError (one line naming `setting`.checkpoint, or `setting` itself when
+    it is the raising command's flag, e.g. `--model`) otherwise."""
+    setting = setting if setting.startswith("--") else f"{setting}.checkpoint"
     if not spec.checkpoint:
         raise CheckpointUnavailableError(
-            f"Dual-AR model: no checkpoint given; set {setting} to a released S2 folder (config.json, safetensors, tokenizer)"
+            f"Dual-AR model: no checkpoint given; pass a released S2 folder (config.json, safetensors, tokenizer) "
+            f"with {pass_setting(setting, 'DIR')}"
         )
     folder = local_path(spec.checkpoint)  # an s3:// folder is fetched once to this node's cache
     if not folder.exists():

@@ -81,8 +81,11 @@ def decode(payload: AudioPayload, limits: AudioLimits) -> tuple[np.ndarray, int]
             if f.frames > limits.max_seconds * f.samplerate:
                 raise AudioError(f"{f.frames / f.samplerate:.1f} s is longer than {limits.max_seconds:g} s")
             return f.read(dtype="float32", always_2d=True), f.samplerate
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"not a readable WAV or FLAC file ({exc})") from exc
+    except soundfile.LibsndfileError as exc:
+        # its str() names the in-memory file object; the library's own reason is what the caller can act on
+        raise AudioError(f"not a readable WAV or FLAC file ({exc.error_string.rstrip('.')})") from exc
+    except (RuntimeError, TypeError) as exc:
+        raise AudioError(f"not a readable WAV or FLAC file ({type(exc).__name__})") from exc
 
 
 def encode_wav(x: np.ndarray, sample_rate: int) -> str:

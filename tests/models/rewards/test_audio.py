@@ -70,3 +70,11 @@ def test_integer_pcm_is_scaled_like_a_16_bit_file():
     assert np.array_equal(
         audio.check(*audio.decode(audio.encode_wav(x, SR), LIMITS), LIMITS), x.astype(np.float32) / 32768
     )
+
+
+@pytest.mark.parametrize("data", [b"RIFF....WAVEfmt nonsense", b"hello, not audio at all"])
+def test_bad_audio_is_named_without_a_python_repr(data):
+    with pytest.raises(audio.AudioError) as caught:
+        audio.decode(base64.b64encode(data).decode(), LIMITS)
+    message = str(caught.value)
+    assert message.startswith("not a readable WAV or FLAC file (") and "<" not in message and "0x" not in message
