@@ -29,6 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    import os
+
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        print(f"error: out_dir {args.out_dir} is a file; name a folder for codec.pth and codec.json", file=sys.stderr)
+        return 2
     from models.codec.checkpoint import random_codec, save_codec
     from models.codec.config import CodecConfig
 

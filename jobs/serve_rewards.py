@@ -52,8 +52,13 @@ PROFILE_REWARDS: dict[str, dict] = {
 }
 
 
-# Where each reward model comes from when the rewards config does not state it: the curation profile's setting.
-PROFILE_SETTINGS = {"quality": "quality.model", "asr": "transcription.model", "speaker": "transcription.speaker_model"}
+# Where each reward model comes from when the rewards config does not state it: the curation profile's setting, which
+# this command edits with --model-set (its --set edits the rewards config).
+PROFILE_SETTINGS = {
+    "quality": "--model-set quality.model",
+    "asr": "--model-set transcription.model",
+    "speaker": "--model-set transcription.speaker_model",
+}
 
 
 def reward_layers(

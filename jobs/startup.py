@@ -65,8 +65,8 @@ def check_model_folder(setting: str, path: str) -> None:
     if path.startswith("s3://") or Path(path).expanduser().is_dir():
         return
     raise StartupError(
-        f"{setting} {path!r} is not a folder: download S2-Pro ({S2_PRO_DOWNLOAD}) or use `s2 train`'s model/ folder, "
-        f"and pass `--set {setting}=DIR`"
+        f"{setting} {path!r} is not a folder: pass a released-format folder with `--set {setting}=DIR`, S2-Pro "
+        f"({S2_PRO_DOWNLOAD}) or a training run's model/"
     )
 
 

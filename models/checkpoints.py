@@ -28,9 +28,19 @@ class CheckpointUnavailableError(RuntimeError):
     """Raised at start-up when a profile's weights cannot be found; the message says how to provide them."""
 
 
+def checkpoint_key(setting: str) -> str:
+    """The key that names a model's checkpoint: the raising command's own flag as is (`--codec`), else the model
+    section's `.checkpoint` (`codec.model.checkpoint`, `--model-set quality.model.checkpoint`)."""
+    return setting if setting.startswith("--") and " " not in setting else f"{setting}.checkpoint"
+
+
 def pass_setting(key: str, value: str) -> str:
-    """How a command takes `value` for `key`: a flag of its own (a key starting with --) or a config leaf (--set)."""
-    return f"`{key} {value}`" if key.startswith("--") else f"`--set {key}={value}`"
+    """How the raising command takes `value` for `key`: a config leaf `a.b` (`--set a.b=VALUE`), a flag of its own
+    `--flag` (`--flag VALUE`), or a leaf edited by a flag of its own, `--flag a.b` (`--flag a.b=VALUE`)."""
+    if not key.startswith("--"):
+        return f"`--set {key}={value}`"
+    flag, _, leaf = key.partition(" ")
+    return f"`{flag} {leaf}={value}`" if leaf else f"`{flag} {value}`"
 
 
 def missing(
@@ -67,14 +77,15 @@ def _s3_objects(uri: str) -> list[tuple[str, str]]:
 
 def check_s3(uri: str, what: str, setting: str) -> None:
     """The object or prefix exists (listing only: nothing is downloaded)."""
+    given = pass_setting(checkpoint_key(setting), uri)
     try:
         found = _s3_objects(uri)
     except Exception as exc:  # credentials, endpoint, bucket
         raise CheckpointUnavailableError(
-            f"{what}: cannot list {uri} ({type(exc).__name__}: {exc}); check `{setting}.checkpoint` and the AWS settings"
+            f"{what}: cannot list {uri} ({type(exc).__name__}: {exc}); check {given} and the AWS settings"
         ) from exc
     if not found:
-        raise CheckpointUnavailableError(f"{what}: nothing at {uri}; check `{setting}.checkpoint`")
+        raise CheckpointUnavailableError(f"{what}: nothing at {uri}; check {given}")
 
 
 def cache_root() -> Path:
@@ -134,7 +145,7 @@ def check_hf_checkpoint(checkpoint: str, what: str, setting: str, marker: str = 
     """That a checkpoint can be loaded, without fetching its weights: a local folder holding `marker`, the
     Hugging Face cache, or (unless HF_HUB_OFFLINE=1) the hub's metadata. The driver runs this; each node fetches
     the weights itself when it loads the model."""
-    key = f"{setting}.checkpoint"
+    key = checkpoint_key(setting)
     if checkpoint.startswith("s3://"):
         return check_s3(checkpoint, what, setting)
     local = Path(checkpoint).expanduser()

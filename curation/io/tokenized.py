@@ -1,5 +1,7 @@
 """Tokenizing shards curated without codes (`s2 tokenize`): each input shard becomes an output shard of the same name
-holding its members byte for byte plus KEY.codes.npy per sample (an older KEY.codes.npy is replaced).
+holding its members byte for byte plus KEY.codes.npy per sample and KEY.codec.json, the `CodecInfo` of the codec
+that wrote them (model id, weights SHA-256, rates, frames; `s2 schema sample`'s `codec`), so that KEY.json stays
+byte for byte the curated one (an older KEY.codes.npy and KEY.codec.json are replaced).
 
 Exactly once and resumable like curation: the plan (input shards, the codec's weights checksum) is saved before work
 starts; an output shard is written under a temporary name (or uploaded whole), then its completion record, last;
@@ -29,6 +31,7 @@ from schemas.rejects import RejectReason, Stage
 from schemas.sample import Sample
 
 PLAN_FILE = "_run/tokenize_plan.json"
+CODEC_MEMBER = "codec.json"  # KEY.codec.json: which codec made KEY.codes.npy
 UNITS_DIR = "_units"
 
 
@@ -116,7 +119,8 @@ def tokenize_shard(input_root: str, shard: str, output: str, stage: TokenizeStag
                     if not row.live:
                         rejects.append({"shard": shard, **row.reject.model_dump(mode="json")})
                         continue
-                    kept = {ext: data for ext, data in files.items() if ext != "codes.npy"}
+                    kept = {ext: data for ext, data in files.items() if ext not in ("codes.npy", CODEC_MEMBER)}
+                    kept[CODEC_MEMBER] = row.sample.codec.model_dump_json(indent=1).encode()
                     for name, data in sorted(
                         sample_members(row.key, kept.pop("flac"), kept.pop("json"), row.codes)
                         + [(f"{row.key}.{e}", d) for e, d in kept.items()]

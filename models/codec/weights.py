@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, pass_setting
+from models.checkpoints import CheckpointUnavailableError, check_s3, checkpoint_key, local_path, pass_setting
 from models.codec.config import CodecConfig
 from schemas.config import ModelSpec
 
@@ -32,7 +32,7 @@ def check_name(spec: ModelSpec, setting: str = SETTING) -> None:
 def weights_file(checkpoint: str | None, setting: str = SETTING) -> Path:
     """The `.pth` file a checkpoint setting names; CheckpointUnavailableError saying how to get one otherwise.
     `setting` is a config section (its `.checkpoint` is named) or the raising command's own flag (`--codec`)."""
-    key = setting if setting.startswith("--") else f"{setting}.checkpoint"
+    key = checkpoint_key(setting)
     how = (
         f"Download the released codec (`huggingface-cli download {RELEASE_REPO} {WEIGHTS_FILE} --local-dir DIR`) or write a "
         f"random tiny one (`s2 codec init --tiny DIR`), and pass it with {pass_setting(key, 'DIR')}"

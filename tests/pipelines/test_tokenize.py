@@ -1,9 +1,10 @@
 """`s2 tokenize` on shards curated without codes: the input members byte for byte plus KEY.codes.npy that decode
-back to each segment's length, the same bytes every run, exactly once after the driver is killed, and S3 in and
+back to each segment's length and KEY.codec.json naming the codec that made them, the same bytes every run, exactly once after the driver is killed, and S3 in and
 out. A tiny random-init codec (the real save and load path)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -23,6 +24,7 @@ from curation.io import storage
 from curation.run import curate
 from pipelines.tokenize import run_tokenize
 from schemas.config import CurateConfig, TokenizeConfig, layered
+from schemas.sample import CodecInfo
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.ray
@@ -89,12 +91,18 @@ def test_the_input_members_stay_byte_for_byte_and_codes_decode_to_their_length(c
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = registry.build("codec", ModelSpec(name="s2-codec", checkpoint=str(codec), device="cpu"))
+    weights = Path(codec) / "codec.pth" if Path(codec).is_dir() else Path(codec)
     for name, members in after.items():
-        assert [m for m in members if not m[0].endswith(".codes.npy")] == before[name]  # byte for byte
+        added = (".codes.npy", ".codec.json")
+        assert [m for m in members if not m[0].endswith(added)] == before[name]  # byte for byte
         assert [m[0] for m in members] == sorted(m[0] for m in members)
         files = dict(members)
         (codes_name,) = [n for n in files if n.endswith(".codes.npy")]
         codes = np.load(io.BytesIO(files[codes_name]))
+        provenance = CodecInfo.model_validate_json(files[codes_name.replace(".codes.npy", ".codec.json")])
+        assert provenance.model_id == model.model_id and provenance.frames == codes.shape[1]
+        assert provenance.weights_sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+        assert provenance.frame_rate == 44100 / 2048 and provenance.num_codebooks == codes.shape[0]
         x, sr = sf.read(io.BytesIO(files[codes_name.replace(".codes.npy", ".flac")]))
         (audio,) = model.decode([codes])
         assert 0 <= len(audio) - len(x) * 44100 / sr < model.frame_length
