@@ -57,14 +57,10 @@ def _start_errors() -> tuple[type[Exception], ...]:
 
 
 def _ready(config: GRPOConfig) -> int | None:
-    """The exit code when the run should not start (a start-up check failed, or it has nothing to do), after saying
-    why in one line; None when it should. Writes nothing."""
+    """The exit code when the run cannot start (a start-up check failed), after saying why in one line; None when it
+    can. Says so when a model is random. Writes nothing."""
     from jobs import startup
 
-    done = startup.finished(config.runtime.out, config.runtime.steps, "runtime.steps")
-    if config.runtime.resume and done:
-        print(done, file=sys.stderr)
-        return 0
     p = config.prompts
     try:
         if config.policy.init == "s2":
@@ -140,9 +136,21 @@ def run(args: argparse.Namespace) -> int:
     except _start_errors() as exc:
         print(f"cannot run grpo: {one_line(exc)}", file=sys.stderr)
         return 2
+    if not summary["last"]:  # no step ran: the newest checkpoint had reached runtime.steps
+        from jobs.startup import nothing_to_do
+
+        print(nothing_to_do(config.runtime.out, "runtime.steps", config.runtime.steps), file=sys.stderr)
+        return 0
     print(json.dumps(summary, indent=1))
     print(reward_curve(config), file=sys.stderr)
+    print(where(config, summary["model"], summary["rewards"]), file=sys.stderr)
     return 0
+
+
+def where(config: GRPOConfig, model: str, rewards: str) -> str:
+    """The run's last lines: where its model, codec and per-step rewards are."""
+    codec = config.codec.checkpoint or "a tiny random-init codec (codec.tiny), rebuilt from its seed at every start"
+    return f"model:   {model}  (LoRA merged, released format)\ncodec:   {codec}\nrewards: {rewards}"
 
 
 def run_ray(args: argparse.Namespace) -> int:
@@ -171,6 +179,7 @@ def run_ray(args: argparse.Namespace) -> int:
     summary = {"out": config.runtime.out, "model": storage.join(config.runtime.out, MODEL_DIR), "last": last}
     print(json.dumps(summary, indent=1))
     print(reward_curve(config), file=sys.stderr)
+    print(where(config, summary["model"], storage.join(config.runtime.out, REWARDS_LOG)), file=sys.stderr)
     return 0
 
 

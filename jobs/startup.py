@@ -79,19 +79,15 @@ def random_model_note(what: str, setting: str, tiny: dict) -> str:
     )
 
 
-def finished(out: str, steps: int, setting: str) -> str | None:
-    """ "nothing to do" with the step and how to continue, when the newest checkpoint in `out` has reached the run's
-    length (read from its pointer, not loaded); None otherwise."""
+def nothing_to_do(out: str, setting: str, steps: int) -> str:
+    """What a rerun of a finished run says (it trained no step): the step its newest checkpoint holds and how to go
+    on, read from the checkpoint pointer."""
     from training import storage
     from training.checkpoint import CHECKPOINTS, LATEST
 
     pointer = storage.join(out, CHECKPOINTS, LATEST)
-    if not storage.exists(pointer):
-        return None
-    name = storage.read_bytes(pointer).decode().strip()
-    step = int(name.removeprefix("step-")) if name.removeprefix("step-").isdigit() else None
-    if step is None or step < steps:
-        return None
+    name = storage.read_bytes(pointer).decode().strip() if storage.exists(pointer) else ""
+    step = int(name.removeprefix("step-")) if name.removeprefix("step-").isdigit() else steps
     return (
         f"nothing to do: {out} holds the checkpoint of step {step}, and {setting} is {steps}. To continue, run it again "
         f"with `--set {setting}={step + steps}` (any number above {step}); to start afresh, `--set runtime.out=NEW` "

@@ -3,7 +3,7 @@ pydantic models themselves (descriptions as comments, defaults as values), so it
 
 A section (a nested model) is written field by field with the values of the default it is built with (GRPO's `lora`
 defaults to enabled, whatever LoraConfig's own default says); a field without a default is written `null` under a
-`REQUIRED` comment; a section that defaults to null is written null with its fields' defaults shown in a comment.
+`REQUIRED` comment; a section that defaults to null is written null, with its fields commented out below.
 Loading the template and filling in the required fields gives the schema's defaults.
 """
 
@@ -36,7 +36,9 @@ def _flow(value) -> str:
 
 
 def _comment(text: str, indent: str) -> list[str]:
-    return [f"{indent}# {line}" for line in textwrap.wrap(" ".join(text.split()), WIDTH - len(indent) - 2)]
+    width = WIDTH - len(indent) - 2
+    lines = textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+    return [f"{indent}# {line}" for line in lines]
 
 
 def _section_doc(cls: type[BaseModel]) -> str:
@@ -68,8 +70,10 @@ def _fields(cls: type[BaseModel], values: dict | None, indent: str) -> list[str]
             lines.append(f"{indent}{name}:")
             lines += _fields(section, value, indent + "  ")
             continue
-        if section is not None:  # a section that defaults to null
-            lines.append(f"{indent}# when set, e.g.: {name}: {_flow(_defaults(section))}")
+        if section is not None:  # a section that defaults to null: its fields, commented out
+            lines.append(f"{indent}# when set, e.g.:")
+            lines.append(f"{indent}# {name}:")
+            lines += [f"{indent}# {line[len(indent) :]}" for line in _fields(section, None, indent + "  ")]
         if required:
             lines.append(f"{indent}# REQUIRED")
         lines.append(f"{indent}{name}: {_flow(value)}")
@@ -79,18 +83,6 @@ def _fields(cls: type[BaseModel], values: dict | None, indent: str) -> list[str]
 def _json(value, annotation):
     """A default as plain YAML data (tuples as lists, models and enums as their values)."""
     return TypeAdapter(annotation).dump_python(value, mode="json")
-
-
-def _defaults(cls: type[BaseModel]) -> dict:
-    """A model's field defaults (required ones as null), for the comment of a section that defaults to null."""
-    out = {}
-    for name, field in cls.model_fields.items():
-        if field.default is PydanticUndefined and field.default_factory is None:
-            out[name] = None
-        else:
-            value = field.get_default(call_default_factory=True)
-            out[name] = _json(value, field.annotation)
-    return out
 
 
 def config_template(cls: type[BaseModel], command: str) -> str:

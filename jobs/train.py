@@ -60,14 +60,10 @@ def _config(args: argparse.Namespace) -> TrainConfig | None:
 
 
 def _ready(config: TrainConfig) -> int | None:
-    """The exit code when the run should not start (a start-up check failed, or it has nothing to do), after saying
-    why in one line; None when it should. Says so when the model is tiny and random. Writes nothing."""
+    """The exit code when the run cannot start (a start-up check failed), after saying why in one line; None when it
+    can. Says so when the model is tiny and random. Writes nothing."""
     from jobs import startup
 
-    done = startup.finished(config.runtime.out, config.runtime.max_steps, "runtime.max_steps")
-    if config.runtime.resume and done:
-        print(done, file=sys.stderr)
-        return 0
     try:
         if config.model.init == "s2":
             startup.check_model_folder("model.path", config.model.path)
@@ -96,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
     except _start_errors() as exc:
         print(f"cannot train: {exc}", file=sys.stderr)
         return 2
+    if not summary["metrics"]:  # no step ran: the newest checkpoint had reached runtime.max_steps
+        from jobs.startup import nothing_to_do
+
+        print(nothing_to_do(config.runtime.out, "runtime.max_steps", config.runtime.max_steps), file=sys.stderr)
+        return 0
     print(json.dumps({"out": summary["out"], "model": summary["model"], "last": summary["metrics"]}, indent=1))
     return 0
 

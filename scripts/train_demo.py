@@ -96,9 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     if speak.main(speak_args) != 0:
         return 1
     print(
-        f"\nmetrics: {out / 'metrics.jsonl'}\naudio:   {out / 'sample.wav'}\n"
-        "The codec and the Dual-AR model are tiny and were initialised at random; five clips teach them nothing "
-        "about speech. sample.wav is noise: the demo shows the path from raw audio to generated audio, not quality."
+        "\nThe codec and the Dual-AR model are tiny and were initialised at random; five clips teach them nothing "
+        "about speech. sample.wav is noise: the demo shows the path from raw audio to generated audio, not quality.\n"
+        f"model:   {out / 'model'}  (released format: s2 speak --model)\n"
+        f"codec:   {out / 'codec' / 'codec.pth'}\n"
+        f"metrics: {out / 'metrics.jsonl'}\n"
+        f"audio:   {out / 'sample.wav'}"
     )
     return 0
 
