@@ -70,4 +70,4 @@ def test_dual_ar_speak_names_a_missing_model_in_one_line(checkpoints, tmp_path, 
         == 2
     )
     err = capsys.readouterr().err.strip()
-    assert err.startswith("cannot start:") and "model.checkpoint" in err and "\n" not in err
+    assert err.startswith("cannot start: Dual-AR model: --model ") and "\n" not in err  # named by its own flag
