@@ -60,6 +60,7 @@ def _ready(config: GRPOConfig) -> int | None:
     """The exit code when the run cannot start (a start-up check failed), after saying why in one line; None when it
     can. Says so when a model is random. Writes nothing."""
     from jobs import startup
+    from models.checkpoints import CheckpointUnavailableError
 
     p = config.prompts
     try:
@@ -70,7 +71,12 @@ def _ready(config: GRPOConfig) -> int | None:
     except startup.StartupError as exc:
         print(f"cannot run grpo: {exc}", file=sys.stderr)
         return 2
-    for note in notes(config):
+    try:
+        codec_note = startup.random_codec_note(config.codec.checkpoint, "codec") if config.codec.checkpoint else None
+    except CheckpointUnavailableError as exc:
+        print(f"cannot run grpo: {exc}", file=sys.stderr)
+        return 2
+    for note in [*notes(config), *([codec_note.removeprefix("note: ")] if codec_note else [])]:
         print(f"note: {note}", file=sys.stderr)
     return None
 

@@ -8,9 +8,9 @@ The rewards reuse the profile's model specs (jobs/configs/<profile>.yaml: qualit
 transcription.speaker_model), with `--model-set` editing them as `s2 curate --set` does. --config is a YAML of
 RewardsConfig (schemas/rewards.py: weights, R_STT tag weights, normalisation, limits, batching, resources) and --set
 edits one of its leaves. Every request needs `Authorization: Bearer $S2_REWARDS_TOKEN`; the command refuses to
-start without the variable. Ctrl-C (or SIGTERM) stops the services.
+start without the variable. Ctrl-C (or SIGTERM) stops the services in seconds.
 
-  curl -H "Authorization: Bearer $S2_REWARDS_TOKEN" -d @items.json http://127.0.0.1:8000/v1/score/total
+  curl -H "Authorization: Bearer $S2_REWARDS_TOKEN" --data-binary @request.json http://127.0.0.1:8000/v1/score/total
 
 `python -m jobs.serve_rewards ...` runs it directly; `rewards_config` resolves the same configuration for an RL loop.
 """
@@ -149,15 +149,16 @@ def run(args: argparse.Namespace) -> int:
 
     on_cluster = bool(args.address or os.environ.get("RAY_ADDRESS"))
     ensure_ray(address=args.address)
-    url = start(cfg, token, args.host, args.port)
-    print(
-        f"reward services ({cfg.profile} profile) at {url}/v1/score/{{stt,quality,similarity,total}}; Ctrl-C stops",
-        flush=True,
-    )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # SIGTERM as Ctrl-C, set after ray.init (whose own handler would abort the process): either one, while the
+    # services start or once they serve, ends the wait and stops them
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        stopping.wait()
+        url = start(cfg, token, args.host, args.port)
+        print(
+            f"reward services ({cfg.profile} profile) at {url}/v1/score/{{stt,quality,similarity,total}}; Ctrl-C stops",
+            flush=True,
+        )
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     stop(on_cluster)

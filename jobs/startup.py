@@ -19,7 +19,7 @@ class StartupError(ValueError):
 def _first_sample_has_codes(url: str) -> bool | None:
     """Whether the first sample of a shard holds KEY.codes.npy (its members are adjacent); None when the shard
     cannot be read (the loader's own checks then name the problem). Streams a few members, not the shard."""
-    from training import storage
+    import storage
 
     try:
         with storage.open_read(url) as f, tarfile.open(fileobj=f, mode="r|") as tar:
@@ -82,7 +82,7 @@ def random_model_note(what: str, setting: str, tiny: dict) -> str:
 def nothing_to_do(out: str, setting: str, steps: int) -> str:
     """What a rerun of a finished run says (it trained no step): the step its newest checkpoint holds and how to go
     on, read from the checkpoint pointer."""
-    from training import storage
+    import storage
     from training.checkpoint import CHECKPOINTS, LATEST
 
     pointer = storage.join(out, CHECKPOINTS, LATEST)
@@ -92,4 +92,20 @@ def nothing_to_do(out: str, setting: str, steps: int) -> str:
         f"nothing to do: {out} holds the checkpoint of step {step}, and {setting} is {steps}. To continue, run it again "
         f"with `--set {setting}={step + steps}` (any number above {step}); to start afresh, `--set runtime.out=NEW` "
         f"or `--set runtime.resume=false`"
+    )
+
+
+def random_codec_note(checkpoint: str, setting: str) -> str | None:
+    """The one line saying that a local codec checkpoint has random weights (its sidecar says so: `s2 codec init`);
+    None for a trained one, or one on S3 (read when a node fetches it)."""
+    from models.codec import weights
+
+    if checkpoint.startswith("s3://"):
+        return None
+    config, _ = weights.read_config(weights.weights_file(checkpoint, setting))
+    if not config.random_init:
+        return None
+    return (
+        f"note: the codec ({checkpoint}) has random-init weights (`s2 codec init`): its codes and audio stand for "
+        "noise, fit for tests and demos only"
     )

@@ -43,17 +43,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         # checked here, so that a missing codec is named by this command's own flag (run_tokenize checks it again)
+        from jobs.startup import random_codec_note
         from models.codec import weights
 
         weights.preflight(cfg.codec.model, "--codec")
-        if not cfg.codec.model.checkpoint.startswith("s3://"):
-            config, _ = weights.read_config(weights.weights_file(cfg.codec.model.checkpoint, "--codec"))
-            if config.random_init:
-                print(
-                    f"note: the codec ({args.codec}) has random-init weights (`s2 codec init --tiny`): its codes "
-                    "stand for noise, fit for tests and demos only",
-                    file=sys.stderr,
-                )
+        if note := random_codec_note(cfg.codec.model.checkpoint, "--codec"):
+            print(note, file=sys.stderr)
         summary = run_tokenize(cfg, progress=args.progress)
     except (CheckpointUnavailableError, TokenizePlanError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)

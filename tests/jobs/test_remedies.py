@@ -74,6 +74,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("train: S2 folder missing", ["train", "--config", yaml_file(tmp / "t.yaml", train), "--set", "model.init=s2", "--set", f"model.path={tmp / 'nope'}"], "--set model.path=DIR"),
         ("train: Qwen3 missing offline", ["train", "--config", yaml_file(tmp / "t-qwen3.yaml", {**train, "data": {"index": str(tmp / "nope.json")}}), "--set", "model.init=qwen3", "--set", "model.path=nobody/no-qwen3"], "model.path"),
         ("grpo: untokenized shards", ["grpo", "--config", yaml_file(tmp / "g.yaml", grpo)], "s2 tokenize"),
+        ("grpo: codec missing", ["grpo", "--config", yaml_file(tmp / "g-codec.yaml", {**grpo, "codec": {"checkpoint": str(tmp / "nope")}, "prompts": {"jsonl": str(Path("jobs/configs/grpo_demo_prompts.jsonl").resolve())}})], "--set codec.checkpoint=DIR"),
         ("grpo: policy folder missing", ["grpo", "--config", yaml_file(tmp / "g.yaml", grpo), "--set", "policy.init=s2", "--set", f"policy.path={tmp / 'nope'}"], "--set policy.path=DIR"),
         ("speak: model missing", ["speak", "--model", str(tmp / "nope"), "--codec", str(tmp / "nope"), "--text", "hi", "--out", str(tmp / "run.wav")], "--model"),
         ("speak: codec missing", ["speak", "--model", model, "--codec", str(tmp / "nope"), "--text", "hi", "--out", str(tmp / "run.wav")], "--codec DIR"),
