@@ -199,6 +199,10 @@ class RuntimeConfig(_Strict):
         default=500, ge=1, description="Checkpoint every this many steps (default 500); the last step always is."
     )
     keep_checkpoints: int = Field(default=2, ge=1, description="Checkpoints kept, newest first (default 2).")
+    async_checkpoint: bool = Field(
+        default=False,
+        description="Save checkpoints in the background (default false): training goes on once the shards are copied to host memory; the write, an S3 upload and `latest` follow in a thread.",
+    )
     out: str = Field(
         default="train_out",
         description="Run folder, local or s3:// (default 'train_out'): metrics.jsonl, checkpoints/, model/ (the released format).",
@@ -229,6 +233,11 @@ class RayConfig(_Strict):
     cpus_per_worker: float = Field(default=1.0, gt=0, description="CPUs reserved per worker (default 1).")
     address: str | None = Field(
         default=None, description="Cluster address (default None = RAY_ADDRESS or a local Ray)."
+    )
+    max_failures: int = Field(
+        default=3,
+        ge=-1,
+        description="Restarts of the worker group after a worker dies (default 3; -1 = without limit): it resumes from the last reported checkpoint.",
     )
 
 

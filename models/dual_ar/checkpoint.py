@@ -65,16 +65,15 @@ def read_weights(folder: str | Path) -> dict[str, Tensor]:
     return weights
 
 
-def load_weights_strict(model: DualARTransformer, weights: dict[str, Tensor], source: str) -> None:
-    """Assign `weights` to the model, failing with one line that names every missing, unexpected or
-    mis-shaped key (as named in the released files)."""
-    expected = model.state_dict()
-    missing = sorted(released_key(k) for k in expected.keys() - weights.keys())
-    unexpected = sorted(released_key(k) for k in weights.keys() - expected.keys())
+def check_fits(expected: dict[str, tuple], found: dict[str, tuple], source: str) -> None:
+    """Fail with one line naming every missing, unexpected or mis-shaped key (as named in the released files),
+    given the model's and the files' shapes by model name."""
+    missing = sorted(released_key(k) for k in expected.keys() - found.keys())
+    unexpected = sorted(released_key(k) for k in found.keys() - expected.keys())
     shapes = sorted(
-        f"{released_key(k)} {tuple(weights[k].shape)} (model {tuple(expected[k].shape)})"
-        for k in expected.keys() & weights.keys()
-        if weights[k].shape != expected[k].shape
+        f"{released_key(k)} {tuple(found[k])} (model {tuple(expected[k])})"
+        for k in expected.keys() & found.keys()
+        if tuple(found[k]) != tuple(expected[k])
     )
     problems = [
         f"{what} {_listed(keys)}"
@@ -83,7 +82,38 @@ def load_weights_strict(model: DualARTransformer, weights: dict[str, Tensor], so
     ]
     if problems:
         raise CheckpointFormatError(f"{source}: weights do not fit the config: {'; '.join(problems)}")
+
+
+def load_weights_strict(model: DualARTransformer, weights: dict[str, Tensor], source: str) -> None:
+    """Assign `weights` to the model, failing with one line that names every missing, unexpected or
+    mis-shaped key (as named in the released files)."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_fits(expected, {k: tuple(v.shape) for k, v in weights.items()}, source)
     model.load_state_dict(weights, strict=True, assign=True)
+
+
+class WeightSlices:
+    """Rows of the tensors of a checkpoint folder, read from the safetensors files without loading them whole
+    (each rank of a sharded run reads only its own rows). Keys are model names."""
+
+    def __init__(self, folder: str | Path):
+        from safetensors import safe_open
+
+        files = weight_files(Path(folder))
+        if not files:
+            raise CheckpointFormatError(f"{folder}: no {INDEX} or {SINGLE}")
+        self.slices = {}
+        self._files = [safe_open(str(f), framework="pt") for f in files]
+        for handle in self._files:
+            for key in handle.keys():
+                self.slices[model_key(key)] = handle.get_slice(key)
+
+    def shapes(self) -> dict[str, tuple]:
+        return {name: tuple(s.get_shape()) for name, s in self.slices.items()}
+
+    def rows(self, name: str, start: int, stop: int) -> Tensor:
+        part = self.slices[name]
+        return part[start:stop] if part.get_shape() else part[:]
 
 
 def from_s2_checkpoint(
@@ -96,6 +126,14 @@ def from_s2_checkpoint(
 ):
     """(model, tokenizer) of a released-format folder, the model in eval mode on `device` in `dtype`.
     `config_changes` replace config fields (e.g. codebook_embedding_scale) before the weights are loaded."""
+    model, tokenizer = s2_skeleton(folder, attention=attention, **config_changes)
+    load_weights_strict(model, read_weights(folder), str(folder))
+    return model.to(device=device, dtype=dtype).eval(), tokenizer
+
+
+def s2_skeleton(folder: str | Path, *, attention: str = "sdpa", **config_changes):
+    """(model on the meta device, tokenizer) of a released-format folder: its config and tokenizer, checked
+    against each other, and no weights."""
     folder = Path(folder)
     config = DualARConfig.load(folder)
     if config_changes:
@@ -113,8 +151,7 @@ def from_s2_checkpoint(
         )
     with torch.device("meta"):
         model = DualARTransformer(config, attention=attention)
-    load_weights_strict(model, read_weights(folder), str(folder))
-    return model.to(device=device, dtype=dtype).eval(), tokenizer
+    return model, tokenizer
 
 
 def _write_atomic(path: Path, write) -> None:

@@ -35,4 +35,4 @@ def test_two_ray_workers_match_one_process_on_the_same_global_batches(ray_sessio
         for key in ("loss", "loss_slow", "loss_fast", "grad_norm"):
             assert b[key] == pytest.approx(a[key], rel=1e-5), (a["step"], key)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="run/")["Contents"]}
-    assert {"run/checkpoints/latest", "run/checkpoints/step-00000004/trainer.pt", "run/model/config.json"} <= keys
+    assert {"run/checkpoints/latest", "run/checkpoints/step-00000004/state.pt", "run/model/config.json"} <= keys
