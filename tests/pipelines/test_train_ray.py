@@ -58,8 +58,12 @@ def kill_a_worker_after_the_first_checkpoint(bucket: str, seen: dict) -> None:
 
 
 def test_two_ray_workers_survive_a_killed_worker_with_the_losses_of_one_process(
-    ray_session, bucket, shards, tmp_path, capsys
-):  # noqa: F811
+    ray_session,
+    bucket,
+    shards,  # noqa: F811
+    tmp_path,
+    capsys,
+):
     common = ("runtime.max_steps=6", "runtime.ckpt_every=2", "runtime.log_every=1")
     train(tiny_config(shards, tmp_path / "one", *common, "data.num_workers=2", "optimizer.accumulation=2"))
     config = tiny_config(shards, f"s3://{bucket}/run", *common, "data.num_workers=0", "ray.max_failures=1")
