@@ -94,6 +94,38 @@ def test_two_ranks_killed_with_sigkill_resume_on_two_and_then_on_one_rank_with_t
     assert_same_losses(metrics(out), expected)
     assert (out / "model" / "config.json").is_file()
 
+    # `s2 export` of the 2 ranks' step-6 checkpoint, offline, generates what the model resumed from it generates
+    exported_codes, live_codes = export_and_generate(out / "checkpoints" / "step-00000006", one_rank, tmp_path)
+    assert sum(c.shape[1] for c in exported_codes) > 0
+    assert all(torch.equal(a, b) for a, b in zip(exported_codes, live_codes, strict=True))
+
+
+def export_and_generate(uri: Path, config, tmp_path: Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    from jobs.cli import main as s2
+    from models.dual_ar.checkpoint import from_s2_checkpoint
+    from models.dual_ar.generate import generate
+    from models.dual_ar.prompt import build_prompt
+    from models.dual_ar.sampling import SamplingParams
+    from models.dual_ar.tokens import TokenIds
+    from training.trainer import World, prepare, resume
+
+    assert s2(["export", "--checkpoint", str(uri), "--out", str(tmp_path / "exported")]) == 0
+    exported, tokenizer = from_s2_checkpoint(tmp_path / "exported")
+    run, _ = prepare(config, World(0, 1, torch.device("cpu")))
+    resume(run, config, World(0, 1, torch.device("cpu")), str(uri))
+    live = run.model.eval()
+    with torch.no_grad():
+        for p in live.parameters():  # the released format is bfloat16
+            p.copy_(p.bfloat16().float())
+    ids = TokenIds.from_tokenizer(tokenizer, exported.config.codebook_size)
+    prompt = build_prompt(tokenizer, ids, exported.config.num_codebooks, "<|speaker:0|>the quick brown fox").tokens
+    sampling = SamplingParams(temperature=1.0, top_p=1.0, top_k=10**6)  # the tiny model mostly says <|im_end|>
+    exported_codes, live_codes = (
+        generate(m, [prompt] * 6, im_end_id=ids.im_end, max_new_tokens=8, sampling=sampling, seed=0)
+        for m in (exported, live)
+    )
+    return exported_codes, live_codes
+
 
 def test_bf16_lora_on_two_fsdp_ranks_trains_the_adapters_and_exports_them_merged(tmp_path, shards, tiny_model_dir):
     from models.dual_ar.checkpoint import from_s2_checkpoint, read_weights
