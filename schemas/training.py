@@ -80,9 +80,9 @@ class ModelConfig(_Strict):
         description="Seed of random weights: the tiny model, the new rows and the fast AR of a qwen3 start (default 0).",
     )
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Sizes when init is 'tiny'.")
-    attention: Literal["sdpa", "flex"] = Field(
-        default="sdpa",
-        description="Packed attention kernel (default 'sdpa', any device); 'flex' for GPUs with runtime.compile.",
+    attention: Literal["auto", "sdpa", "flex"] = Field(
+        default="auto",
+        description="Packed attention kernel: 'auto' (default) flex_attention with block masks on CUDA, sdpa with a dense mask elsewhere; 'sdpa'; 'flex'.",
     )
 
     @model_validator(mode="after")
@@ -185,7 +185,9 @@ class RuntimeConfig(_Strict):
         default="bfloat16",
         description="Compute dtype (default bfloat16: autocast, or FSDP's mixed precision, over float32 weights).",
     )
-    compile: bool = Field(default=False, description="torch.compile every transformer block (default false).")
+    compile: bool | None = Field(
+        default=None, description="torch.compile every transformer block (default None = on CUDA, off on CPU)."
+    )
     activation_checkpointing: bool = Field(
         default=False, description="Recompute each block in the backward pass (default false)."
     )

@@ -115,19 +115,26 @@ def setup_world(device: str | torch.device, fsdp: bool | None = None) -> World:
 # --- 2. the model -------------------------------------------------------------------------------------------
 
 
+def attention_backend(setting: str, device: torch.device) -> str:
+    """model.attention resolved: 'auto' is flex_attention (block masks, compiled) on CUDA, sdpa elsewhere."""
+    if setting != "auto":
+        return setting
+    return "flex" if device.type == "cuda" else "sdpa"
+
+
 def build_model(config: ModelConfig) -> tuple[DualARTransformer, object]:
     """(model in float32 on the CPU, tokenizer): whole, in one process (GRPO's policy; `s2 export`'s base)."""
     from models.dual_ar import from_qwen3, from_s2_checkpoint, init_tiny
 
     if config.init == "s2":
-        model, tokenizer = from_s2_checkpoint(config.path, attention=config.attention)
+        model, tokenizer = from_s2_checkpoint(config.path)
     elif config.init == "qwen3":
         model, tokenizer = from_qwen3(config.path, seed=config.seed)
     else:
         with tempfile.TemporaryDirectory() as folder:
             init_tiny(folder, config.seed, **config.tiny.model_dump())
-            model, tokenizer = from_s2_checkpoint(folder, attention=config.attention)
-    model.attention = config.attention
+            model, tokenizer = from_s2_checkpoint(folder)
+    model.attention = attention_backend(config.attention, torch.device("cpu"))
     return model.train(), tokenizer
 
 
@@ -144,10 +151,10 @@ def model_source(config: ModelConfig, world: World, folder: str) -> tuple[DualAR
         if world.size > 1:
             dist.broadcast_object_list(shared, src=0)
         with torch.device("meta"):
-            model = DualARTransformer(shared[0], attention=config.attention)
+            model = DualARTransformer(shared[0])
         return model, shared[1], full.state_dict() if full is not None else None
     path = config.path if config.init == "s2" else init_tiny(folder, config.seed, **config.tiny.model_dump())
-    model, tokenizer = s2_skeleton(path, attention=config.attention)
+    model, tokenizer = s2_skeleton(path)
     weights = WeightSlices(path)
     check_fits({k: tuple(v.shape) for k, v in model.state_dict().items()}, weights.shapes(), str(path))
     return model, tokenizer, weights.rows
@@ -250,21 +257,23 @@ class Run:
         )
 
 
-def prepare(config: TrainConfig, world: World) -> tuple[Run, object]:
+def prepare(config: TrainConfig, world: World, built: tuple | None = None) -> tuple[Run, object]:
     """(the run, tokenizer): the model built on the meta device; LoRA, activation checkpointing, torch.compile per
     block, the loss module, FSDP2; then each rank's shards materialised (no rank holds the whole model, unless the
-    start is a qwen3 conversion on rank 0); AdamW."""
+    start is a qwen3 conversion on rank 0); AdamW. `built`: (model on meta, tokenizer, weights source) to use
+    instead of config.model's (see model_source; a benchmark's random weights)."""
     rt = config.runtime
     fsdp = world.size > 1 if rt.fsdp is None else rt.fsdp
     if world.size > 1 and not fsdp:
         raise TrainError("runtime.fsdp=false needs a world of one rank: FSDP is what synchronises gradients here")
     dtype = torch.bfloat16 if rt.dtype == "bfloat16" else torch.float32
     with tempfile.TemporaryDirectory() as folder:
-        model, tokenizer, source = model_source(config.model, world, folder)
+        model, tokenizer, source = built or model_source(config.model, world, folder)
+        model.attention = attention_backend(config.model.attention, world.device)
         if config.lora.enabled:
             model = apply_lora(model, config.lora)
         model.activation_checkpointing = rt.activation_checkpointing
-        if rt.compile:
+        if rt.compile if rt.compile is not None else world.device.type == "cuda":
             for block in [*model.layers, *model.fast_layers]:
                 block.compile()
         try:
