@@ -1,7 +1,7 @@
 """Training configuration of the Dual-AR model: `s2 train --config train.yaml` and `python -m jobs.train`.
 
 Layers as for curation (schemas.config.layered): the defaults below <- the YAML file <- `--set key.path=value`.
-Every default is stated in its field's description. Sections: data, model, optimizer, loss, lora, runtime, ray.
+Every default is stated in its field's description. Sections: data, model, optimizer, loss, lora, runtime, eval, ray.
 """
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ class DataConfig(_Strict):
         ge=0,
         description="Loader processes per rank (default 1; 0 = in the training process). Streams = world size x max(1, num_workers): the same streams give the same global batches.",
     )
+    eval_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Fraction of sources held out for evaluation, by a hash of source.uri, so that no source (and none of its speakers' turns) is on both sides (default 0.0: none; eval.index is the other way).",
+    )
     references: bool = Field(
         default=True,
         description="Put another segment of the same speaker (source.speaker) or source (source.uri), from the same shard, in the system turn as the voice reference (default true).",
@@ -51,6 +57,42 @@ class DataConfig(_Strict):
     def _one_source(self) -> DataConfig:
         if bool(self.shards) == (self.index is not None):
             raise ValueError("set exactly one of data.shards and data.index")
+        return self
+
+
+class EvalConfig(_Strict):
+    """Evaluation during training: held-out loss and audio a person can listen to."""
+
+    every: int = Field(
+        default=0, ge=0, description="Held-out loss every this many steps, in metrics.jsonl (default 0 = never)."
+    )
+    index: str | None = Field(
+        default=None,
+        description="A separate index.json of held-out shards (default None: the data.eval_fraction split of data's shards).",
+    )
+    batches: int = Field(
+        default=4, ge=1, description="Micro-batches per rank in the held-out loss, the same every time (default 4)."
+    )
+    samples_every: int = Field(
+        default=0,
+        ge=0,
+        description="Generate the prompts and decode them to runtime.out/samples/step-N/*.wav (with the text in *.txt) every this many steps (default 0 = never).",
+    )
+    prompts: list[str] = Field(
+        default_factory=lambda: ["<|speaker:0|>The quick brown fox jumps over the lazy dog."],
+        min_length=1,
+        description="Texts of the samples (rich transcripts; default one sentence).",
+    )
+    codec: str | None = Field(
+        default=None, description="The S2 codec (`codec.pth` or its folder) that decodes the samples (default None)."
+    )
+    max_new_tokens: int = Field(default=400, ge=1, description="Frames at most per sample (default 400).")
+    seed: int = Field(default=0, description="Seed of the samples' sampling (default 0): the same at every step.")
+
+    @model_validator(mode="after")
+    def _codec_given(self) -> EvalConfig:
+        if self.samples_every and not self.codec:
+            raise ValueError("eval.codec is required when eval.samples_every > 0")
         return self
 
 
@@ -250,4 +292,11 @@ class TrainConfig(_Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _held_out_data(self) -> TrainConfig:
+        if self.eval.every and not (self.data.eval_fraction > 0 or self.eval.index):
+            raise ValueError("eval.every > 0 needs held-out data: set data.eval_fraction or eval.index")
+        return self

@@ -27,6 +27,7 @@ batches an uninterrupted stream would have given next.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -86,6 +87,7 @@ class ShardSample:
     text: str
     codes: np.ndarray  # int16 [N, T]
     reference: tuple[str, np.ndarray] | None = None
+    source: str = ""  # the source file's URI: what the held-out split is decided by
 
 
 def _parse(record: dict, num_codebooks: int, codebook_size: int, counts: Counter) -> tuple[ShardSample, str] | None:
@@ -111,7 +113,7 @@ def _parse(record: dict, num_codebooks: int, codebook_size: int, counts: Counter
     source = meta.get("source") or {}
     text = RichTranscript.model_validate(meta["transcript"]).render()
     group = f"speaker:{source['speaker']}" if source.get("speaker") else f"uri:{source.get('uri', meta['key'])}"
-    return ShardSample(key=meta["key"], text=text, codes=codes), group
+    return ShardSample(key=meta["key"], text=text, codes=codes, source=source.get("uri", meta["key"])), group
 
 
 def read_shard(
@@ -272,13 +274,27 @@ def pack_rows(rows: list[list[Example]], seq_len: int, num_codebooks: int, pad_i
     )
 
 
+def held_out(source: str, fraction: float) -> bool:
+    """Whether a source belongs to the evaluation split: the hash of its URI falls below `fraction`, so that all
+    of a source's segments (and its speakers' turns in it) are on the same side."""
+    return int(hashlib.sha256(source.encode()).hexdigest()[:12], 16) / 16**12 < fraction
+
+
 class Stream:
-    """One stream: endless (sample, position) pairs, epochs following each other; see the module doc."""
+    """One stream: endless (sample, position) pairs, epochs following each other; see the module doc. `split`:
+    "train" or "eval", the sources on either side of data.eval_fraction (all of them when it is 0)."""
 
     def __init__(
-        self, urls: list[str], config: DataConfig, stream: int, streams: int, num_codebooks: int, codebook_size: int
+        self,
+        urls: list[str],
+        config: DataConfig,
+        stream: int,
+        streams: int,
+        num_codebooks: int,
+        codebook_size: int,
+        split: str = "train",
     ):
-        self.urls, self.config, self.stream, self.streams = urls, config, stream, streams
+        self.urls, self.config, self.stream, self.streams, self.split = urls, config, stream, streams, split
         self.num_codebooks, self.codebook_size = num_codebooks, codebook_size
         self.counts: Counter = Counter()
 
@@ -323,7 +339,7 @@ class Stream:
             epoch, block, shard, j, offset = epoch + 1, 0, 0, 0, 0
 
     def _read(self, index: int, epoch: int) -> list[ShardSample]:
-        return read_shard(
+        samples = read_shard(
             self.urls[index],
             self.num_codebooks,
             self.codebook_size,
@@ -332,6 +348,10 @@ class Stream:
             epoch=epoch,
             counts=self.counts,
         )
+        fraction = self.config.eval_fraction
+        if fraction <= 0:
+            return samples
+        return [s for s in samples if held_out(s.source, fraction) == (self.split == "eval")]
 
 
 def _counts_text(counts: Counter) -> str:
@@ -354,13 +374,14 @@ class PackedDataset(IterableDataset):
         world: int = 1,
         positions: dict[int, dict] | None = None,
         rotation: int = 0,
+        split: str = "train",
     ):
         self.config, self.tokenizer, self.ids = config, PieceEncoder(tokenizer), ids
         self.num_codebooks, self.micro_batch = num_codebooks, micro_batch
         self.codebook_size = ids.semantic_end - ids.semantic_begin + 1
         self.rank, self.world = rank, world
         self.per_rank = max(1, config.num_workers)
-        self.positions, self.rotation = positions or {}, rotation
+        self.positions, self.rotation, self.split = positions or {}, rotation, split
         self.urls = shard_urls(config)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -368,7 +389,13 @@ class PackedDataset(IterableDataset):
         local = ((info.id if info else 0) + self.rotation) % self.per_rank
         stream_id = self.rank * self.per_rank + local
         stream = Stream(
-            self.urls, self.config, stream_id, self.world * self.per_rank, self.num_codebooks, self.codebook_size
+            self.urls,
+            self.config,
+            stream_id,
+            self.world * self.per_rank,
+            self.num_codebooks,
+            self.codebook_size,
+            self.split,
         )
         seq_len = self.config.seq_len
         rows: list[list[Example]] = []

@@ -50,6 +50,7 @@ from models.dual_ar.tokens import TokenIds
 from schemas.training import LoraConfig, ModelConfig, OptimizerConfig, TrainConfig
 from training import checkpoint, flops
 from training.data import IGNORE, PAD_SEGMENT, Batch, Loader
+from training.evaluation import SampleWriter, eval_loss, held_out_batches
 from training.lora import apply_lora, base_name, initial_adapter, is_adapter, merged_state_dict
 from training.losses import DualARLoss, codebook_weights, combine
 from training.sharding import materialize, materialize_from_rank0
@@ -534,6 +535,14 @@ def train(
         pin_memory=world.device.type == "cuda",
     )
 
+    # evaluation: the held-out batches, read once; the sample writer and its codec
+    ev = config.eval
+    held_out = held_out_batches(config, tokenizer, ids, mc.num_codebooks, world.rank, world.size) if ev.every else []
+    try:
+        writer = SampleWriter(config, tokenizer, ids, mc.num_codebooks, world.device) if ev.samples_every else None
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+
     # 6. the loop
     log = MetricsLog(rt.out, step if uri else None) if world.rank == 0 else None
     progress = progress_bar(rt.max_steps, step, world.rank == 0, "train")
@@ -541,6 +550,7 @@ def train(
     window_start = time.perf_counter()
     metrics: dict = {}
     reported: str | None = None  # the checkpoint last given to `report`
+    shown: dict = {}  # the progress bar's figures
     N = mc.num_codebooks
     while step < rt.max_steps:
         factor = lr_factor(step, opt)
@@ -584,10 +594,20 @@ def train(
             }
             if log is not None:
                 log.write(metrics)
-            progress.set_postfix(
+            shown.update(
                 loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}", mfu=f"{metrics['mfu']:.1%}"
             )
+            progress.set_postfix(shown)
             window, window_start = Counter(), time.perf_counter()
+
+        if ev.every and step % ev.every == 0:
+            evaluated = {"step": step, **eval_loss(run, held_out, world, config)}
+            if log is not None:
+                log.write(evaluated)
+            shown["eval"] = f"{evaluated['eval_loss']:.3f}"  # the last eval loss stays on the bar
+            progress.set_postfix(shown)
+        if writer is not None and step % ev.samples_every == 0:
+            writer.write(run, step, world.rank)
 
         saving = step % rt.ckpt_every == 0 or step == rt.max_steps
         if saving:
