@@ -42,6 +42,22 @@ class DataConfig(_Strict):
         ge=0,
         description="Loader processes per rank (default 1; 0 = in the training process). Streams = world size x max(1, num_workers): the same streams give the same global batches.",
     )
+    dialogue_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Mix ratio of dialogues: the probability that a segment with a source speaker starts a sample of consecutive segments of its source, with their speaker turns (default 0.0: every sample one segment).",
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=16,
+        description="Most tokens of a dialogue sample (default None = seq_len); its segments are joined while their frames and text fit.",
+    )
+    dialogue_pause_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="A gap between two segments of a dialogue at least this long (seconds) becomes a [pause] tag before the next turn (default 0.5).",
+    )
     eval_fraction: float = Field(
         default=0.0,
         ge=0,

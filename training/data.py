@@ -88,6 +88,11 @@ class ShardSample:
     codes: np.ndarray  # int16 [N, T]
     reference: tuple[str, np.ndarray] | None = None
     source: str = ""  # the source file's URI: what the held-out split is decided by
+    speaker: str | None = None  # source.speaker: the source-level speaker id
+    start_s: float = 0.0  # where the segment lies in its source
+    end_s: float = 0.0
+    body: str = ""  # the transcript without speaker markers (tags kept): one turn of a dialogue
+    voices: list[tuple[str, np.ndarray]] = field(default_factory=list)  # a dialogue's references, one per speaker
 
 
 def _parse(record: dict, num_codebooks: int, codebook_size: int, counts: Counter) -> tuple[ShardSample, str] | None:
@@ -113,11 +118,30 @@ def _parse(record: dict, num_codebooks: int, codebook_size: int, counts: Counter
     source = meta.get("source") or {}
     text = RichTranscript.model_validate(meta["transcript"]).render()
     group = f"speaker:{source['speaker']}" if source.get("speaker") else f"uri:{source.get('uri', meta['key'])}"
-    return ShardSample(key=meta["key"], text=text, codes=codes, source=source.get("uri", meta["key"])), group
+    transcript = RichTranscript.model_validate(meta["transcript"])
+    sample = ShardSample(
+        key=meta["key"],
+        text=text,
+        codes=codes,
+        source=source.get("uri", meta["key"]),
+        speaker=source.get("speaker"),
+        start_s=float(source.get("start_s") or 0.0),
+        end_s=float(source.get("end_s") or 0.0),
+        body=transcript.tagged_text(),
+    )
+    return sample, group
 
 
 def read_shard(
-    url: str, num_codebooks: int, codebook_size: int, *, references: bool, seed: int, epoch: int, counts: Counter
+    url: str,
+    num_codebooks: int,
+    codebook_size: int,
+    *,
+    references: bool,
+    seed: int,
+    epoch: int,
+    counts: Counter,
+    dialogues: DataConfig | None = None,
 ) -> list[ShardSample]:
     """The usable samples of a shard in key order, each with a reference: another member of its voice group
     (same speaker, else same source) drawn with a generator seeded by (seed, epoch, key)."""
@@ -149,7 +173,77 @@ def read_shard(
                     step = 1 + random.Random(f"{seed}/{epoch}/{samples[i].key}").randrange(len(members) - 1)
                     other = samples[members[(k + step) % len(members)]]
                     samples[i].reference = (other.text, other.codes)
-    return [samples[i] for i in order]
+    ordered = [samples[i] for i in order]
+    if dialogues is not None and dialogues.dialogue_fraction > 0:
+        return join_dialogues(ordered, dialogues, epoch, references)
+    return ordered
+
+
+# --- dialogues: consecutive segments of one source as one multi-speaker sample ----------------------------
+
+
+def _size(sample: ShardSample) -> int:
+    """An upper bound of the tokens a segment adds to a dialogue: its frames, the bytes of its text (a token is at
+    least one byte) and its speaker marker."""
+    return sample.codes.shape[1] + len(sample.body.encode()) + 8
+
+
+def join_dialogues(samples: list[ShardSample], config: DataConfig, epoch: int, references: bool) -> list[ShardSample]:
+    """A shard's samples (key order) with consecutive segments of a source joined into dialogues: walking each
+    source's segments in time order, a segment starts a dialogue with probability data.dialogue_fraction (seeded
+    by seed, epoch and source) that takes the following segments while their size fits data.max_tokens; else it
+    stays a sample of its own. A dialogue's turns are `<|speaker:k|>` by the order in which its source speakers
+    first speak, with `[pause]` where the gap between two segments is at least data.dialogue_pause_s; its codes
+    are the segments' codes in order; its reference voices, one per speaker, are other segments of that speaker
+    in the shard. Segments without a source speaker stay single."""
+    budget = config.max_tokens or config.seq_len
+    by_source: dict[str, list[ShardSample]] = defaultdict(list)
+    by_speaker: dict[str, list[ShardSample]] = defaultdict(list)
+    for s in samples:
+        by_source[s.source].append(s)
+        if s.speaker is not None:
+            by_speaker[s.speaker].append(s)
+    out: list[ShardSample] = []
+    for source in sorted(by_source):
+        segments = sorted(by_source[source], key=lambda s: (s.start_s, s.key))
+        rng = random.Random(f"{config.seed}/{epoch}/dialogue/{source}")
+        i = 0
+        while i < len(segments):
+            j, size = i + 1, _size(segments[i])
+            if segments[i].speaker is not None and rng.random() < config.dialogue_fraction:
+                while j < len(segments) and segments[j].speaker is not None and size + _size(segments[j]) <= budget:
+                    size += _size(segments[j])
+                    j += 1
+            if j - i == 1:
+                out.append(segments[i])
+            else:
+                out.append(_dialogue(segments[i:j], by_speaker, config, rng if references else None))
+            i = j
+    return sorted(out, key=lambda s: s.key)
+
+
+def _dialogue(parts: list[ShardSample], by_speaker: dict, config: DataConfig, rng: random.Random | None) -> ShardSample:
+    speakers = list(dict.fromkeys(p.speaker for p in parts))
+    turns = []
+    for k, p in enumerate(parts):
+        pause = "[pause] " if k and p.start_s - parts[k - 1].end_s >= config.dialogue_pause_s else ""
+        turns.append(f"<|speaker:{speakers.index(p.speaker)}|>{pause}{p.body}")
+    voices = []
+    for index, speaker in enumerate(speakers if rng is not None else []):
+        others = [s for s in by_speaker[speaker] if all(s is not p for p in parts)]
+        if others:
+            voice = others[rng.randrange(len(others))]
+            voices.append((f"<|speaker:{index}|>{voice.body}", voice.codes))
+    return ShardSample(
+        key=f"{parts[0].key}+{len(parts) - 1}",
+        text="".join(turns),
+        codes=np.concatenate([p.codes for p in parts], axis=1),
+        source=parts[0].source,
+        speaker=parts[0].speaker,
+        start_s=parts[0].start_s,
+        end_s=parts[-1].end_s,
+        voices=voices,
+    )
 
 
 # --- building one training sample ---------------------------------------------------------------------------
@@ -198,7 +292,8 @@ class PieceEncoder:
 def build_example(tokenizer, ids: TokenIds, num_codebooks: int, sample: ShardSample, max_len: int) -> Example | None:
     """The sample in the inference layout, with its reference if it fits in `max_len` tokens, else without;
     None when even that is too long."""
-    attempts = [[Reference(*sample.reference)], []] if sample.reference is not None else [[]]
+    voices = sample.voices or ([sample.reference] if sample.reference is not None else [])
+    attempts = [[Reference(*v) for v in voices], []] if voices else [[]]
     for refs in attempts:
         prompt = build_prompt(tokenizer, ids, num_codebooks, sample.text, refs, target_codes=sample.codes)
         if prompt.tokens.shape[1] - 1 <= max_len:
@@ -347,6 +442,7 @@ class Stream:
             seed=self.config.seed,
             epoch=epoch,
             counts=self.counts,
+            dialogues=self.config,
         )
         fraction = self.config.eval_fraction
         if fraction <= 0:
