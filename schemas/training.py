@@ -205,6 +205,15 @@ class LossConfig(_Strict):
     codebook_weights: list[float] | None = Field(
         default=None, description="Explicit w_0..w_{N-1}, overriding mode (default None)."
     )
+    learn: Literal["assistant", "non_reference"] = Field(
+        default="assistant",
+        description="The tokens L_slow learns (m_t of Eq. 2): 'assistant' (default) the assistant's codes and final <|im_end|>, as the released code; 'non_reference' every token after the system turn (the user turn's text too), Eq. 2 as printed.",
+    )
+    lambda_text: float = Field(
+        default=1.0,
+        ge=0,
+        description="lambda_t of Eq. 2 for the learned tokens outside the assistant turn when learn is 'non_reference' (default 1.0); the assistant's weigh 1.",
+    )
     chunk_tokens: int = Field(
         default=4096,
         gt=0,

@@ -252,11 +252,14 @@ def _dialogue(parts: list[ShardSample], by_speaker: dict, config: DataConfig, rn
 @dataclass
 class Example:
     """One sample in next-token form: inputs, labels [N+1, L] (labels: the true next tokens; rows 1..N codes at
-    audio positions, IGNORE at text positions) and the Eq. 2 mask [L] (True where the label is learned)."""
+    audio positions, IGNORE at text positions) and the Eq. 2 mask [L] (True where the label is learned: the
+    assistant's codes and final <|im_end|>, as the released code learns). text_mask [L]: the other labels after the
+    system turn (the user turn's text, the assistant's header), which Eq. 2 as printed learns too (loss.learn)."""
 
     inputs: Tensor
     labels: Tensor
     loss_mask: Tensor
+    text_mask: Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -299,7 +302,10 @@ def build_example(tokenizer, ids: TokenIds, num_codebooks: int, sample: ShardSam
         if prompt.tokens.shape[1] - 1 <= max_len:
             labels = prompt.tokens[:, 1:].clone()
             labels[1:, ~prompt.audio_mask[1:]] = IGNORE
-            return Example(prompt.tokens[:, :-1], labels, prompt.loss_mask[1:].clone())
+            loss_mask = prompt.loss_mask[1:].clone()
+            system_end = int((prompt.tokens[0] == ids.im_end).nonzero()[0, 0])  # its "<|im_end|>\n" closes it
+            after_system = torch.arange(1, prompt.tokens.shape[1]) >= system_end + 2
+            return Example(prompt.tokens[:, :-1], labels, loss_mask, after_system & ~loss_mask)
     return None
 
 
@@ -320,40 +326,41 @@ class Batch:
     stream: int = 0
     position: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
+    text_mask: Tensor | None = None  # [B, S]: see Example
+
+    def _apply(self, fn) -> Batch:
+        tensors = (self.inputs, self.labels, self.loss_mask, self.segment_ids)
+        text = fn(self.text_mask) if self.text_mask is not None else None
+        return Batch(*map(fn, tensors), self.samples, self.stream, self.position, self.counts, text)
 
     def to(self, device: torch.device) -> Batch:
-        move = {"device": device, "non_blocking": True}
-        return Batch(
-            self.inputs.to(**move),
-            self.labels.to(**move),
-            self.loss_mask.to(**move),
-            self.segment_ids.to(**move),
-            self.samples,
-            self.stream,
-            self.position,
-            self.counts,
-        )
+        return self._apply(lambda t: t.to(device=device, non_blocking=True))
 
     def pin_memory(self) -> Batch:
-        return Batch(
-            self.inputs.pin_memory(),
-            self.labels.pin_memory(),
-            self.loss_mask.pin_memory(),
-            self.segment_ids.pin_memory(),
-            self.samples,
-            self.stream,
-            self.position,
-            self.counts,
-        )
+        return self._apply(lambda t: t.pin_memory())
 
-    def masked_labels(self) -> Tensor:
+    def learned(self, learn: str = "assistant") -> Tensor:
+        """m_t of Eq. 2 [B, S]: the assistant's codes and <|im_end|> ('assistant', the released code's), or every
+        label after the system turn ('non_reference', Eq. 2 as printed; the reference audio is in the system turn)."""
+        if learn == "non_reference" and self.text_mask is not None:
+            return self.loss_mask | self.text_mask
+        return self.loss_mask
+
+    def masked_labels(self, learn: str = "assistant") -> Tensor:
         """Labels with IGNORE wherever the Eq. 2 mask is 0: what the model's forward takes."""
-        return self.labels.masked_fill(~self.loss_mask[:, None], IGNORE)
+        return self.labels.masked_fill(~self.learned(learn)[:, None], IGNORE)
+
+    def token_weights(self, learn: str, lambda_text: float) -> Tensor | None:
+        """lambda_t of Eq. 2 [B, S]: 1 on the assistant's labels, lambda_text on the other learned ones; None when
+        every learned label weighs 1."""
+        if learn != "non_reference" or lambda_text == 1.0 or self.text_mask is None:
+            return None
+        return torch.where(self.text_mask, lambda_text, 1.0)
 
 
 def pack_rows(rows: list[list[Example]], seq_len: int, num_codebooks: int, pad_id: int) -> Batch:
     """Rows of examples -> one Batch of width seq_len; example k of a row is segment k+1."""
-    inputs, labels, masks, segments = [], [], [], []
+    inputs, labels, masks, texts, segments = [], [], [], [], []
     for row in rows:
         pad = seq_len - sum(ex.length for ex in row)
         pad_inputs = torch.zeros(num_codebooks + 1, pad, dtype=torch.long)
@@ -361,11 +368,22 @@ def pack_rows(rows: list[list[Example]], seq_len: int, num_codebooks: int, pad_i
         inputs.append(torch.cat([ex.inputs for ex in row] + [pad_inputs], dim=1))
         labels.append(torch.cat([ex.labels for ex in row] + [torch.full((num_codebooks + 1, pad), IGNORE)], dim=1))
         masks.append(torch.cat([ex.loss_mask for ex in row] + [torch.zeros(pad, dtype=torch.bool)]))
+        texts.append(
+            torch.cat(
+                [ex.text_mask if ex.text_mask is not None else torch.zeros_like(ex.loss_mask) for ex in row]
+                + [torch.zeros(pad, dtype=torch.bool)]
+            )
+        )
         segments.append(
             torch.cat([torch.full((ex.length,), k + 1) for k, ex in enumerate(row)] + [torch.full((pad,), PAD_SEGMENT)])
         )
     return Batch(
-        torch.stack(inputs), torch.stack(labels), torch.stack(masks), torch.stack(segments), sum(len(r) for r in rows)
+        torch.stack(inputs),
+        torch.stack(labels),
+        torch.stack(masks),
+        torch.stack(segments),
+        sum(len(r) for r in rows),
+        text_mask=torch.stack(texts),
     )
 
 

@@ -43,9 +43,11 @@ def eval_loss(run, batches: list[Batch], world, config: TrainConfig) -> dict:
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # slow, fast, learned tokens, frames
     model.eval()
     for b in batches:
-        labels = b.masked_labels()
+        learn = config.loss.learn
+        labels = b.masked_labels(learn)
+        weights = b.token_weights(learn, config.loss.lambda_text)
         with run.autocast:
-            part = run.loss_module(b.inputs.to(device), labels.to(device), b.segment_ids.to(device))
+            part = run.loss_module(b.inputs.to(device), labels.to(device), b.segment_ids.to(device), weights)
         tokens = float((labels[:, 0] != IGNORE).sum())
         frames = float(model.is_semantic(labels[:, 0]).sum())
         sums += torch.stack([part.slow.double(), part.fast.double(), *torch.tensor([tokens, frames], device=device)])

@@ -315,7 +315,8 @@ class StepStats:
 def train_step(run: Run, micro: list[Batch], world: World, config: TrainConfig) -> StepStats:
     """One optimizer step over this rank's micro-batches of the global batch."""
     model, device = run.model, world.device
-    labels = [b.masked_labels() for b in micro]
+    learn = config.loss.learn
+    labels = [b.masked_labels(learn) for b in micro]
     learned = [int((y[:, 0] != IGNORE).sum()) for y in labels]
     frames = [int(model.is_semantic(y[:, 0]).sum()) for y in labels]
     total_tokens, total_frames = world.sum([float(sum(learned)), float(sum(frames))])
@@ -324,7 +325,8 @@ def train_step(run: Run, micro: list[Batch], world: World, config: TrainConfig) 
         if run.fsdp:
             run.loss_module.set_requires_gradient_sync(i == len(micro) - 1)
         with run.autocast:
-            part = run.loss_module(b.inputs.to(device), y.to(device), b.segment_ids.to(device))
+            weights = b.token_weights(learn, config.loss.lambda_text)
+            part = run.loss_module(b.inputs.to(device), y.to(device), b.segment_ids.to(device), weights)
             loss = combine(part, total_tokens, total_frames, config.loss)
         # FSDP averages gradients over ranks; the loss is already the global batch's mean
         (loss * world.size).backward()
