@@ -147,18 +147,21 @@ def local_copy(uri: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def local_atomic(path: str | Path) -> Iterator[Path]:
-    """A temporary file beside the local `path`, for the block to write; fsynced and renamed onto `path` when the
-    block ends without error, removed when it raises: nothing half-written is ever seen under `path`."""
+    """A temporary file for the block to write, fsynced and renamed onto the local `path` when the block ends without
+    error, removed when it raises: nothing half-written is ever seen under `path`. The temporary keeps `path`'s name
+    (inside a fresh hidden folder beside it), so writers that record their file's name (torch.save) write the same
+    bytes as they would to `path` itself."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
+    folder = path.parent / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    tmp = folder / path.name
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -242,5 +245,8 @@ def remove_stale_temporaries(directory: str) -> int:
         return 0
     stale = list(Path(directory).rglob(f"{_TEMP_PREFIX}*"))
     for p in stale:
-        p.unlink(missing_ok=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return len(stale)
