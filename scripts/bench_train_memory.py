@@ -10,8 +10,8 @@ every rank its shards). A thread samples the process's RSS every few millisecond
 Per rank it reports
   load_growth_over_model: RSS after sharding - RSS before the model is built, over the full fp32 model's bytes
       (also the peak while loading);
-  save_growth_over_model: peak RSS while saving - peak RSS over the training steps before it (the steady state),
-      over the same bytes.
+  save_growth_over_model: peak RSS while saving - RSS of the training steady state just before the save (the
+      steps' activations freed), over the same bytes (also over the training steps' peak, which is higher).
 Targets (issue 20): load growth <= 0.6 on every rank (each holds half the fp32 weights), save growth <= 0.1.
 Written to bench_out/train_memory.json with the machine's load average.
 
@@ -138,8 +138,9 @@ def rank_worker(args) -> None:
     sampler.reset()
     for _ in range(args.steps - 1):
         train_step(run, batches, world, config)
-    steady = sampler.peak()
+    steady_peak = sampler.peak()
     saver = checkpoint.Checkpointer(args.run_out, keep=1)
+    steady = sampler.rss()
     sampler.reset()
     start = time.perf_counter()
     state = {"rng": world.gather(rng_state()), "world": world_shape(config, world.size)}
@@ -154,8 +155,10 @@ def rank_worker(args) -> None:
                 "rss_after_load": after,
                 "load_peak_growth": load_peak - before,
                 "load_growth": after - before,
-                "steady_peak": steady,
+                "steady_rss": steady,
+                "steady_peak": steady_peak,
                 "save_peak_growth": save_peak - steady,
+                "save_peak_over_training_peak": save_peak - steady_peak,
                 "save_seconds": save_seconds,
             }
         )
@@ -204,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         r["load_growth_over_model"] = r["load_growth"] / model_bytes
         r["load_peak_growth_over_model"] = r["load_peak_growth"] / model_bytes
         r["save_growth_over_model"] = r["save_peak_growth"] / model_bytes
+        r["save_peak_over_training_peak_over_model"] = r["save_peak_over_training_peak"] / model_bytes
     print(f"{params:,} parameters, full fp32 model {model_bytes / 2**30:.2f} GiB; {RANKS} gloo ranks on CPU")
     print(f"{'rank':>4} {'load growth':>12} {'load peak':>10} {'save growth':>12} {'save s':>7}")
     for r in ranks:

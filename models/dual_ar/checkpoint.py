@@ -9,6 +9,7 @@ Loading is strict: every key the model has must be in the files with its shape, 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -92,28 +93,46 @@ def load_weights_strict(model: DualARTransformer, weights: dict[str, Tensor], so
     model.load_state_dict(weights, strict=True, assign=True)
 
 
+_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64}
+
+
 class WeightSlices:
-    """Rows of the tensors of a checkpoint folder, read from the safetensors files without loading them whole
-    (each rank of a sharded run reads only its own rows). Keys are model names."""
+    """Rows of the tensors of a checkpoint folder, read from the safetensors files with plain positioned reads (each
+    rank of a sharded run reads only its own rows; unlike a memory map, nothing of the files stays in the process's
+    memory). Keys are model names. The format: an 8-byte little-endian header length, a JSON header of
+    {key: {dtype, shape, data_offsets}}, then the row-major data."""
 
     def __init__(self, folder: str | Path):
-        from safetensors import safe_open
-
         files = weight_files(Path(folder))
         if not files:
             raise CheckpointFormatError(f"{folder}: no {INDEX} or {SINGLE}")
-        self.slices = {}
-        self._files = [safe_open(str(f), framework="pt") for f in files]
-        for handle in self._files:
-            for key in handle.keys():
-                self.slices[model_key(key)] = handle.get_slice(key)
+        self.entries: dict[str, tuple[Path, int, torch.dtype, tuple]] = {}
+        for f in files:
+            with open(f, "rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(size))
+            for key, entry in header.items():
+                if key == "__metadata__":
+                    continue
+                if entry["dtype"] not in _DTYPES:
+                    raise CheckpointFormatError(f"{f}: {key} has dtype {entry['dtype']} (floating point expected)")
+                start = 8 + size + entry["data_offsets"][0]
+                self.entries[model_key(key)] = (f, start, _DTYPES[entry["dtype"]], tuple(entry["shape"]))
 
     def shapes(self) -> dict[str, tuple]:
-        return {name: tuple(s.get_shape()) for name, s in self.slices.items()}
+        return {name: entry[3] for name, entry in self.entries.items()}
 
     def rows(self, name: str, start: int, stop: int) -> Tensor:
-        part = self.slices[name]
-        return part[start:stop] if part.get_shape() else part[:]
+        path, offset, dtype, shape = self.entries[name]
+        if not shape:
+            start, stop, shape = 0, 1, (1,)
+        row = dtype.itemsize * math.prod(shape[1:])
+        data = bytearray(row * (stop - start))
+        with open(path, "rb") as f:
+            f.seek(offset + row * start)
+            f.readinto(data)
+        out = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        return out.view(stop - start, *shape[1:]) if self.entries[name][3] else out.view(())
 
 
 def from_s2_checkpoint(
