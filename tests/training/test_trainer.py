@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -226,3 +227,19 @@ def test_the_demo_config_is_valid_and_tiny():
 
     config = layered(TrainConfig, read_yaml(Path(train_job.__file__).parent / "configs" / "train_demo.yaml"))
     assert config.model.init == "tiny" and config.runtime.dtype == "float32" and config.runtime.max_steps >= 200
+
+
+def test_a_rank_that_resumed_another_step_than_rank_0_stops_the_run(tmp_path, shards):
+    from training.checkpoint import latest
+    from training.trainer import TrainError, World, prepare, resume
+
+    class OtherRanksAhead(World):  # what rank 0 would gather from a rank that read a newer checkpoint
+        def gather(self, obj):
+            return [obj, obj + 2]
+
+    config = tiny_config(shards, tmp_path / "out", "runtime.max_steps=2")
+    train(config)
+    world = OtherRanksAhead(0, 1, torch.device("cpu"))
+    run, _ = prepare(config, world)
+    with pytest.raises(TrainError, match=r"ranks resumed different steps \[2, 4\] from .*step-00000002"):
+        resume(run, config, world, latest(str(tmp_path / "out")))
