@@ -620,9 +620,9 @@ def train(
                 "world": world_shape(config, world.size),
                 "trainable": sorted(run.trainable),
             }
-            checkpointer.save(step, run.tensors(), state)
-            if log is not None:
+            if log is not None:  # before `latest` names the checkpoint: a resumed run finds its lines
                 log.publish()
+            checkpointer.save(step, run.tensors(), state)
         if report is not None and (saving or step % rt.log_every == 0):
             done = checkpointer.completed if checkpointer.completed != reported else None
             report(metrics if metrics.get("step") == step else {"step": step}, done)
