@@ -81,6 +81,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("serve-rewards: s2 weights missing", ["serve-rewards", "--profile", "s2"], "--model-set"),
         ("train-quality-head: backbone missing offline", ["train-quality-head", "--data", str(tmp / "labels.jsonl"), "--backbone", "nobody/no-backbone", "--out", str(tmp / "run")], "--backbone"),
         ("bootstrap-quality-labels: no clean clips", ["bootstrap-quality-labels", "--clean", str(tmp / "nope"), "--noise", str(tmp / "nope"), "--out", str(tmp / "run")], ""),
+        ("export: no checkpoint", ["export", "--checkpoint", str(tmp / "nope"), "--out", str(tmp / "run")], "cannot export"),
         ("codec: out folder is a file", ["codec", "init", "--tiny", index], ""),
     ]  # fmt: skip
 
