@@ -10,6 +10,11 @@ never shared between threads); the combiner waits for every reward of the group 
 reward is anything with the reward protocol: an in-process reward, a RewardClient in front of the services, or
 (under Ray, pipelines/grpo.py) a proxy of a reward actor. Decoding and the model rewards release the GIL, so
 on one machine they run beside generation; on a cluster they run where the rewards live.
+
+A reward service that still fails after the client's retries (models.rewards.client.RewardServiceError, transient:
+a timeout, no connection, a 5xx) fails the items of that batch, each with the reason: the loop drops them from
+their groups and counts them (training.grpo.advantages). A refusal (401, 413, ...) or any other exception of a
+reward is a broken setup or reward and ends the run.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.rewards.base import Reward, RewardItem
+from models.rewards.client import RewardServiceError
 from schemas.rewards import RewardResult
 from training.grpo.rollout import Rollout, WaveformCache
 
@@ -41,7 +47,8 @@ class GroupScores:
 
 def combine(results: Mapping[str, RewardResult], weights: Mapping[str, float]) -> RewardResult:
     """One rollout's R_i = sum of weight x score, every reward's score and components kept for the log; a rollout
-    any reward failed to score gets the worst reward with each reason (as the services' total does)."""
+    any reward failed to score is failed with each reason (the loop drops it; the services' total gives it the
+    worst reward)."""
     components: dict[str, float] = {}
     metadata: dict[str, str] = {}
     for name, r in results.items():
@@ -98,7 +105,13 @@ class Scorer:
 
     @staticmethod
     def _score(reward: Reward, decoded: Future[_Decoded]) -> tuple[list[RewardResult], float]:
-        results = reward.score(decoded.result().items)
+        items = decoded.result().items
+        try:
+            results = reward.score(items)
+        except RewardServiceError as exc:
+            if not exc.transient:  # refused (a bad token, a request too large): no retry or later step would pass
+                raise
+            results = [RewardResult.failed(str(exc))] * len(items)
         return results, time.perf_counter()
 
     def _combine(self, rollouts: list[Rollout], decoded: Future[_Decoded], scored: dict[str, Future]) -> GroupScores:
