@@ -39,6 +39,7 @@ import json
 import math
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -252,14 +253,16 @@ def step_line(step: int, rollouts: list[dict], group_size: int) -> dict:
     """The rewards.jsonl fields that summarise a step's rollouts (each a dict of its numbers, in slot order): the
     rewards are those of the rollouts that were scored; the failed ones are counted."""
     scored = [r for r in rollouts if r["error"] is None]
-    groups = [rollouts[k : k + group_size] for k in range(0, len(rollouts), group_size)]
-    spreads = [np.std([r["score"] for r in g if r["error"] is None]) for g in groups]
+    groups = [
+        [r["score"] for r in rollouts[k : k + group_size] if r["error"] is None]
+        for k in range(0, len(rollouts), group_size)
+    ]
     keys = sorted({k for r in scored for k in r["components"]})
     errors = [r["error"] for r in rollouts if r["error"] is not None]
     return {
         "step": step,
         "total": _mean([r["score"] for r in scored]),
-        "group_std": _mean([s for g, s in zip(groups, spreads) if sum(r["error"] is None for r in g) >= 2]),
+        "group_std": _mean([np.std(g) for g in groups if len(g) >= 2]),
         "components": {k: _mean([r["components"][k] for r in scored if k in r["components"]]) for k in keys},
         "errors": len(errors),
         "error": errors[0] if errors else None,
@@ -271,13 +274,13 @@ def step_line(step: int, rollouts: list[dict], group_size: int) -> dict:
 
 def check_failures(step: int, results: list, world, max_fraction: float) -> None:
     """Stop the run, in one line, when more than `max_fraction` of the step's rollouts (on every rank) failed."""
-    errors = [r.error for r in results if r.error is not None]
-    failed, total = world.sum([len(errors), len(results)])
+    errors = Counter(r.error for r in results if r.error is not None)
+    failed, total = world.sum([errors.total(), len(results)])
     if failed > max_fraction * total:
-        first = f"; first: {errors[0]}" if errors else ""
+        reason = f"; most often: {errors.most_common(1)[0][0]}" if errors else ""
         raise GRPOError(
             f"step {step}: {int(failed)} of {int(total)} rollouts could not be scored, more than "
-            f"rewards.max_failed_fraction {max_fraction:g}{first}"
+            f"rewards.max_failed_fraction {max_fraction:g}{reason}"
         )
 
 
