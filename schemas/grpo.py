@@ -160,7 +160,7 @@ class DurationConfig(_Strict):
 class GRPORewardsConfig(_Strict):
     """R_i = sum of weight x reward over the rewards weighted above 0, each scored by its own worker (a thread, a
     Ray actor, or a request to its service endpoint) on audio decoded once; an item any reward cannot score gets
-    0 with the reasons (as the services' total)."""
+    0 with the reasons (as the services' total); items a failed service left without a reward are dropped."""
 
     weights: dict[RewardName, float] = Field(
         default_factory=lambda: {"stt": 1.0, "quality": 1.0, "similarity": 1.0},
@@ -196,7 +196,7 @@ class GRPORewardsConfig(_Strict):
         default=0.25,
         ge=0,
         le=1,
-        description="A step stops the run when more than this fraction of its rollouts could not be scored (default 0.25); below it they are dropped from their groups and counted in rewards.jsonl.",
+        description="A step stops the run when a failed reward service (past its retries) left more than this fraction of its rollouts without a reward (default 0.25); below it they are dropped from their groups and counted in rewards.jsonl.",
     )
     duration: DurationConfig = Field(default_factory=DurationConfig)
 

@@ -54,9 +54,12 @@ def candidates(logits: Tensor, temperature: float, top_p: float, top_k: int) -> 
     top-k columns (zero where top-p drops one), k = min(top_k, V)."""
     logits = logits.float()
     ranked, columns = logits.topk(min(top_k, logits.shape[-1]), dim=-1)
-    cumulative = (ranked - logits.logsumexp(-1, keepdim=True)).exp().cumsum(-1)
-    drop = cumulative > top_p
-    drop[:, 0] = False
+    if top_p < 1:
+        cumulative = (ranked - logits.logsumexp(-1, keepdim=True)).exp().cumsum(-1)
+        drop = cumulative > top_p
+        drop[:, 0] = False
+    else:  # nothing to drop: a float cumulative sum can pass 1.0 by a rounding error, which would drop the last
+        drop = torch.zeros_like(ranked, dtype=torch.bool)
     return (ranked.masked_fill(drop, float("-inf")) / max(temperature, 1e-5)).softmax(-1), columns
 
 

@@ -6,10 +6,11 @@ No division by the group's standard deviation (Dr.GRPO): a group whose rewards b
 have its small differences blown up to unit scale, the "difficulty bias" the report removes. A group whose
 rollouts all score the same gets zero advantages and so no policy gradient (only the KL term acts on it).
 
-A rollout no reward could score (its service failed past its retries, or its audio could not be scored) is
+A rollout left without a reward because a reward service failed past its retries (training.grpo.scoring) is
 dropped from its group: the mean is over the others, and it takes no part in the loss. Scoring it 0 would let it
-pull the group's mean down as if the policy had earned 0. A group with fewer than 2 scored rollouts has no
-baseline and contributes nothing.
+pull the group's mean down as if the policy had earned 0. (A rollout the reward judged unscoreable, e.g. no audio,
+did earn the worst reward, and keeps it.) A group with fewer than 2 scored rollouts has no baseline and
+contributes nothing.
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@
 
 rewards.jsonl, one line per step: step; total (mean R_i), group_std (mean over groups of the rewards' standard
 deviation: zero means no learning signal), components (mean of every reward's score and components), all over the
-rollouts that were scored; errors (rollouts that could not be scored) and error (the first reason); dropped
-(rollouts that took no part in the loss: the failed ones, and groups left with fewer than 2 scored); loss, loss_slow, loss_fast (Eq. 8, 6, 7, means over
-rollouts), kl_slow, kl_fast (mean k3 per token); grad_norm, lr; frames (mean per rollout), ended (fraction that
+rollouts that were scored; errors (rollouts with an error: unscoreable ones, at the worst reward, and unscored ones)
+and error (the first reason); unscored (rollouts a failed reward service left without a reward); dropped (rollouts
+that took no part in the loss: the unscored ones, and groups left with fewer than 2 scored); loss, loss_slow,
+loss_fast (Eq. 8, 6, 7, means over rollouts), kl_slow, kl_fast (mean k3 per token); grad_norm, lr; frames (mean per rollout), ended (fraction that
 ended with <|im_end|>); decoded and cache_hits (waveform cache); timeline: seconds since the run started at which
 the batched generation, each group's scoring (rank 0's groups), the reference pass and the update began and ended.
 
@@ -251,10 +252,10 @@ def _mean(values) -> float:
 
 def step_line(step: int, rollouts: list[dict], group_size: int) -> dict:
     """The rewards.jsonl fields that summarise a step's rollouts (each a dict of its numbers, in slot order): the
-    rewards are those of the rollouts that were scored; the failed ones are counted."""
-    scored = [r for r in rollouts if r["error"] is None]
+    rewards are those of the rollouts that were scored; the unscored ones are counted."""
+    scored = [r for r in rollouts if not r["unscored"]]
     groups = [
-        [r["score"] for r in rollouts[k : k + group_size] if r["error"] is None]
+        [r["score"] for r in rollouts[k : k + group_size] if not r["unscored"]]
         for k in range(0, len(rollouts), group_size)
     ]
     keys = sorted({k for r in scored for k in r["components"]})
@@ -266,21 +267,23 @@ def step_line(step: int, rollouts: list[dict], group_size: int) -> dict:
         "components": {k: _mean([r["components"][k] for r in scored if k in r["components"]]) for k in keys},
         "errors": len(errors),
         "error": errors[0] if errors else None,
+        "unscored": sum(r["unscored"] for r in rollouts),
         "dropped": sum(not r["kept"] for r in rollouts),
         **{k: _mean([r[k] for r in rollouts]) for k in ("loss_slow", "loss_fast", "kl_slow", "kl_fast", "frames")},
         "ended": _mean([float(r["ended"]) for r in rollouts]),
     }
 
 
-def check_failures(step: int, results: list, world, max_fraction: float) -> None:
-    """Stop the run, in one line, when more than `max_fraction` of the step's rollouts (on every rank) failed."""
-    errors = Counter(r.error for r in results if r.error is not None)
+def check_failures(step: int, results: list, unscored: list[bool], world, max_fraction: float) -> None:
+    """Stop the run, in one line, when a failed reward service left more than `max_fraction` of the step's rollouts
+    (on every rank) without a reward."""
+    errors = Counter(r.error for r, u in zip(results, unscored) if u)
     failed, total = world.sum([errors.total(), len(results)])
     if failed > max_fraction * total:
         reason = f"; most often: {errors.most_common(1)[0][0]}" if errors else ""
         raise GRPOError(
-            f"step {step}: {int(failed)} of {int(total)} rollouts could not be scored, more than "
-            f"rewards.max_failed_fraction {max_fraction:g}{reason}"
+            f"step {step}: a reward service left {int(failed)} of {int(total)} rollouts without a reward, more "
+            f"than rewards.max_failed_fraction {max_fraction:g}{reason}"
         )
 
 
@@ -405,12 +408,13 @@ def train_grpo(
                 {"slot": slot, "score": [since(sc.started), since(sc.finished)]} for slot, sc in zip(slots, scores)
             ]
             results = [r for sc in scores for r in sc.results]
-            check_failures(step + 1, results, world, config.rewards.max_failed_fraction)
+            unscored = [u for sc in scores for u in sc.unscored]
+            check_failures(step + 1, results, unscored, world, config.rewards.max_failed_fraction)
 
             # Eq. 5-8 and the update
             t0 = time.perf_counter()
             rewards_t = torch.tensor([r.score for r in results], dtype=torch.float64).view(-1, G)
-            scored = torch.tensor([r.error is None for r in results]).view(-1, G)
+            scored = ~torch.tensor(unscored).view(-1, G)
             advantages = group_advantages(rewards_t, scored).flatten().to(world.device)
             kept = taking_part(scored).flatten()
             model.train()
@@ -459,6 +463,7 @@ def train_grpo(
                     "frames": rollout.frames,
                     "ended": rollout.ended,
                     "kept": bool(kept[i]),
+                    "unscored": unscored[i],
                 }
                 for i, (r, rollout) in enumerate(zip(results, rollouts))
             ]

@@ -19,7 +19,7 @@ def test_a_learnable_reward_rises(demo_run):
     totals = [line["total"] for line in lines]
     assert [line["step"] for line in lines] == list(range(1, RUN_STEPS + 1))
     first, last = sum(totals[:K]) / K, sum(totals[-K:]) / K
-    assert last > first + 0.05, totals  # the rewards of scored rollouts: an empty one no longer counts as 0
+    assert last > first + 0.1, totals
     # how: the tiny policy learns to put off <|im_end|>, so the decoded audio gets longer
     frames, ended = ([line[key] for line in lines] for key in ("frames", "ended"))
     assert sum(frames[-K:]) > sum(frames[:K]) and sum(ended[-K:]) < sum(ended[:K])
@@ -29,9 +29,9 @@ def test_every_component_is_logged(demo_run):
     out, lines, summary = demo_run
     for line in lines:
         assert set(line["components"]) == {"duration", "duration.seconds"}
-        # the rewards are those of the rollouts scored: failed ones are counted, not averaged in as 0
-        assert line["components"]["duration"] == pytest.approx(line["total"], abs=1e-12)
-        assert line["dropped"] >= line["errors"]
+        # a rollout without audio earned the worst reward: 0 in the total, no components
+        assert line["components"]["duration"] == pytest.approx(line["total"] * 16 / (16 - line["errors"]), abs=1e-9)
+        assert line["unscored"] == line["dropped"] == 0
         for key in ("loss", "loss_slow", "loss_fast", "kl_slow", "kl_fast", "grad_norm", "lr", "group_std", "frames"):
             assert math.isfinite(line[key]), key
         assert line["loss"] == pytest.approx(line["loss_slow"] + line["loss_fast"])  # gamma 1

@@ -158,9 +158,10 @@ def test_shard_prompts_take_another_segment_of_the_voice_as_reference(tiny_codec
     ]
 
 
-def test_a_steps_batch_gives_each_rollout_what_it_gets_alone(tiny_model, tokenizer):
+@pytest.mark.parametrize("sampling", [UNIFORM, SamplingParams()], ids=["top_p=1", "reference API"])
+def test_a_steps_batch_gives_each_rollout_what_it_gets_alone(tiny_model, tokenizer, sampling):
     tok, ids = tokenizer
-    generator = RolloutGenerator(tiny_model.eval(), tok, ids, SIZES, SamplingParams(), 10)
+    generator = RolloutGenerator(tiny_model.eval(), tok, ids, SIZES, sampling, 10)
     short, long = Prompt("a", "<|speaker:0|>Hi."), Prompt("b", "<|speaker:1|>A much longer line [laugh] to say here.")
     prompts, seeds = [short] * 3 + [long] * 3, rollout_seeds(0, 0, 0, 3) + rollout_seeds(0, 0, 1, 3)
     batched = generator.rollouts(prompts, seeds)  # two prompts of different lengths: left-padded together
