@@ -81,7 +81,7 @@ def reward_curve(config: GRPOConfig) -> str | None:
     from its rewards.jsonl: a rise is real when it is several standard errors."""
     import numpy as np
 
-    from training import storage
+    import storage
     from training.grpo.loop import REWARDS_LOG
 
     uri = storage.join(config.runtime.out, REWARDS_LOG)
@@ -152,7 +152,7 @@ def run_ray(args: argparse.Namespace) -> int:
         message = str(cause).strip().splitlines()
         print(f"grpo failed: {type(cause).__name__}: {message[-1] if message else ''}", file=sys.stderr)
         return 1
-    from training import storage
+    import storage
     from training.grpo.loop import MODEL_DIR, REWARDS_LOG
 
     lines = storage.read_bytes(storage.join(config.runtime.out, REWARDS_LOG)).decode().splitlines()
