@@ -62,7 +62,8 @@ def test_failed_groups_are_dropped_and_counted(service, prompts_file, tmp_path):
             assert line["errors"] == 0 or line["error"].startswith("no audio")
             continue
         # the second group's request failed: its rollouts with audio are dropped, the first group's rewards stand alone
-        assert 0 < line["unscored"] <= 8 and line["dropped"] == line["unscored"] and line["errors"] >= line["unscored"]
+        # (and a lone rollout left in that group without a baseline: dropped too)
+        assert 0 < line["unscored"] <= 8 and line["dropped"] >= line["unscored"] and line["errors"] >= line["unscored"]
         assert 0 < line["total"] <= 1
 
 
