@@ -33,11 +33,12 @@ import numpy as np
 import torch
 
 from models.dual_ar.generate import generate
+from models.dual_ar.model import DualARTransformer
 from models.dual_ar.prompt import EncodedPrompt
 from models.dual_ar.sampling import SamplingParams
 from schemas.training import LoraConfig
 from scripts import gpu_bench_rewards
-from scripts.gpu_bench_train import S2_PRO, TINY, _sync, random_model
+from scripts.gpu_bench_train import S2_PRO, TINY, _sync
 from training.grpo.advantages import group_advantages
 from training.grpo.loop import adapters_disabled
 from training.grpo.losses import grpo_loss, sampled_logprobs
@@ -46,6 +47,21 @@ from training.lora import apply_lora
 
 S2_IM_END = 151_645  # Qwen's <|im_end|>, the released tokenizer's
 FRAME_S = 2048 / 44100  # one codec frame of audio
+
+
+def random_model(config, device: torch.device) -> DualARTransformer:
+    """Random weights drawn where the model lives (a CPU generator would take minutes for 4.5 B): speed does not
+    depend on them."""
+    with torch.device("meta"):
+        model = DualARTransformer(config)
+    model.to_empty(device=device)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.normal_(0.0, config.initializer_range)
+            else:
+                p.fill_(1.0)
+    return model
 
 
 def synthetic_prompts(config, count: int, text_tokens: int, ref_frames: int) -> list[torch.Tensor]:
