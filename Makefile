@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= out/demo
 
-.PHONY: install dev demo test bench bench-memory bench-rewards train-demo bench-train bench-train-memory grpo-demo clean
+.PHONY: install dev demo test bench bench-memory bench-rewards train-demo bench-train bench-train-memory grpo-demo bench-grpo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,10 +62,19 @@ bench-train: install
 bench-train-memory: install
 	$(PY) -m scripts.bench_train_memory --out bench_out/train_memory.json
 
-# GRPO on CPU with tiny random-init models and the demo's `duration` reward: per-step rewards in grpo_out/rewards.jsonl
-# (a fresh folder each time: a rerun into an old one would resume it)
+# GRPO on CPU with tiny random-init models (the codec's audio is noise) raising real curation-model rewards of that
+# noise: DNSMOS (R_Pref) into grpo_out/rewards.jsonl, then resemblyzer's similarity to the prompts' reference voices
+# (R_SIM) into grpo_out/similarity/rewards.jsonl; each prints its first- and last-quarter mean reward with standard
+# errors. A fresh folder each time: a rerun into an old one would resume it.
 grpo-demo: install
 	rm -rf grpo_out && RAY_AUTH_MODE=disabled $(VENV)/bin/s2 grpo --config jobs/configs/grpo_demo.yaml
+	RAY_AUTH_MODE=disabled $(VENV)/bin/s2 grpo --config jobs/configs/grpo_demo.yaml --set rewards.weights.quality=0 \
+		--set rewards.weights.similarity=1.0 --set runtime.out=grpo_out/similarity
+
+# A GRPO step on CPU: rollout tokens/s of one batched generation over one rollout (and one group) at a time, scoring
+# and update times, into bench_out/grpo.json (scripts/gpu_bench_grpo.py: the same at the S2-Pro shape on a GPU)
+bench-grpo: install
+	RAY_AUTH_MODE=disabled $(PY) -m scripts.bench_grpo --out bench_out/grpo.json
 
 clean:
 	rm -rf out bench_out train_out grpo_out

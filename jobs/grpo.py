@@ -90,6 +90,11 @@ def notes(config: GRPOConfig) -> list[str]:
         out.append(random_model_note("policy", "policy.init", config.policy.tiny.model_dump()).removeprefix("note: "))
     if config.codec.tiny is not None:
         out.append("the codec is a tiny random-init codec: its audio is noise whatever the codes")
+    if config.codec.tiny is not None and any(name in SERVICE_REWARDS for name in config.rewards.active()):
+        out.append(
+            "the rewards score that noise: a rise is the curation models' judgement of noise moving (e.g. DNSMOS "
+            "scores longer noise higher), not speech getting better"
+        )
     if "duration" in config.rewards.active():
         out.append(
             f"rewards.weights.duration: the demo's reward, the decoded audio's length over {config.rewards.duration.target_s:g} s "
@@ -98,20 +103,29 @@ def notes(config: GRPOConfig) -> list[str]:
     return out
 
 
-def reward_curve(config: GRPOConfig, k: int = 5) -> str | None:
-    """The mean reward of the run's first and last k steps, from its rewards.jsonl."""
+def reward_curve(config: GRPOConfig) -> str | None:
+    """The mean reward of the run's first and last quarter of steps, each with its standard error over the steps,
+    from its rewards.jsonl: a rise is real when it is several standard errors."""
+    import numpy as np
+
     import storage
     from training.grpo.loop import REWARDS_LOG
 
     uri = storage.join(config.runtime.out, REWARDS_LOG)
     if not storage.exists(uri):
         return None
-    totals = [json.loads(line)["total"] for line in storage.read_bytes(uri).decode().splitlines()]
-    if not totals:
-        return None
-    k = min(k, len(totals))
-    first, last = sum(totals[:k]) / k, sum(totals[-k:]) / k
-    return f"reward: {first:.3f} over steps 1-{k}, {last:.3f} over steps {len(totals) - k + 1}-{len(totals)} (every step: {uri})"
+    totals = np.array([json.loads(line)["total"] for line in storage.read_bytes(uri).decode().splitlines()])
+    k = len(totals) // 4
+    if k < 2:
+        return f"reward: {totals.mean():.4f} over {len(totals)} steps (every step: {uri})" if len(totals) else None
+    first, last = totals[:k], totals[-k:]
+    se = [float(x.std(ddof=1) / np.sqrt(k)) for x in (first, last)]
+    rise, se_rise = last.mean() - first.mean(), float(np.hypot(*se))
+    return (
+        f"reward: {first.mean():.4f} +- {se[0]:.4f} over steps 1-{k}, {last.mean():.4f} +- {se[1]:.4f} over steps "
+        f"{len(totals) - k + 1}-{len(totals)} (mean +- standard error over steps); rise {rise:+.4f} = "
+        f"{rise / se_rise if se_rise else float('inf'):.1f} standard errors (every step: {uri})"
+    )
 
 
 def _config(args: argparse.Namespace):

@@ -122,10 +122,15 @@ class SamplingConfig(_Strict):
 
 
 class LossConfig(_Strict):
-    """Eq. 6-8: L = L_slow + gamma L_fast, each a per-token mean of -A_i log pi + beta KL_k3(pi, pi_ref)."""
+    """Eq. 6-8: L = L_slow + gamma L_fast, each a sum over a rollout's tokens of -A_i log pi + beta KL_k3(pi, pi_ref),
+    divided as loss.length_norm says (training/grpo/losses.py)."""
 
     beta: float = Field(default=0.04, ge=0, description="Weight of the k3 KL to the reference policy (default 0.04).")
     gamma: float = Field(default=1.0, ge=0, description="Weight of the fast AR's loss, Eq. 8 (default 1.0).")
+    length_norm: Literal["constant", "sequence"] = Field(
+        default="constant",
+        description="What each rollout's token sums are divided by: 'constant' (default, Dr.GRPO): sampling.max_new_tokens for the slow AR and max_new_tokens x (N-1) for the fast, the same for every rollout; 'sequence': the rollout's own token counts (per-response means, which favour long bad rollouts), for comparison.",
+    )
 
 
 class OptimizerConfig(_Strict):
@@ -155,7 +160,7 @@ class DurationConfig(_Strict):
 class GRPORewardsConfig(_Strict):
     """R_i = sum of weight x reward over the rewards weighted above 0, each scored by its own worker (a thread, a
     Ray actor, or a request to its service endpoint) on audio decoded once; an item any reward cannot score gets
-    0 with the reasons (as the services' total)."""
+    0 with the reasons (as the services' total); items a failed service left without a reward are dropped."""
 
     weights: dict[RewardName, float] = Field(
         default_factory=lambda: {"stt": 1.0, "quality": 1.0, "similarity": 0.0},
@@ -178,6 +183,22 @@ class GRPORewardsConfig(_Strict):
         default=TOKEN_ENV, description=f"Environment variable holding the services' bearer token (default {TOKEN_ENV})."
     )
     timeout_s: float = Field(default=120.0, gt=0, description="Deadline of one request to a service (default 120 s).")
+    retries: int = Field(
+        default=3,
+        ge=0,
+        description="Retries of a service request that timed out, could not connect or was answered 5xx (default 3); other answers are not retried.",
+    )
+    retry_backoff_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Wait before the first retry, doubled before each next one (default 1 s): a request gives up after at most retries + 1 tries and retry_backoff_s x (2^retries - 1) s of waiting.",
+    )
+    max_failed_fraction: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="A step stops the run when a failed reward service (past its retries) left more than this fraction of its rollouts without a reward (default 0.25); below it they are dropped from their groups and counted in rewards.jsonl.",
+    )
     duration: DurationConfig = Field(default_factory=DurationConfig)
 
     @model_validator(mode="after")

@@ -7,10 +7,14 @@ last `ras_window` tokens sampled since that second step (the reference's window 
 then the fast AR: [project(h), emb(c_0)] at depth 0-1, then emb(c_{k-1}) at depth k, each c_k sampled with the
 same settings. A frame whose token is <|im_end|> ends its item and is not returned.
 
-`codebook_sizes` restricts every draw to the codes a codec can decode: the fast AR has `codebook_size` outputs for
-every codebook while the S2 codec's acoustic codebooks have 1,024 entries (its semantic one 4,096). Codes at or past
-a codebook's size get probability 0 before top-p/top-k/temperature (the rest renormalised, not clamped); each draw
-still takes one uniform per vocabulary entry, so an item's random stream is the same with or without it.
+Only what can be drawn is computed: the slow AR's logits are those of the allowed slice of the LM head (the
+semantic tokens the codec decodes and <|im_end|>: 4,097 rows of S2-Pro's 155,776), each codebook's those below its
+size. `codebook_sizes` restricts every draw to the codes a codec can decode: the fast AR has `codebook_size` outputs
+for every codebook while the S2 codec's acoustic codebooks have 1,024 entries (its semantic one 4,096); the rest
+renormalise, not clamped. The random stream (models.dual_ar.sampling): `noise="reference"` draws one uniform per
+vocabulary or codebook entry per draw from a generator per item, as the reference does (the same seed, its tokens;
+with or without codebook_sizes); `noise="counter"` hashes the uniforms of the top-k candidates alone, for all
+items at once (GRPO's rollouts: no per-item loop anywhere in a step).
 
 Batches are left-padded: every item's last prompt token sits in the same cache slot, padding slots are masked
 out, and positions count from each item's own first token, so an item generates exactly what it would alone.
@@ -21,13 +25,15 @@ and is overwritten every frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from models.dual_ar.attention import CacheMask
 from models.dual_ar.model import DualARTransformer
-from models.dual_ar.sampling import SamplingParams, draw, filtered_probs, repetition_aware
+from models.dual_ar.sampling import CounterNoise, SamplingParams, TorchNoise, candidates, draw, repetition_aware
 
 
 def _fast_frame(
@@ -35,20 +41,21 @@ def _fast_frame(
     hidden: Tensor,
     token: Tensor,
     sampling: SamplingParams,
-    generators,
+    noise: TorchNoise | CounterNoise,
     caches,
-    invalid: Tensor,
+    sizes: Sequence[int],
 ) -> Tensor:
-    """Codes [B, N] of one frame: c_0 from the semantic token, c_1..c_{N-1} sampled from the fast AR, never
-    an entry that `invalid` [N, codebook_size] marks."""
+    """Codes [B, N] of one frame: c_0 from the semantic token, c_1..c_{N-1} sampled from the fast AR, each
+    below its codebook's size."""
     c = model.config
     codes = [(token - c.semantic_begin_id).clamp(0, c.codebook_size - 1)]
     x = torch.cat([model.fast_project_in(hidden)[:, None], model.fast_embeddings(codes[0])[:, None]], dim=1)
     depth = 0
     for k in range(1, c.num_codebooks):
-        logits = model.fast_step(x, depth, caches)[:, -1].masked_fill(invalid[k], float("-inf"))
+        logits = model.fast_step(x, depth, caches)[:, -1, : sizes[k]]
         depth += x.shape[1]
-        codes.append(draw(filtered_probs(logits, sampling.temperature, sampling.top_p, sampling.top_k), generators))
+        probs, columns = candidates(logits, sampling.temperature, sampling.top_p, sampling.top_k)
+        codes.append(draw(probs, columns, noise, c.codebook_size))
         x = model.fast_embeddings(codes[-1])[:, None]
     return torch.stack(codes, dim=1)
 
@@ -63,12 +70,13 @@ def generate(
     sampling: SamplingParams = SamplingParams(),
     seed: int | Sequence[int] = 0,
     codebook_sizes: Sequence[int] | None = None,
+    noise: Literal["reference", "counter"] = "reference",
 ) -> list[Tensor]:
     """Codes [N, T_i] (long, on CPU) for each prompt (rows [N+1, T_i], e.g. models.dual_ar.prompt.build_prompt),
     ending before <|im_end|> or after max_new_tokens frames. Item i draws from a generator seeded with seed[i]
     (an int seed means seed + i): the same prompt and seed give the same codes whatever the batch.
     codebook_sizes: entries of each of the N codebooks that codes may take (a codec's `codebook_sizes`);
-    None = codebook_size for every codebook."""
+    None = codebook_size for every codebook. noise: the random stream (module docstring)."""
     c = model.config
     N, device = c.num_codebooks, model.fast_output.weight.device
     sizes = [c.codebook_size] * N if codebook_sizes is None else list(codebook_sizes)
@@ -80,6 +88,8 @@ def generate(
     bad = [tuple(p.shape) for p in prompts if p.ndim != 2 or p.shape[0] != N + 1]
     if bad:
         raise ValueError(f"prompts must be rows [{N + 1}, T]; got {bad[0]}")
+    if noise not in ("reference", "counter"):
+        raise ValueError(f"noise must be 'reference' or 'counter', got {noise!r}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     lengths = torch.tensor([p.shape[1] for p in prompts], device=device)
@@ -97,11 +107,14 @@ def generate(
     positions = (torch.arange(T0, device=device) - pad).clamp(min=0)
     caches = model.new_caches(B, T0 + steps)
     fast_caches = model.new_caches(B, N, fast=True)
-    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    bias = torch.full((c.vocab_size,), float("-inf"), device=device)
-    bias[c.semantic_begin_id : c.semantic_begin_id + sizes[0]] = 0.0
-    bias[im_end_id] = 0.0
-    invalid = torch.arange(c.codebook_size, device=device) >= torch.tensor(sizes, device=device)[:, None]
+    stream = (TorchNoise if noise == "reference" else CounterNoise)(seeds, device)
+    allowed = torch.cat(  # the slow AR's drawable tokens: the codec's semantic codes, then <|im_end|>
+        [
+            torch.arange(c.semantic_begin_id, c.semantic_begin_id + sizes[0], device=device),
+            torch.tensor([im_end_id], device=device),
+        ]
+    )
+    head = model.lm_head_weight[allowed]
 
     hidden = model.slow_step(rows, positions, CacheMask(valid, 0, T0), caches, 0)[:, -1]
     window = torch.full((B, sampling.ras_window), -1, dtype=torch.long, device=device)
@@ -109,15 +122,18 @@ def generate(
     n_frames = torch.full((B,), steps, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     for step in range(steps):
-        logits = model.token_logits(hidden).float() + bias
-        token = draw(filtered_probs(logits, sampling.temperature, sampling.top_p, sampling.top_k), generators)
-        fallback = draw(
-            filtered_probs(logits, sampling.ras_temperature, sampling.ras_top_p, sampling.top_k), generators
+        logits = F.linear(hidden, head)
+        token, fallback = (
+            draw(probs, allowed[columns], stream, c.vocab_size)
+            for probs, columns in (
+                candidates(logits, sampling.temperature, sampling.top_p, sampling.top_k),
+                candidates(logits, sampling.ras_temperature, sampling.ras_top_p, sampling.top_k),
+            )
         )
         if step > 0 and sampling.ras_window:
             token = repetition_aware(token, fallback, window, model.is_semantic(token))
             window = torch.cat([window[:, 1:], token[:, None]], dim=1)
-        codes = _fast_frame(model, hidden, token, sampling, generators, fast_caches, invalid)
+        codes = _fast_frame(model, hidden, token, sampling, stream, fast_caches, sizes)
         ended = (token == im_end_id) & ~done
         n_frames[ended] = step
         done |= ended

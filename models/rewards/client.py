@@ -2,13 +2,19 @@
 returns what `build_reward(kind, cfg).score(batch)` returns in-process, so an RL loop swaps one for the other.
 
 Audio travels as 32-bit float WAV (lossless: the service scores the very samples given). An item the service cannot
-score comes back as that item's error, like in-process; a request the service refuses (401, 413, 504, ...) or cannot
+score comes back as that item's error, like in-process; a request the service refuses (401, 413, ...) or cannot
 be reached raises `RewardServiceError`, since no item was scored.
+
+Transient failures are retried: a request that timed out, could not connect, or was answered 5xx (a replica
+restarting, the service's own 504 deadline) is sent again after `backoff_s`, then twice that, ... at most `retries`
+times, so a request gives up after at most retries + 1 tries of `timeout_s` (+5 s) each and backoff_s x
+(2^retries - 1) s of waiting. What still fails raises `RewardServiceError` with `transient` set.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 import requests
@@ -19,9 +25,17 @@ from schemas.rewards import TIMEOUT_HEADER, TOKEN_ENV, RewardKind, RewardResult,
 
 
 class RewardServiceError(RuntimeError):
-    def __init__(self, status: int | None, detail: str):
-        self.status = status
-        super().__init__(f"reward service: {status or 'unreachable'}: {detail}")
+    """status: the HTTP status, None when no answer came (timeout, connection refused or reset)."""
+
+    def __init__(self, status: int | None, detail: str, tries: int = 1):
+        self.status, self.detail = status, detail
+        after = f" (after {tries} tries)" if tries > 1 else ""
+        super().__init__(f"reward service: {status or 'unreachable'}: {detail}{after}")
+
+    @property
+    def transient(self) -> bool:
+        """A failure another try may not meet: no answer, or a 5xx."""
+        return self.status is None or self.status >= 500
 
 
 def item_json(item: RewardItem) -> dict:
@@ -36,7 +50,8 @@ def item_json(item: RewardItem) -> dict:
 
 class RewardClient:
     """kind: 'stt', 'quality', 'similarity' or 'total'. token: default $S2_REWARDS_TOKEN. A batch is sent in requests
-    of at most `max_items` items; `timeout_s` is each request's deadline, which the service also honours."""
+    of at most `max_items` items; `timeout_s` is each request's deadline, which the service also honours; `retries`
+    and `backoff_s`: the retries of transient failures (module docstring)."""
 
     def __init__(
         self,
@@ -45,17 +60,33 @@ class RewardClient:
         token: str | None = None,
         timeout_s: float = 60.0,
         max_items: int = 64,
+        retries: int = 3,
+        backoff_s: float = 1.0,
     ):
+        if retries < 0 or backoff_s < 0:
+            raise ValueError(f"retries and backoff_s must be >= 0, got {retries} and {backoff_s}")
         token = token if token is not None else os.environ.get(TOKEN_ENV, "")
         if not token:
             raise ValueError(f"no token: pass token= or set {TOKEN_ENV}")
         self.name = kind
         self.url = f"{url.rstrip('/')}/v1/score/{kind}"
         self.timeout_s, self.max_items = timeout_s, max_items
+        self.retries, self.backoff_s = retries, backoff_s
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {token}", TIMEOUT_HEADER: f"{timeout_s:g}"})
 
     def _post(self, items: Sequence[RewardItem]) -> list[RewardResult]:
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return self._try(items)
+            except RewardServiceError as exc:
+                if not exc.transient or tries > self.retries:
+                    raise RewardServiceError(exc.status, exc.detail, tries) from None
+            time.sleep(self.backoff_s * 2 ** (tries - 1))
+
+    def _try(self, items: Sequence[RewardItem]) -> list[RewardResult]:
         try:
             # a little past the service's own deadline, so that its 504 arrives rather than a client-side timeout
             r = self.session.post(

@@ -11,7 +11,7 @@ import torch
 from models.dual_ar.checkpoint import from_s2_checkpoint
 from models.dual_ar.generate import generate
 from models.dual_ar.prompt import Reference, build_prompt
-from models.dual_ar.sampling import SamplingParams, draw, filtered_probs, repetition_aware
+from models.dual_ar.sampling import CounterNoise, SamplingParams, TorchNoise, candidates, draw, repetition_aware
 from models.dual_ar.tiny import init_tiny
 from models.dual_ar.tokens import TokenIds
 
@@ -50,28 +50,29 @@ def prompts(tokenizer, ids):
     ]
 
 
-def test_dual_ar_generate_batched_equals_one_by_one(tiny):
+@pytest.mark.parametrize("noise", ["reference", "counter"])
+def test_dual_ar_generate_batched_equals_one_by_one(tiny, noise):
     model, tokenizer, ids = tiny
     items = prompts(tokenizer, ids)
     assert len({p.shape[1] for p in items}) == 3  # different lengths: the batch is padded
     for sampling in (GREEDY, SamplingParams()):
-        batched = generate(model, items, im_end_id=ids.im_end, max_new_tokens=12, sampling=sampling, seed=[3, 4, 5])
-        alone = [
-            generate(model, [p], im_end_id=ids.im_end, max_new_tokens=12, sampling=sampling, seed=s)[0]
-            for p, s in zip(items, [3, 4, 5])
-        ]
+        kwargs = {"im_end_id": ids.im_end, "max_new_tokens": 12, "sampling": sampling, "noise": noise}
+        batched = generate(model, items, seed=[3, 4, 5], **kwargs)
+        alone = [generate(model, [p], seed=s, **kwargs)[0] for p, s in zip(items, [3, 4, 5])]
         for b, a in zip(batched, alone):
             assert b.shape[0] == N and torch.equal(b, a)
         if sampling is GREEDY:  # one item ended on <|im_end|> while the others went on
             assert len({c.shape[1] for c in batched}) > 1
 
 
-def test_dual_ar_generate_is_reproducible_and_seeded(tiny):
+@pytest.mark.parametrize("noise", ["reference", "counter"])
+def test_dual_ar_generate_is_reproducible_and_seeded(tiny, noise):
     model, tokenizer, ids = tiny
     items = prompts(tokenizer, ids)[:1]
-    first = generate(model, items, im_end_id=ids.im_end, max_new_tokens=12, seed=1)[0]
-    again = generate(model, items, im_end_id=ids.im_end, max_new_tokens=12, seed=1)[0]
-    others = [generate(model, items, im_end_id=ids.im_end, max_new_tokens=12, seed=s)[0] for s in (2, 3)]
+    kwargs = {"im_end_id": ids.im_end, "max_new_tokens": 12, "noise": noise}
+    first = generate(model, items, seed=1, **kwargs)[0]
+    again = generate(model, items, seed=1, **kwargs)[0]
+    others = [generate(model, items, seed=s, **kwargs)[0] for s in (2, 3)]
     assert torch.equal(first, again)
     assert any(not torch.equal(first, o) for o in others)
     assert first.dtype == torch.long and int(first.max()) < C and int(first.min()) >= 0
@@ -114,25 +115,44 @@ def test_dual_ar_ras_takes_the_second_sample_on_a_semantic_repeat():
     assert repetition_aware(token, fallback, window, semantic).tolist() == [1, 5, 9, 8]
 
 
+def _dense(logits, **settings):
+    probs, columns = candidates(logits, **settings)
+    return torch.zeros_like(logits).scatter(-1, columns, probs)
+
+
 def test_dual_ar_top_p_uses_untempered_probabilities_then_top_k_then_temperature():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     # top-p 0.85 on the untempered softmax keeps 0.5 and 0.3 (0.95 > 0.85 drops the third); a hot temperature,
     # applied after, flattens what is left but brings nothing back
-    probs = filtered_probs(logits, temperature=100.0, top_p=0.85, top_k=30)
+    probs = _dense(logits, temperature=100.0, top_p=0.85, top_k=30)
     assert probs[0, 2:].tolist() == [0, 0] and probs[0, 0] == pytest.approx(0.5, abs=0.01)
-    assert filtered_probs(logits, temperature=1.0, top_p=1.0, top_k=1)[0].tolist() == [1, 0, 0, 0]
+    assert _dense(logits, temperature=1.0, top_p=1.0, top_k=1)[0].tolist() == [1, 0, 0, 0]
+    # top-p's cumulative probability is over the whole distribution, not the top-k: 0.5 + 0.3 = 0.8 <= 0.9 keeps
+    # the second token (renormalised over the top 2 it would be 1.0 > 0.9)
+    assert _dense(logits, temperature=1.0, top_p=0.9, top_k=2)[0].tolist() == pytest.approx([0.625, 0.375, 0, 0])
     # the most likely token is kept even when it alone exceeds top_p
-    assert filtered_probs(logits, temperature=1.0, top_p=0.1, top_k=30)[0].tolist() == [1, 0, 0, 0]
+    assert _dense(logits, temperature=1.0, top_p=0.1, top_k=30)[0].tolist() == [1, 0, 0, 0]
     # temperature after filtering: 0.5 and 0.3 renormalised at T=0.5 -> 0.25/(0.25+0.09)
-    assert filtered_probs(logits, temperature=0.5, top_p=0.85, top_k=30)[0, 0] == pytest.approx(0.25 / 0.34, abs=1e-5)
+    assert _dense(logits, temperature=0.5, top_p=0.85, top_k=30)[0, 0] == pytest.approx(0.25 / 0.34, abs=1e-5)
 
 
-def test_dual_ar_draw_uses_one_generator_per_row():
-    probs = torch.full((2, 50), 1 / 50)
-    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
-    pair = draw(probs, gens)
-    assert pair[0] == draw(probs[:1], [torch.Generator().manual_seed(1)])[0]
-    assert pair[1] == draw(probs[:1], [torch.Generator().manual_seed(2)])[0]
+@pytest.mark.parametrize("noise", [TorchNoise, CounterNoise])
+def test_dual_ar_draw_gives_each_row_its_own_stream(noise):
+    probs, columns = candidates(torch.zeros(2, 50), temperature=1.0, top_p=1.0, top_k=50)
+    pair = draw(probs, columns, noise([1, 2]), 50)
+    for row, seed in enumerate((1, 2)):
+        assert pair[row] == draw(probs[:1], columns[:1], noise([seed]), 50)[0]
+    # a stream goes on: the next draws of one seed differ, and are uniform over the 50 columns
+    stream = noise([7])
+    draws = torch.stack([draw(probs[:1], columns[:1], stream, 50)[0] for _ in range(5000)])
+    counts = torch.bincount(draws, minlength=50).float()
+    assert counts.min() > 50 and counts.max() < 150  # 100 expected each; 5 sigma is about +-50
+
+
+def test_dual_ar_reference_noise_reads_the_uniforms_of_the_whole_distribution():
+    columns = torch.tensor([[3, 0, 7]])
+    full = torch.rand(10, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(TorchNoise([5]).uniform(columns, 10), full[columns])
 
 
 def test_dual_ar_sampling_settings_are_checked():

@@ -9,20 +9,24 @@
    optimizer.lr_audio), a linear warmup, then a constant rate.
 3. Resume: the newest checkpoint in runtime.out (training.checkpoint) restores the adapters, the optimizer, the step
    and the RNG; prompts and sampler seeds follow from the step (training.grpo.rollout), so the run goes on exactly.
-4. A step. For each of this rank's prompts: G rollouts from the policy's sampler (adapters on), handed to the scorer,
-   and on to the next prompt while they are decoded and scored (training.grpo.scoring). Then the reference
-   log-probs of every rollout (adapters off, no gradient) while the last groups are scored; the rewards;
-   advantages (Eq. 5); the loss (Eq. 6-8) over micro-batches of rollouts, backward; gradients summed over ranks;
-   clip; AdamW step.
+4. A step. All of the step's P x G rollouts (this rank's prompt slots) drawn in one batched generation from the
+   policy's sampler (adapters on), each group handed to the scorer (training.grpo.scoring), which decodes and
+   scores it while the reference log-probs of every rollout are computed (adapters off, no gradient); the rewards;
+   advantages over the scored rollouts (Eq. 5; a failed one is dropped, training.grpo.advantages), unless more than
+   rewards.max_failed_fraction failed, which stops the run; the loss (Eq. 6-8, loss.length_norm) over micro-batches
+   of rollouts with activation checkpointing (and bfloat16 autocast on a GPU), backward; gradients summed over
+   ranks; clip; AdamW step.
 5. A line per step in rewards.jsonl (below); a checkpoint every runtime.ckpt_every steps and at the end; the final
    policy, LoRA merged, in the released format under runtime.out/model.
 
 rewards.jsonl, one line per step: step; total (mean R_i), group_std (mean over groups of the rewards' standard
-deviation: zero means no learning signal), components (mean of every reward's score and components), errors
-(rollouts no reward could score) and error (the first reason); loss, loss_slow, loss_fast (Eq. 8, 6, 7, means over
-rollouts), kl_slow, kl_fast (mean k3 per token); grad_norm, lr; frames (mean per rollout), ended (fraction that
-ended with <|im_end|>); decoded and cache_hits (waveform cache); timeline, per group: seconds since the run started
-at which generation and scoring began and ended (rank 0's groups), and when the reference pass and the update ran.
+deviation: zero means no learning signal), components (mean of every reward's score and components), all over the
+rollouts that were scored; errors (rollouts with an error: unscoreable ones, at the worst reward, and unscored ones)
+and error (the first reason); unscored (rollouts a failed reward service left without a reward); dropped (rollouts
+that took no part in the loss: the unscored ones, and groups left with fewer than 2 scored); loss, loss_slow,
+loss_fast (Eq. 8, 6, 7, means over rollouts), kl_slow, kl_fast (mean k3 per token); grad_norm, lr; frames (mean per rollout), ended (fraction that
+ended with <|im_end|>); decoded and cache_hits (waveform cache); timeline: seconds since the run started at which
+the batched generation, each group's scoring (rank 0's groups), the reference pass and the update began and ended.
 
 Several ranks (torch.distributed set up by a launcher, e.g. pipelines/grpo.py under Ray Train): rank r takes the
 step's prompt slots r, r + world, ...; every rollout's seed depends on its slot, not on the rank, and the loss is
@@ -36,6 +40,7 @@ import json
 import math
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,7 +59,7 @@ from schemas.grpo import CodecSection, GRPOConfig
 from schemas.training import ModelConfig
 from schemas.training import OptimizerConfig as TrainOptimizerConfig
 from training import checkpoint
-from training.grpo.advantages import group_advantages
+from training.grpo.advantages import group_advantages, taking_part
 from training.grpo.losses import grpo_loss, sampled_logprobs
 from training.grpo.rollout import (
     RolloutGenerator,
@@ -95,6 +100,9 @@ RESUMABLE_CHANGES = (
     "rewards.url",
     "rewards.token_env",
     "rewards.timeout_s",
+    "rewards.retries",
+    "rewards.retry_backoff_s",
+    "rewards.max_failed_fraction",
 )
 
 
@@ -147,6 +155,7 @@ def build_policy(config: GRPOConfig, device: torch.device) -> tuple[DualARTransf
     for param in model.parameters():
         if param.requires_grad:
             param.data = param.data.float()
+    model.activation_checkpointing = True  # the loss's backward recomputes each block: P x G rollouts fit
     return model.to(device).eval(), tokenizer
 
 
@@ -243,20 +252,40 @@ def _mean(values) -> float:
 
 
 def step_line(step: int, rollouts: list[dict], group_size: int) -> dict:
-    """The rewards.jsonl fields that summarise a step's rollouts (each a dict of its numbers, in slot order)."""
-    scores = np.array([r["score"] for r in rollouts]).reshape(-1, group_size)
-    keys = sorted({k for r in rollouts for k in r["components"]})
+    """The rewards.jsonl fields that summarise a step's rollouts (each a dict of its numbers, in slot order): the
+    rewards are those of the rollouts that were scored; the unscored ones are counted."""
+    scored = [r for r in rollouts if not r["unscored"]]
+    groups = [
+        [r["score"] for r in rollouts[k : k + group_size] if not r["unscored"]]
+        for k in range(0, len(rollouts), group_size)
+    ]
+    keys = sorted({k for r in scored for k in r["components"]})
     errors = [r["error"] for r in rollouts if r["error"] is not None]
     return {
         "step": step,
-        "total": float(scores.mean()),
-        "group_std": float(scores.std(axis=1).mean()),
-        "components": {k: _mean([r["components"][k] for r in rollouts if k in r["components"]]) for k in keys},
+        "total": _mean([r["score"] for r in scored]),
+        "group_std": _mean([np.std(g) for g in groups if len(g) >= 2]),
+        "components": {k: _mean([r["components"][k] for r in scored if k in r["components"]]) for k in keys},
         "errors": len(errors),
         "error": errors[0] if errors else None,
+        "unscored": sum(r["unscored"] for r in rollouts),
+        "dropped": sum(not r["kept"] for r in rollouts),
         **{k: _mean([r[k] for r in rollouts]) for k in ("loss_slow", "loss_fast", "kl_slow", "kl_fast", "frames")},
         "ended": _mean([float(r["ended"]) for r in rollouts]),
     }
+
+
+def check_failures(step: int, results: list, unscored: list[bool], world, max_fraction: float) -> None:
+    """Stop the run, in one line, when a failed reward service left more than `max_fraction` of the step's rollouts
+    (on every rank) without a reward."""
+    errors = Counter(r.error for r, u in zip(results, unscored) if u)
+    failed, total = world.sum([errors.total(), len(results)])
+    if failed > max_fraction * total:
+        reason = f"; most often: {errors.most_common(1)[0][0]}" if errors else ""
+        raise GRPOError(
+            f"step {step}: a reward service left {int(failed)} of {int(total)} rollouts without a reward, more "
+            f"than rewards.max_failed_fraction {max_fraction:g}{reason}"
+        )
 
 
 # --- the run --------------------------------------------------------------------------------------------------
@@ -339,11 +368,14 @@ def train_grpo(
     def since(t: float) -> float:
         return round(t - start, 6)
 
+    autocast = world.device.type == "cuda" and rt.dtype == "bfloat16"
+
     def logprobs(batch):
         inputs, labels = (t.to(world.device) for t in batch)
-        return sampled_logprobs(
-            model, inputs, labels, codebook_sizes=sizes, im_end_id=ids.im_end, temperature=s.temperature
-        )
+        with torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=autocast):
+            return sampled_logprobs(
+                model, inputs, labels, codebook_sizes=sizes, im_end_id=ids.im_end, temperature=s.temperature
+            )
 
     line: dict = {}
     progress = progress_bar(rt.steps, step, world.rank == 0, "grpo")
@@ -355,34 +387,37 @@ def train_grpo(
             order = step_prompts(len(prompts), step, P, rt.seed)
             slots = list(range(world.rank, P, world.size))
 
-            # rollouts: each group is scored while the next one is generated
-            timeline, rollouts, futures = [], [], []
+            # rollouts: the step's P x G in one batch, then each group to the scorer
+            t0 = time.perf_counter()
+            drawn = [(prompts[order[slot]], seed) for slot in slots for seed in rollout_seeds(rt.seed, step, slot, G)]
+            rollouts = generator.rollouts([p for p, _ in drawn], [seed for _, seed in drawn])
+            generate_span = [since(t0), since(time.perf_counter())]
             hits_before = cache.hits
-            for slot in slots:
-                t0 = time.perf_counter()
-                group = generator.group(prompts[order[slot]], rollout_seeds(rt.seed, step, slot, G))
-                timeline.append({"slot": slot, "generate": [since(t0), since(time.perf_counter())]})
-                futures.append(scorer.submit(group))
-                rollouts += group
+            futures = [scorer.submit(rollouts[k * G : (k + 1) * G]) for k in range(len(slots))]
             batches = [
                 pad_batch([generator.training_pair(r) for r in rollouts[i : i + rt.micro_batch]])
                 for i in range(0, len(rollouts), rt.micro_batch)
             ]
 
-            # the reference policy's log-probs, while the last groups are scored
+            # the reference policy's log-probs, while the groups are scored
             t0 = time.perf_counter()
             with torch.no_grad(), adapters_disabled(model):
                 reference = [logprobs(b) for b in batches]
             reference_span = [since(t0), since(time.perf_counter())]
             scores = [f.result() for f in futures]
-            for entry, sc in zip(timeline, scores):
-                entry["score"] = [since(sc.started), since(sc.finished)]
+            groups = [
+                {"slot": slot, "score": [since(sc.started), since(sc.finished)]} for slot, sc in zip(slots, scores)
+            ]
             results = [r for sc in scores for r in sc.results]
+            unscored = [u for sc in scores for u in sc.unscored]
+            check_failures(step + 1, results, unscored, world, config.rewards.max_failed_fraction)
 
             # Eq. 5-8 and the update
             t0 = time.perf_counter()
-            advantages = group_advantages(torch.tensor([r.score for r in results], dtype=torch.float64).view(-1, G))
-            advantages = advantages.flatten().to(world.device)
+            rewards_t = torch.tensor([r.score for r in results], dtype=torch.float64).view(-1, G)
+            scored = ~torch.tensor(unscored).view(-1, G)
+            advantages = group_advantages(rewards_t, scored).flatten().to(world.device)
+            kept = taking_part(scored).flatten()
             model.train()
             parts = []
             for k, (batch, ref) in enumerate(zip(batches, reference)):
@@ -393,6 +428,9 @@ def train_grpo(
                     beta=config.loss.beta,
                     gamma=config.loss.gamma,
                     normaliser=P * G,
+                    length_norm=config.loss.length_norm,
+                    max_new_tokens=s.max_new_tokens,
+                    kept=kept[k * rt.micro_batch : (k + 1) * rt.micro_batch],
                 )
                 part.loss.backward()
                 parts.append(part)
@@ -425,6 +463,8 @@ def train_grpo(
                     "kl_fast": per_loss["kl_fast"][i],
                     "frames": rollout.frames,
                     "ended": rollout.ended,
+                    "kept": bool(kept[i]),
+                    "unscored": unscored[i],
                 }
                 for i, (r, rollout) in enumerate(zip(results, rollouts))
             ]
@@ -437,7 +477,12 @@ def train_grpo(
                 "lr": config.optimizer.lr * factor,
                 "decoded": int(decoded),
                 "cache_hits": int(hits),
-                "timeline": {"groups": timeline, "reference": reference_span, "update": update_span},
+                "timeline": {
+                    "generate": generate_span,
+                    "groups": groups,
+                    "reference": reference_span,
+                    "update": update_span,
+                },
             }
             if log is not None:
                 log.write(line)

@@ -58,7 +58,14 @@ def build_rewards(config: GRPORewardsConfig, resolved: RewardsConfig | None = No
             token = os.environ.get(config.token_env, "")
             if not token:
                 raise ValueError(f"rewards.url is set but ${config.token_env} (rewards.token_env) is empty")
-            rewards[name] = RewardClient(config.url, name, token=token, timeout_s=config.timeout_s)
+            rewards[name] = RewardClient(
+                config.url,
+                name,
+                token=token,
+                timeout_s=config.timeout_s,
+                retries=config.retries,
+                backoff_s=config.retry_backoff_s,
+            )
         else:
             if resolved is None:
                 raise ValueError(f"rewards.weights.{name}: in-process rewards need the profile's resolved models")

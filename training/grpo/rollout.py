@@ -6,8 +6,10 @@ prompts at positions s·P .. s·P+P-1 of an endless sequence of epochs, each epo
 (seed, epoch); rollout g of the prompt at slot p of step s draws from a generator seeded by (seed, s, p, g). Both
 follow from the step alone, so a resumed run draws exactly what an uninterrupted one would have.
 
-Generation is models.dual_ar.generate, batched over the G rollouts of a prompt, restricted to the codes the codec
-can decode (its codebook sizes). The waveform cache decodes codes to audio once per distinct content (a SHA-256 of
+Generation is models.dual_ar.generate, one batch for all of a step's P x G rollouts (left-padded, KV-cached),
+restricted to the codes the codec can decode (its codebook sizes), with the counter-based random stream: each
+rollout's draws follow from its seed alone, so it gets in the step's batch exactly what it would get alone, and no
+step loops over its rollouts in Python while sampling. The waveform cache decodes codes to audio once per distinct content (a SHA-256 of
 the codes): every reward that scores a rollout, and every prompt whose reference voice is given as codes, reads the
 same waveform.
 """
@@ -203,21 +205,23 @@ class RolloutGenerator:
             self.tokenizer, self.ids, self.num_codebooks, prompt.text, prompt.references, target_codes=codes
         )
 
-    def group(self, prompt: Prompt, seeds: Sequence[int]) -> list[Rollout]:
-        """One rollout per seed, generated as one batch."""
-        rows = self.encode(prompt).tokens
-        steps = min(self.max_new_tokens, self.model.config.max_seq_len - rows.shape[1])
+    def rollouts(self, prompts: Sequence[Prompt], seeds: Sequence[int]) -> list[Rollout]:
+        """One rollout of prompts[i] drawn with seeds[i] for every i, generated as one batch."""
+        rows = {id(p): self.encode(p).tokens for p in prompts}  # a prompt's G rollouts share its rows
+        longest = max(r.shape[1] for r in rows.values())
+        steps = min(self.max_new_tokens, self.model.config.max_seq_len - longest)
         codes = generate(
             self.model,
-            [rows] * len(seeds),
+            [rows[id(p)] for p in prompts],
             im_end_id=self.ids.im_end,
             max_new_tokens=self.max_new_tokens,
             sampling=self.sampling,
             seed=list(seeds),
             codebook_sizes=self.codebook_sizes,
+            noise="counter",
         )
         # generate stops an item at <|im_end|> (not returned) or after `steps` frames
-        return [Rollout(prompt, s, c.numpy(), c.shape[1] < steps) for s, c in zip(seeds, codes)]
+        return [Rollout(p, s, c.numpy(), c.shape[1] < steps) for p, s, c in zip(prompts, seeds, codes)]
 
     def training_pair(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         """(inputs, labels) [N+1, L] of the prompt followed by the rollout: the labels learned are exactly the

@@ -10,6 +10,13 @@ never shared between threads); the combiner waits for every reward of the group 
 reward is anything with the reward protocol: an in-process reward, a RewardClient in front of the services, or
 (under Ray, pipelines/grpo.py) a proxy of a reward actor. Decoding and the model rewards release the GIL, so
 on one machine they run beside generation; on a cluster they run where the rewards live.
+
+Two kinds of failure. An item a reward judges unscoreable (no audio, silent, too long) is the policy's doing: it
+gets the worst reward with the reason, as the services' total gives it, and takes part in its group. A reward
+service that still fails after the client's retries (models.rewards.client.RewardServiceError, transient: a
+timeout, no connection, a 5xx) says nothing about the policy: the group's items are `unscored`, with the reason,
+and the loop drops them from their groups and counts them (training.grpo.advantages). A refusal (401, 413, ...) or
+any other exception of a reward is a broken setup or reward and ends the run.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.rewards.base import Reward, RewardItem
+from models.rewards.client import RewardServiceError
 from schemas.rewards import RewardResult
 from training.grpo.rollout import Rollout, WaveformCache
 
@@ -31,9 +39,11 @@ NO_AUDIO = "no audio: the rollout ended before its first frame"
 @dataclass
 class GroupScores:
     """One group's combined rewards, in rollout order, and when its scoring ran (time.perf_counter seconds): from the
-    start of its decoding to the end of its last reward. `decoded`: its rollouts the codec decoded (not cached)."""
+    start of its decoding to the end of its last reward. `unscored`: the rollouts a failed reward service left
+    without a reward. `decoded`: its rollouts the codec decoded (not cached)."""
 
     results: list[RewardResult]
+    unscored: list[bool]
     started: float
     finished: float
     decoded: int
@@ -97,18 +107,27 @@ class Scorer:
         return _Decoded(items, live, started, self.cache.decoded - before)
 
     @staticmethod
-    def _score(reward: Reward, decoded: Future[_Decoded]) -> tuple[list[RewardResult], float]:
-        results = reward.score(decoded.result().items)
-        return results, time.perf_counter()
+    def _score(reward: Reward, decoded: Future[_Decoded]) -> tuple[list[RewardResult], bool, float]:
+        """(results, whether the service failed, when it finished)."""
+        items = decoded.result().items
+        try:
+            return reward.score(items), False, time.perf_counter()
+        except RewardServiceError as exc:
+            if not exc.transient:  # refused (a bad token, a request too large): no retry or later step would pass
+                raise
+            return [RewardResult.failed(str(exc))] * len(items), True, time.perf_counter()
 
     def _combine(self, rollouts: list[Rollout], decoded: Future[_Decoded], scored: dict[str, Future]) -> GroupScores:
         d = decoded.result()
         per_reward = {name: f.result() for name, f in scored.items()}
         results = [RewardResult.failed(NO_AUDIO)] * len(rollouts)
+        unscored = [False] * len(rollouts)
+        service_failed = any(failed for _, failed, _ in per_reward.values())
         for k, i in enumerate(d.live):
-            results[i] = combine({name: rs[k] for name, (rs, _) in per_reward.items()}, self.weights)
-        finished = max(end for _, end in per_reward.values())
-        return GroupScores(results, d.started, finished, d.decoded)
+            results[i] = combine({name: rs[k] for name, (rs, _, _) in per_reward.items()}, self.weights)
+            unscored[i] = service_failed
+        finished = max(end for _, _, end in per_reward.values())
+        return GroupScores(results, unscored, d.started, finished, d.decoded)
 
     def close(self) -> None:
         for pool in (self._decoder, *self._workers.values(), self._combiner):

@@ -12,7 +12,7 @@ from models.dual_ar.sampling import SamplingParams
 from models.dual_ar.tokens import TokenIds
 from schemas.training import LoraConfig
 from tests.training.grpo.conftest import ACOUSTIC, SEMANTIC
-from training.grpo.advantages import group_advantages
+from training.grpo.advantages import group_advantages, taking_part
 from training.grpo.loop import adapters_disabled
 from training.grpo.losses import TokenLogProbs, grpo_loss, k3_kl, sampled_logprobs
 from training.grpo.rollout import Prompt, RolloutGenerator, pad_batch
@@ -47,11 +47,74 @@ def _lp(slow, slow_rollout, fast, fast_rollout, grad=False) -> TokenLogProbs:
     )
 
 
+def test_advantages_drop_the_rollouts_that_were_not_scored():
+    rewards = torch.tensor([[1.0, 9.0, 3.0, 5.0], [2.0, 0.0, 0.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    scored = torch.tensor([[True, False, True, True], [True, False, False, False], [True, True, True, True]])
+    # group 0: the mean of 1, 3, 5 (the failed 9 takes no part); group 1: one scored rollout, no baseline: nothing
+    expected = torch.tensor([[-2.0, 0.0, 0.0, 2.0], [0.0, 0.0, 0.0, 0.0], [-1.5, -0.5, 0.5, 1.5]])
+    assert torch.equal(group_advantages(rewards, scored), expected)
+    assert taking_part(scored).tolist() == [[True, False, True, True], [False] * 4, [True] * 4]
+
+
+def _two_lengths(length_norm: str) -> TokenLogProbs:
+    """Rollouts of 2 and 20 slow tokens (1 and 19 frames of K = 2 fast tokens), both with advantage -1 and no KL:
+    the gradient of the loss on each log pi, by rollout."""
+    slow_rollout = [0] * 2 + [1] * 20
+    fast_rollout = [0] * 1 + [1] * 19
+    policy = _lp([0.5] * 22, slow_rollout, [[0.5, 0.5]] * 20, fast_rollout, grad=True)
+    reference = _lp([0.5] * 22, slow_rollout, [[0.5, 0.5]] * 20, fast_rollout)
+    parts = grpo_loss(
+        policy,
+        reference,
+        torch.tensor([-1.0, -1.0]),
+        beta=0.0,
+        gamma=1.0,
+        normaliser=2,
+        length_norm=length_norm,
+        max_new_tokens=24,
+    )
+    parts.loss.backward()
+    return policy
+
+
+def test_constant_length_norm_gives_every_token_the_same_gradient_whatever_its_rollouts_length():
+    policy = _two_lengths("constant")
+    # every token: -A / (normaliser x max_new_tokens) = 1 / (2 x 24); fast: 1 / (2 x 24 x K)
+    assert policy.slow.grad.tolist() == pytest.approx([1 / 48] * 22)
+    assert policy.fast.grad.flatten().tolist() == pytest.approx([1 / 96] * 40)
+    # per-response normalisation: the 20-token rollout's tokens get a tenth of the 2-token one's
+    policy = _two_lengths("sequence")
+    short, long = policy.slow.grad[:2], policy.slow.grad[2:]
+    assert short.tolist() == pytest.approx([1 / 4] * 2) and long.tolist() == pytest.approx([1 / 40] * 20)
+
+
+def test_a_dropped_rollout_adds_nothing_to_the_loss():
+    policy = _lp([0.5, 0.25, 0.5], [0, 0, 1], [[0.5, 0.5]], [0], grad=True)
+    reference = _lp([0.25, 0.25, 0.25], [0, 0, 1], [[0.5, 0.25]], [0])
+    kwargs = dict(beta=0.1, gamma=1.0, normaliser=2, length_norm="constant", max_new_tokens=4)
+    both = grpo_loss(policy, reference, torch.tensor([1.0, 0.0]), **kwargs)
+    first = grpo_loss(policy, reference, torch.tensor([1.0, 0.0]), kept=torch.tensor([True, False]), **kwargs)
+    # rollout 1 has advantage 0 but a KL term (pi 0.5 vs pi_ref 0.25): kept it adds it, dropped it adds nothing
+    assert float(both.loss) > float(first.loss)
+    assert float(first.loss) == pytest.approx(float(both.slow[0] + both.fast[0]) / 2)
+    first.loss.backward()
+    assert policy.slow.grad[2] == 0
+
+
 def test_slow_and_fast_losses_by_hand():
     # rollout 0 (A = +1): 2 slow tokens, 1 frame of K = 2 fast tokens; rollout 1 (A = -1): 1 slow token, no frame
     policy = _lp([0.5, 0.25, 0.5], [0, 0, 1], [[0.5, 0.5]], [0], grad=True)
     reference = _lp([0.25, 0.25, 0.5], [0, 0, 1], [[0.5, 0.25]], [0])
-    parts = grpo_loss(policy, reference, torch.tensor([1.0, -1.0]), beta=0.1, gamma=0.5, normaliser=2)
+    parts = grpo_loss(
+        policy,
+        reference,
+        torch.tensor([1.0, -1.0]),
+        beta=0.1,
+        gamma=0.5,
+        normaliser=2,
+        length_norm="sequence",
+        max_new_tokens=8,
+    )
     # k3 where pi = 0.5, pi_ref = 0.25: 0.193147; elsewhere pi = pi_ref: 0
     # L_slow,0 = 1/2 [(-log .5 + 0.1 * 0.193147) + (-log .25)] = 1/2 (0.693147 + 0.019315 + 1.386294) = 1.049378
     # L_slow,1 = 1/1 [-(-1) log .5]                                                                   = -0.693147
@@ -73,7 +136,7 @@ def test_slow_and_fast_losses_by_hand():
 
 def _batch(model, tokenizer, ids, seed=0, n=3):
     generator = RolloutGenerator(model, tokenizer, ids, SIZES, SamplingParams(1.0, 1.0, 64, 0), 6)
-    rollouts = generator.group(Prompt("p", "<|speaker:0|>Hi there."), list(range(seed, seed + n)))
+    rollouts = generator.rollouts([Prompt("p", "<|speaker:0|>Hi there.")] * n, list(range(seed, seed + n)))
     return pad_batch([generator.training_pair(r) for r in rollouts]), rollouts
 
 

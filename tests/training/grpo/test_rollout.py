@@ -59,7 +59,7 @@ def test_the_sampler_draws_only_codes_the_codec_decodes(tiny_model, tokenizer):
 def test_training_rows_hold_exactly_the_sampled_tokens(tiny_model, tokenizer):
     tok, ids = tokenizer
     generator = RolloutGenerator(tiny_model.eval(), tok, ids, SIZES, UNIFORM, 6)
-    rollouts = generator.group(Prompt("p", "<|speaker:0|>Some words to say."), list(range(12)))
+    rollouts = generator.rollouts([Prompt("p", "<|speaker:0|>Some words to say.")] * 12, list(range(12)))
     assert {r.ended for r in rollouts} == {True, False}  # both kinds among these seeds
     prompt_len = _prompt_rows(generator).shape[1]
     for r in rollouts:
@@ -114,7 +114,7 @@ def test_every_rollout_is_decoded_once_for_all_rewards(tiny_model, tokenizer, ti
     generator = RolloutGenerator(tiny_model.eval(), tok, ids, SIZES, UNIFORM, 8)
     reference = np.random.default_rng(0).integers(0, ACOUSTIC, (4, 10))  # a voice given as codes (shards)
     prompt = Prompt("p", "<|speaker:0|>Words.", reference_text="ref", reference_codes=reference)
-    group = generator.group(prompt, [5, 6, 7, 5, 8, 9])  # seed 5 twice: the same codes twice
+    group = generator.rollouts([prompt] * 6, [5, 6, 7, 5, 8, 9])  # seed 5 twice: the same codes twice
     assert content_key(group[0].codes) == content_key(group[3].codes.astype(np.int16))
     with_audio = [r for r in group if r.frames]
     distinct = {content_key(r.codes) for r in with_audio}
@@ -156,3 +156,16 @@ def test_shard_prompts_take_another_segment_of_the_voice_as_reference(tiny_codec
     assert [p.key for p in load_prompts(PromptsConfig(index=str(index), limit=2), tiny_codec, 4, SEMANTIC, 0)] == [
         p.key for p in prompts[:2]
     ]
+
+
+@pytest.mark.parametrize("sampling", [UNIFORM, SamplingParams()], ids=["top_p=1", "reference API"])
+def test_a_steps_batch_gives_each_rollout_what_it_gets_alone(tiny_model, tokenizer, sampling):
+    tok, ids = tokenizer
+    generator = RolloutGenerator(tiny_model.eval(), tok, ids, SIZES, sampling, 10)
+    short, long = Prompt("a", "<|speaker:0|>Hi."), Prompt("b", "<|speaker:1|>A much longer line [laugh] to say here.")
+    prompts, seeds = [short] * 3 + [long] * 3, rollout_seeds(0, 0, 0, 3) + rollout_seeds(0, 0, 1, 3)
+    batched = generator.rollouts(prompts, seeds)  # two prompts of different lengths: left-padded together
+    alone = [generator.rollouts([p], [s])[0] for p, s in zip(prompts, seeds)]
+    assert len({r.frames for r in batched}) > 1  # some ended early while others went on
+    for b, a in zip(batched, alone):
+        assert np.array_equal(b.codes, a.codes) and b.ended == a.ended and b.seed == a.seed
