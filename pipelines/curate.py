@@ -25,6 +25,7 @@ from curation.row import Row, from_columns, to_columns
 from curation.run import UnitTarget, curate
 from curation.stages.base import CurationStage
 from curation.stages.decode import DecodeStage, InputNotOnNodeError
+from curation.stages.failure import StageFailure
 from curation.stages.pipeline import CurationPipeline
 from pipelines.cluster_fit import check_fit, cluster_node_types, pool_demands
 from pipelines.ray_env import ensure_ray, without_benign_ray_lines
@@ -90,23 +91,34 @@ def encode_and_deliver(batch, stage: CurationStage, writers: list) -> dict:
     return deliver(stage(from_columns(batch)), writers)
 
 
-def actor_groups(cfg: CurateConfig, pipeline: CurationPipeline) -> list[tuple[str, list[CurationStage], Resources]]:
-    """(name, stages, resources) of each actor pool: one per model stage, or, with `ray.fuse_stages`, a single pool
-    hosting them all and the encoder (rows leave the actors compressed, and no task worker is kept for encoding)."""
+def actor_groups(
+    cfg: CurateConfig, pipeline: CurationPipeline
+) -> list[tuple[str, str, list[CurationStage], Resources]]:
+    """(name, setting, stages, resources) of each actor pool: one per model stage, its resources at its declared
+    config key, or, with `ray.fuse_stages`, a single pool hosting them all and the encoder (rows leave the actors
+    compressed, and no task worker is kept for encoding)."""
     if cfg.ray.fuse_stages is not None:
-        return [("ModelStages", [*pipeline.models, pipeline.encode], cfg.ray.fuse_stages)]
-    return [(s.name.value.title(), [s], s.resources) for s in pipeline.models]
+        return [("ModelStages", "ray.fuse_stages", [*pipeline.models, pipeline.encode], cfg.ray.fuse_stages)]
+    return [
+        (s.name.value.title(), f"{s.decl.config_key}.resources", [s], getattr(cfg, s.decl.config_key).resources)
+        for s in pipeline.models
+    ]
+
+
+def writer_resources(cfg: CurateConfig, pipeline: CurationPipeline, units: int | None = None) -> Resources:
+    """The unit writers: `ray.writers`, by default as many as the units in flight at once (one per actor of the
+    largest pool: each actor works on its own input), at most one per unit to do."""
+    w = cfg.ray.writers
+    n = w.concurrency or max(res.concurrency for *_, res in actor_groups(cfg, pipeline))
+    return Resources(num_cpus=w.num_cpus, num_gpus=w.num_gpus, concurrency=min(n, units or n), batch_size=w.batch_size)
 
 
 def check_resources_fit(cfg: CurateConfig, pipeline: CurationPipeline) -> None:
     """Every actor pool, the writers and one decode (and encode) task must fit the cluster's node types at once, or
     Ray Data waits forever: say so at start instead (pipelines/cluster_fit.py)."""
     fused = cfg.ray.fuse_stages is not None
-    pools = {
-        ("ray.fuse_stages" if fused else f"{name.lower()}.resources"): res
-        for name, _, res in actor_groups(cfg, pipeline)
-    }
-    pools["ray.writers"] = cfg.ray.writers
+    pools = {setting: res for _, setting, _, res in actor_groups(cfg, pipeline)}
+    pools["ray.writers"] = writer_resources(cfg, pipeline)
     check_fit(pool_demands(pools, cfg.decode.resources, encode_in_tasks=not fused), cluster_node_types())
 
 
@@ -122,7 +134,20 @@ def configure_data_context() -> DataContext:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.target_max_block_size = BLOCK_TARGET_BYTES
+    ctx.actor_task_retry_on_errors = [StageFailure]  # a stage that stopped is retried (failure.retries), then fails
     return ctx
+
+
+# errors found on a worker that say what to change: the run stops with their own one line, not Ray's traceback
+ONE_LINE_ERRORS = (InputNotOnNodeError, StageFailure)
+
+
+def one_line_cause(exc: BaseException) -> BaseException | None:
+    """The first of ONE_LINE_ERRORS in the chain of causes Ray Data wraps a worker's exception in."""
+    cause = exc
+    while cause is not None and not isinstance(cause, ONE_LINE_ERRORS):
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return cause
 
 
 class RayExecutor:
@@ -146,11 +171,17 @@ class RayExecutor:
             [{column: values[0] for column, values in to_columns([r]).items()} for r in rows],
             override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)),
         )
-        dec = cfg.decode.resources
-        tasks = {"compute": TaskPoolStrategy(size=dec.concurrency), "num_cpus": dec.num_cpus, "batch_format": "numpy"}
+        dec, retries = cfg.decode.resources, cfg.failure.retries
+        tasks = {
+            "compute": TaskPoolStrategy(size=dec.concurrency),
+            "num_cpus": dec.num_cpus,
+            "batch_format": "numpy",
+            "max_retries": retries,
+            "retry_exceptions": [StageFailure],
+        }
         ds = ds.map_batches(decode_batch, fn_kwargs={"stage": pipeline.decode}, batch_size=dec.batch_size, **tasks)
         fused = cfg.ray.fuse_stages is not None
-        for name, stages, res in actor_groups(cfg, pipeline):
+        for name, _, stages, res in actor_groups(cfg, pipeline):
             ds = ds.map_batches(
                 actor_class(name),
                 fn_constructor_kwargs={
@@ -165,6 +196,7 @@ class RayExecutor:
                 compute=ActorPoolStrategy(size=res.concurrency, max_tasks_in_flight_per_actor=1),
                 num_cpus=res.num_cpus,
                 num_gpus=res.num_gpus,
+                max_task_retries=retries,
             )
         if not fused:
             ds = ds.map_batches(
@@ -179,7 +211,7 @@ class RayExecutor:
         self, pipeline: CurationPipeline, rows: list[Row], target: UnitTarget, on_unit: Callable[[dict], None]
     ) -> None:
         configure_data_context()
-        writers = start_writers(target, self.cfg.ray.writers)
+        writers = start_writers(target, writer_resources(self.cfg, pipeline, len(target.units)))
         self.writer_nodes = ray.get([w.node_id.remote() for w in writers])
         start = time.time()
         try:
@@ -189,13 +221,10 @@ class RayExecutor:
                     for unit, samples, rejects in zip(batch["unit"], batch["samples"], batch["rejects"]):
                         on_unit({"unit": int(unit), "samples": int(samples), "rejects": int(rejects)})
         except Exception as exc:
-            # a configuration that cannot work on this cluster, found by a worker: its own one-line error, not Ray's
-            cause = exc
-            while cause is not None and not isinstance(cause, InputNotOnNodeError):
-                cause = getattr(cause, "cause", None) or cause.__cause__
+            cause = one_line_cause(exc)
             if cause is None:
                 raise
-            raise InputNotOnNodeError(str(cause)) from None
+            raise cause.with_traceback(None) from None
         finally:
             for writer in writers:
                 ray.kill(writer)

@@ -52,6 +52,12 @@ class Resources(_Strict):
     batch_size: int = Field(default=8, gt=0, description="Rows per Ray Data batch.")
 
 
+class WriterResources(Resources):
+    concurrency: int | None = Field(
+        default=None, gt=0, description="Writer actors; None = as many as the largest actor pool's actors."
+    )
+
+
 class DecodeConfig(_Strict):
     sample_rate: int = Field(
         default=16000,
@@ -322,16 +328,35 @@ class RayConfig(_Strict):
     # Decoding runs ahead of the models as far as Ray Data's budget (half the store) lets it, and every store page
     # once used stays resident in the processes that touched it: a small store bounds that. A 3-minute piece is 5.8 MB
     # at 16 kHz (16-bit rows), 16 MB at 44.1 kHz. At 256 MB Ray Data's budget let only one model actor work at a time.
-    writers: Resources = Field(
-        default_factory=lambda: Resources(num_cpus=0.1, concurrency=1),
-        description="Unit writer actors (concurrency: how many; unit u goes to writer u mod concurrency). Each assembles its "
-        "units' shards and completion records on a worker node, so only per-unit summaries reach the driver; its CPU share "
-        "keeps it off a head node that offers no CPUs to tasks.",
+    writers: WriterResources = Field(
+        default_factory=lambda: WriterResources(num_cpus=0.1),
+        description="Unit writer actors (concurrency: how many, None = as many as the largest actor pool, the units in "
+        "flight at once; unit u goes to writer u mod concurrency). Each assembles its units' shards and completion "
+        "records on a worker node, so only per-unit summaries reach the driver; its CPU share keeps it off a head node "
+        "that offers no CPUs to tasks.",
     )
     object_store_mb: int | None = Field(
         default=512,
         ge=100,
         description="Object-store size of a local Ray in MB, bounding its resident memory: Ray Data lets decoding run ahead within half of it, and blocks beyond it spill to disk (None = Ray's default store, 30% of RAM). The store size is ignored on a cluster.",
+    )
+
+
+class FailureConfig(_Strict):
+    """When a stage's failures are the run's, not the data's (curation/stages/failure.py): an infrastructure error
+    (out of memory, import, attribute or CUDA errors) always is; otherwise more than `max_fraction` of a stage's
+    first `window` rows failing (counted in each process that runs the stage) is."""
+
+    max_fraction: float = Field(
+        default=0.5,
+        ge=0,
+        lt=1,
+        description="Share of a stage's first `window` rows that may fail (as '*_failed' rejects) before the run stops "
+        "with the most common error.",
+    )
+    window: int = Field(default=100, gt=0, description="Rows of each stage (per process) the share is counted over.")
+    retries: int = Field(
+        default=2, ge=0, description="Times Ray retries a task whose stage failed before the run stops."
     )
 
 
@@ -353,6 +378,7 @@ class CurateConfig(_Strict):
     transcription: TranscriptionConfig = Field(default_factory=TranscriptionConfig)
     codec: CodecStageConfig = Field(default_factory=CodecStageConfig)
     shards: ShardConfig = Field(default_factory=ShardConfig)
+    failure: FailureConfig = Field(default_factory=FailureConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
     def model_specs(self) -> list[tuple[str, str, ModelSpec]]:

@@ -207,7 +207,7 @@ class UnitWriter:
             if self._input_complete(idx):
                 complete = list(source.values())
                 for stage in self.source_stages:
-                    complete = stage.process_source(complete)
+                    complete = stage(complete)
                 self.rows[unit][idx] = {(r.piece, r.key): r for r in complete}
                 self.done[unit].add(idx)
                 del self.arrived[idx], self.expected[idx], self.n_pieces[idx]

@@ -20,8 +20,6 @@ PIECE_KEY_STRIDE = 1000
 
 class SegmentationStage(CurationStage):
     name = Stage.SEGMENTATION
-    reads = ("audio", "sample_rate", "source", "separation", "piece")
-    writes = ("key", "audio", "sample", "file_rows")
 
     def __init__(self, cfg: SegmentationConfig, on_error="reject"):
         super().__init__(cfg.resources, on_error)
@@ -31,10 +29,7 @@ class SegmentationStage(CurationStage):
         self.vad = registry.build("vad", self.cfg.model, "segmentation.model")
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        probs = dict(
-            (id(r), p)
-            for r, p in self.call_model([r for r in rows if r.live], self.vad.speech_probs, RejectReason.STAGE_FAILED)
-        )
+        probs = dict((id(r), p) for r, p in self.call_model(rows, self.vad.speech_probs, RejectReason.STAGE_FAILED))
         out: list[Row] = []
         for row in rows:
             pieces = self._segments(row, probs[id(row)]) if id(row) in probs else [row]
