@@ -90,7 +90,7 @@ def run_ray(args: argparse.Namespace) -> int:
         message = str(cause).strip().splitlines()
         print(f"training failed: {type(cause).__name__}: {message[-1] if message else ''}", file=sys.stderr)
         return 1
-    from training import storage
+    import storage
     from training.trainer import METRICS, MODEL_DIR
 
     lines = storage.read_bytes(storage.join(config.runtime.out, METRICS)).decode().splitlines()
