@@ -6,6 +6,7 @@ data; statistics over a batch would depend on how Ray Data happened to batch row
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+
 from curation.policy.diarization import DiarizationParams, diarize_source
 from curation.policy.text_filters import source_rate_verdicts, speech_rate
 from curation.policy.turns import speaker_turns_mapped
