@@ -134,6 +134,7 @@ def configure_data_context() -> DataContext:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.target_max_block_size = BLOCK_TARGET_BYTES
+    ctx.raise_original_map_exception = True  # the stage's own exception, not "UDF failed" without its cause
     ctx.actor_task_retry_on_errors = [StageFailure]  # a stage that stopped is retried (failure.retries), then fails
     return ctx
 
@@ -145,9 +146,12 @@ ONE_LINE_ERRORS = (InputNotOnNodeError, StageFailure)
 def one_line_cause(exc: BaseException) -> BaseException | None:
     """The first of ONE_LINE_ERRORS in the chain of causes Ray Data wraps a worker's exception in."""
     cause = exc
-    while cause is not None and not isinstance(cause, ONE_LINE_ERRORS):
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    return cause
+    while cause is not None:
+        inner = getattr(cause, "cause", None)  # a RayTaskError's original exception (it subclasses the original's type)
+        if inner is None and isinstance(cause, ONE_LINE_ERRORS):
+            return cause
+        cause = inner or cause.__cause__
+    return None
 
 
 class RayExecutor:
