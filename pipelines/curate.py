@@ -21,8 +21,11 @@ from collections.abc import Callable, Iterator
 import ray
 from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
-from curation.row import Row, from_columns, to_columns
-from curation.run import UnitTarget, curate
+from curation.io.plan import RunPlan
+from curation.io.shards import finalize
+from curation.report.stats import RunStats
+from curation.row import from_columns, to_columns
+from curation.run import PlannedInputs, UnitTarget, curate
 from curation.stages.base import CurationStage
 from curation.stages.decode import DecodeStage, InputNotOnNodeError
 from curation.stages.failure import StageFailure
@@ -80,10 +83,12 @@ def actor_class(name: str) -> type[StageActor]:
     return type(name, (StageActor,), {"__module__": __name__, "__qualname__": name})
 
 
-def decode_batch(batch, stage: DecodeStage) -> Iterator[dict]:
-    """Decoding needs no model, so it runs as tasks; one batch per piece, so each piece is its own block."""
-    for piece in stage.stream(from_columns(batch)):
-        yield to_columns([piece])
+def decode_units(batch, inputs: PlannedInputs, stage: DecodeStage) -> Iterator[dict]:
+    """The first operator: each work unit's inputs, read from the stored plan here (the driver never holds them), then
+    decoded. Decoding needs no model, so it runs as tasks; one batch per piece, so each piece is its own block."""
+    for unit in batch["unit"]:
+        for piece in stage.stream(inputs.unit_rows(int(unit))):
+            yield to_columns([piece])
 
 
 def encode_and_deliver(batch, stage: CurationStage, writers: list) -> dict:
@@ -169,11 +174,16 @@ class RayExecutor:
         ensure_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.object_store_mb)
         check_resources_fit(cfg, pipeline)
 
-    def build_dataset(self, pipeline: CurationPipeline, rows: list[Row], writers: list) -> ray.data.Dataset:
+    def finalize(self, output: str, plan: RunPlan) -> tuple[dict, RunStats]:
+        """In a Ray task on a worker (where the writers' CPU share runs): the driver parses no sample."""
+        task = ray.remote(finalize).options(num_cpus=self.cfg.ray.writers.num_cpus, max_retries=1)
+        return ray.get(task.remote(output, plan))
+
+    def build_dataset(self, pipeline: CurationPipeline, inputs: PlannedInputs, writers: list) -> ray.data.Dataset:
         cfg = self.cfg
+        units = inputs.units
         ds = ray.data.from_items(
-            [{column: values[0] for column, values in to_columns([r]).items()} for r in rows],
-            override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)),
+            [{"unit": u} for u in units], override_num_blocks=max(1, min(len(units), cfg.ray.max_blocks))
         )
         dec, retries = cfg.decode.resources, cfg.failure.retries
         tasks = {
@@ -183,7 +193,7 @@ class RayExecutor:
             "max_retries": retries,
             "retry_exceptions": [StageFailure],
         }
-        ds = ds.map_batches(decode_batch, fn_kwargs={"stage": pipeline.decode}, batch_size=dec.batch_size, **tasks)
+        ds = ds.map_batches(decode_units, fn_kwargs={"inputs": inputs, "stage": pipeline.decode}, batch_size=1, **tasks)
         fused = cfg.ray.fuse_stages is not None
         for name, _, stages, res in actor_groups(cfg, pipeline):
             ds = ds.map_batches(
@@ -212,7 +222,7 @@ class RayExecutor:
         return ds
 
     def run(
-        self, pipeline: CurationPipeline, rows: list[Row], target: UnitTarget, on_unit: Callable[[dict], None]
+        self, pipeline: CurationPipeline, rows: PlannedInputs, target: UnitTarget, on_unit: Callable[[dict], None]
     ) -> None:
         configure_data_context()
         writers = start_writers(target, writer_resources(self.cfg, pipeline, len(target.units)))

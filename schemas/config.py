@@ -10,11 +10,19 @@ parsed by the type that leaf declares (a `str` field takes the text as written).
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+# The segment key: '<16 hex>_<SEGMENT_DIGITS digits>', the index being piece * PIECE_KEY_STRIDE + the segment's index in
+# its piece (curation/io/keys.py). The settings that bound pieces per input and segments per piece are validated
+# against these at start, so that no legal setting can overflow a key.
+SEGMENT_DIGITS = 5
+PIECE_KEY_STRIDE = 1000
+PIECE_SEARCH_S = 30.0  # a piece is cut at the quietest point of the last min(this, piece_s / 2) before piece_s
 
 
 class _Strict(BaseModel):
@@ -380,6 +388,29 @@ class CurateConfig(_Strict):
     shards: ShardConfig = Field(default_factory=ShardConfig)
     failure: FailureConfig = Field(default_factory=FailureConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _keys_fit(self) -> CurateConfig:
+        """Pieces per input and segments per piece must fit the key (SEGMENT_DIGITS, PIECE_KEY_STRIDE)."""
+        d, s = self.decode, self.segmentation
+        search = min(PIECE_SEARCH_S, d.piece_s / 2)
+        pieces = math.floor(d.max_duration_s / (d.piece_s - search)) + 1  # every piece but the last is that long
+        most = 10**SEGMENT_DIGITS // PIECE_KEY_STRIDE
+        if pieces > most:
+            raise ValueError(
+                f"decode.piece_s: {d.piece_s:g} s pieces of inputs up to decode.max_duration_s {d.max_duration_s:g} s "
+                f"make up to {pieces} pieces, more than the {most} a segment key holds; raise decode.piece_s to at "
+                f"least {d.max_duration_s / (most - 1) + search:.0f} or lower decode.max_duration_s"
+            )
+        # kept and too-short segments alike are speech islands of at least min_speech_s apart by more than merge_gap_s
+        spacing = s.min_speech_s + s.merge_gap_s
+        if spacing <= 0 or (d.piece_s + search) / spacing >= PIECE_KEY_STRIDE:
+            raise ValueError(
+                f"decode.piece_s: a piece of up to {d.piece_s + search:g} s may hold more than {PIECE_KEY_STRIDE} "
+                f"segments of segmentation.min_speech_s {s.min_speech_s:g} + merge_gap_s {s.merge_gap_s:g}; lower "
+                "decode.piece_s or raise those"
+            )
+        return self
 
     def model_specs(self) -> list[tuple[str, str, ModelSpec]]:
         """(setting, model family, spec) of every model an enabled stage runs: what start-up checks walk."""

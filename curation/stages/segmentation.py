@@ -9,13 +9,9 @@ from curation.policy.segments import plan_segments
 from curation.row import PCM_WIDTH, Row
 from curation.stages.base import CurationStage
 from models import registry
-from schemas.config import SegmentationConfig
+from schemas.config import PIECE_KEY_STRIDE, SegmentationConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Sample, SourceRef, VadInfo
-
-# segment index = piece * stride + index in piece: keys stay unique and in time order across pieces
-# (a 600 s piece holds at most 800 spans: each at least min_speech_s 0.25 s, with gaps of merge_gap_s 0.5 s)
-PIECE_KEY_STRIDE = 1000
 
 
 class SegmentationStage(CurationStage):
