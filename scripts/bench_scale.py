@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, timeout=args.timeout)
             point = json.loads(result.read_text())
             print(json.dumps(point), flush=True)
-            report["points"] = sorted([q for q in report["points"] if q["inputs"] != n] + [point], key=lambda q: q["inputs"])
+            report["points"] = sorted(
+                [q for q in report["points"] if q["inputs"] != n] + [point], key=lambda q: q["inputs"]
+            )
             storage.delete_tree(f"s3://{bucket}/out")  # the server holds objects in this process's memory
     finally:
         server.stop()
