@@ -1,9 +1,10 @@
 """The curation graph on Ray Data: the Ray executor of `curation.run.curate`.
 
-decode (tasks) -> model stages (actor pools) -> FLAC encode -> unit writers (actors on the worker nodes, each
-writing a work unit once all its rows have arrived) -> per-unit summaries to the driver.
+units to do -> decode (tasks: each unit's inputs read from the stored plan, then decoded) -> model stages (actor
+pools) -> FLAC encode -> unit writers (actors on the worker nodes, each writing a work unit once all its rows have
+arrived) -> per-unit summaries to the driver; then index, manifest and rejects in a Ray task.
 
-Each model stage is its own Ray Data operation with the resources of its config, so a cluster can give model
+Each model stage is its own Ray Data operation with the resources at its declared config key, so a cluster can give model
 stages GPU fractions while decoding runs on CPUs; or, with `ray.fuse_stages` (the local profile), all model
 stages and the encoder share one actor pool, so each process pays for Python, torch and the models once. The
 stages are the very objects the sequential executor calls (curation.stages); rows cross operators as the columns
