@@ -13,8 +13,7 @@ from schemas.rejects import RejectReason, Stage
 
 class QualityStage(CurationStage):
     name = Stage.QUALITY
-    reads = ("audio", "sample_rate", "sample")
-    writes = ("sample.quality",)
+    empty_audio = RejectReason.INVALID_AUDIO
 
     def __init__(self, cfg: QualityConfig, on_error="reject"):
         super().__init__(cfg.resources, on_error)
@@ -29,18 +28,10 @@ class QualityStage(CurationStage):
                 )
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        todo = []
-        for row in rows:
-            if not row.live:
-                continue
-            if not row.audio:
-                row.rejected(self.name, RejectReason.INVALID_AUDIO, "empty audio")
-            else:
-                todo.append(row)
-        unscored = [r for r in todo if r.sample.quality is None]
+        unscored = [r for r in rows if r.sample.quality is None]
         for row, scores in self.call_model(unscored, self.scorer.score, RejectReason.QUALITY_FAILED):
             row.sample.quality = scores
-        for row in todo:
+        for row in rows:
             if row.live:
                 failed = row.sample.quality.failed(self.cfg.thresholds)
                 if failed:

@@ -9,19 +9,13 @@ from curation.policy.segments import plan_segments
 from curation.row import PCM_WIDTH, Row
 from curation.stages.base import CurationStage
 from models import registry
-from schemas.config import SegmentationConfig
+from schemas.config import PIECE_KEY_STRIDE, SegmentationConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Sample, SourceRef, VadInfo
-
-# segment index = piece * stride + index in piece: keys stay unique and in time order across pieces
-# (a 600 s piece holds at most 800 spans: each at least min_speech_s 0.25 s, with gaps of merge_gap_s 0.5 s)
-PIECE_KEY_STRIDE = 1000
 
 
 class SegmentationStage(CurationStage):
     name = Stage.SEGMENTATION
-    reads = ("audio", "sample_rate", "source", "separation", "piece")
-    writes = ("key", "audio", "sample", "file_rows")
 
     def __init__(self, cfg: SegmentationConfig, on_error="reject"):
         super().__init__(cfg.resources, on_error)
@@ -31,10 +25,7 @@ class SegmentationStage(CurationStage):
         self.vad = registry.build("vad", self.cfg.model, "segmentation.model")
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        probs = dict(
-            (id(r), p)
-            for r, p in self.call_model([r for r in rows if r.live], self.vad.speech_probs, RejectReason.STAGE_FAILED)
-        )
+        probs = dict((id(r), p) for r, p in self.call_model(rows, self.vad.speech_probs, RejectReason.STAGE_FAILED))
         out: list[Row] = []
         for row in rows:
             pieces = self._segments(row, probs[id(row)]) if id(row) in probs else [row]

@@ -109,11 +109,11 @@ def test_codes_go_beside_the_audio_and_decode_to_its_length(tmp_path, tiny_codec
 
 
 def test_segments_the_codec_cannot_encode_are_rejected_not_crashed(tiny_codec_dir):
-    from curation.stages.tokenize import TokenizeStage
+    from curation.stages.codec import CodecStage
     from schemas.config import CodecStageConfig, ModelSpec
     from tests.factories import segment_row
 
-    stage = TokenizeStage(
+    stage = CodecStage(
         CodecStageConfig(enabled=True, model=ModelSpec(name="s2-codec", checkpoint=str(tiny_codec_dir), device="cpu"))
     )
     with warnings.catch_warnings():

@@ -23,17 +23,10 @@ def test_the_default_pipeline_runs_every_stage_in_order_with_its_configured_batc
     assert (pipeline.decode.name, pipeline.encode.name) == ("decode", "encode")
     for stage in [pipeline.decode, *pipeline.models, pipeline.encode]:
         assert isinstance(stage, CurationStage) and isinstance(stage.name, Stage) and stage.on_error == "reject"
-        assert stage.reads and stage.writes
-    assert [s.uses_models for s in (pipeline.decode, *pipeline.models, pipeline.encode)] == [
-        False,
-        True,
-        True,
-        True,
-        True,
-        False,
-    ]
+        assert stage.decl.reads and stage.decl.writes and stage.failure is cfg.failure
+    assert [s.decl.runs_in for s in pipeline.stages] == ["task", *["actor"] * 4, "task", "writer", "writer"]
     assert [s.batch_size for s in pipeline.models] == [
-        getattr(cfg, s.name.value).resources.batch_size for s in pipeline.models
+        getattr(cfg, s.decl.config_key).resources.batch_size for s in pipeline.models
     ]
     assert pipeline.decode.batch_size == cfg.decode.resources.batch_size
     # ungated: every input separated whole, before VAD
