@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from curation.stages.failure import StageFailure
     from curation.stages.pipeline import StartupError
     from models.checkpoints import CheckpointUnavailableError
+    from pipelines.cluster_checks import OutputNotSharedError
     from pipelines.cluster_fit import ResourceConfigError
     from pipelines.curate import run_curation
 
@@ -63,7 +64,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run_curation(cfg, progress=args.progress)
-    except (CheckpointUnavailableError, IngestError, PlanMismatchError, ResourceConfigError, StartupError) as exc:
+    except (
+        CheckpointUnavailableError,
+        IngestError,
+        OutputNotSharedError,
+        PlanMismatchError,
+        ResourceConfigError,
+        StartupError,
+    ) as exc:
         # problems of the job as a whole, found before any work: one clear line, no traceback
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from curation.stages.base import CurationStage
 from curation.stages.decode import DecodeStage, InputNotOnNodeError
 from curation.stages.failure import StageFailure
 from curation.stages.pipeline import CurationPipeline
+from pipelines.cluster_checks import check_nodes
 from pipelines.cluster_fit import check_fit, cluster_node_types, pool_demands
 from pipelines.ray_env import ensure_ray, without_benign_ray_lines
 from pipelines.writers import deliver, start_writers
@@ -173,6 +174,7 @@ class RayExecutor:
         cfg = self.cfg
         ensure_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.object_store_mb)
         check_resources_fit(cfg, pipeline)
+        check_nodes(cfg, writer_resources(cfg, pipeline))
 
     def finalize(self, output: str, plan: RunPlan) -> tuple[dict, RunStats]:
         """In a Ray task on a worker (where the writers' CPU share runs): the driver parses no sample."""
