@@ -4,8 +4,9 @@ Sources:
 1. AMI meeting excerpts with reference turns: pyannote's dev00/dev01 (RTTM) and lhotse's ES2011a excerpt (its
    cuts.json supervisions).
 2. Conversations built from clips of different corpus speakers (silence-trimmed, taking turns 0.4 s apart): three
-   two-speaker dialogues, the same through a telephone channel (300-3400 Hz at 8 kHz), and a three- and a
-   four-speaker conversation.
+   two-speaker dialogues, the same through a telephone channel (300-3400 Hz at 8 kHz), a three- and a
+   four-speaker conversation, two one-speaker sources (one also by telephone), and a dialogue where one speaker only
+   answers with 0.6 s back-channels.
 
 3. Bandwidth (--parts bandwidth): every clean_en clip and the full-band music clips (first 20 s), low-passed at 4, 8,
    11 and 16 kHz, resampled to 44.1 kHz and dithered to 16 bits (curation.evaluation.bandwidth); the estimate's error
@@ -72,8 +73,19 @@ BUILT = {
     "2 spk: librispeech 2412 / 1272": ("ls2412", "ls1272"),
     "3 spk: aew / ls1995 / ls1272": ("aew", "ls1995", "ls1272"),
     "4 spk: axb / lj / ls2412 / ls1272": ("axb", "lj", "ls2412", "ls1272"),
+    # one voice over several clips: the count must stay 1 (splitting a speaker is as wrong as merging two)
+    "1 spk: cmu aew": ("aew",),
+    "1 spk: librispeech 2412": ("ls2412",),
 }
-TELEPHONE = ("2 spk: cmu aew / cmu axb", "2 spk: ljspeech / librispeech 1995", "2 spk: librispeech 2412 / 1272")
+TELEPHONE = (
+    "2 spk: cmu aew / cmu axb",
+    "2 spk: ljspeech / librispeech 1995",
+    "2 spk: librispeech 2412 / 1272",
+    "1 spk: cmu aew",
+)
+# back-channels: speaker 1 answers each of speaker 0's turns with the first BACKCHANNEL_S of one of its clips
+BACKCHANNEL = {"2 spk + back-channels: lj / cmu axb": ("lj", "axb")}
+BACKCHANNEL_S = 0.6
 
 
 def find(corpus: Path, pattern: str) -> Path:
@@ -202,8 +214,11 @@ def measure_speakers(args: argparse.Namespace) -> dict:
 
     sources = ami_sources(args.corpus)
     clips = {spk: [c for item in items for c in turns_of(args.corpus, item)] for spk, items in SPEAKERS.items()}
-    for name, spks in BUILT.items():
-        wav, ref = conversation([clips[s] for s in spks], SR)
+    built = {name: [clips[s] for s in spks] for name, spks in BUILT.items()}
+    for name, (talker, listener) in BACKCHANNEL.items():
+        built[name] = [clips[talker], [x[: int(BACKCHANNEL_S * SR)] for x in clips[listener]]]
+    for name, speakers in built.items():
+        wav, ref = conversation(speakers, SR)
         sources.append((name, wav, ref))
         if name in TELEPHONE:
             sources.append((f"{name}, telephone", telephone(wav, SR), ref))
