@@ -1,9 +1,10 @@
 """The curation graph on Ray Data: the Ray executor of `curation.run.curate`.
 
-decode (tasks) -> model stages (actor pools) -> FLAC encode -> unit writers (actors on the worker nodes, each
-writing a work unit once all its rows have arrived) -> per-unit summaries to the driver.
+units to do -> decode (tasks: each unit's inputs read from the stored plan, then decoded) -> model stages (actor
+pools) -> FLAC encode -> unit writers (actors on the worker nodes, each writing a work unit once all its rows have
+arrived) -> per-unit summaries to the driver; then index, manifest and rejects in a Ray task.
 
-Each model stage is its own Ray Data operation with the resources of its config, so a cluster can give model
+Each model stage is its own Ray Data operation with the resources at its declared config key, so a cluster can give model
 stages GPU fractions while decoding runs on CPUs; or, with `ray.fuse_stages` (the local profile), all model
 stages and the encoder share one actor pool, so each process pays for Python, torch and the models once. The
 stages are the very objects the sequential executor calls (curation.stages); rows cross operators as the columns
@@ -135,13 +136,16 @@ def check_resources_fit(cfg: CurateConfig, pipeline: CurationPipeline) -> None:
 BLOCK_TARGET_BYTES = 1 << 20
 
 
-def configure_data_context() -> DataContext:
+def configure_data_context(retries: int = 0) -> DataContext:
+    """Ray Data as the curation graph needs it; `retries`: times a map task whose stage failed (StageFailure) is
+    retried before the run stops (failure.retries)."""
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.target_max_block_size = BLOCK_TARGET_BYTES
     ctx.raise_original_map_exception = True  # the stage's own exception, not "UDF failed" without its cause
-    ctx.actor_task_retry_on_errors = [StageFailure]  # a stage that stopped is retried (failure.retries), then fails
+    ctx.retried_map_errors = [StageFailure.PATTERN]
+    ctx.max_map_retries = retries
     return ctx
 
 
@@ -187,14 +191,8 @@ class RayExecutor:
         ds = ray.data.from_items(
             [{"unit": u} for u in units], override_num_blocks=max(1, min(len(units), cfg.ray.max_blocks))
         )
-        dec, retries = cfg.decode.resources, cfg.failure.retries
-        tasks = {
-            "compute": TaskPoolStrategy(size=dec.concurrency),
-            "num_cpus": dec.num_cpus,
-            "batch_format": "numpy",
-            "max_retries": retries,
-            "retry_exceptions": [StageFailure],
-        }
+        dec = cfg.decode.resources
+        tasks = {"compute": TaskPoolStrategy(size=dec.concurrency), "num_cpus": dec.num_cpus, "batch_format": "numpy"}
         ds = ds.map_batches(decode_units, fn_kwargs={"inputs": inputs, "stage": pipeline.decode}, batch_size=1, **tasks)
         fused = cfg.ray.fuse_stages is not None
         for name, _, stages, res in actor_groups(cfg, pipeline):
@@ -212,7 +210,6 @@ class RayExecutor:
                 compute=ActorPoolStrategy(size=res.concurrency, max_tasks_in_flight_per_actor=1),
                 num_cpus=res.num_cpus,
                 num_gpus=res.num_gpus,
-                max_task_retries=retries,
             )
         if not fused:
             ds = ds.map_batches(
@@ -226,7 +223,7 @@ class RayExecutor:
     def run(
         self, pipeline: CurationPipeline, rows: PlannedInputs, target: UnitTarget, on_unit: Callable[[dict], None]
     ) -> None:
-        configure_data_context()
+        configure_data_context(self.cfg.failure.retries)
         writers = start_writers(target, writer_resources(self.cfg, pipeline, len(target.units)))
         self.writer_nodes = ray.get([w.node_id.remote() for w in writers])
         start = time.time()

@@ -144,6 +144,8 @@ class RunPlan:
         if not storage.exists(uri):
             return None
         data = json.loads(storage.read_text(uri))
+        if "inputs_bytes" not in data:
+            raise PlanMismatchError(f"{output} holds a run planned by an older version; write to a new output")
         units = dict(enumerate(data["units"]))
         return cls(data["fingerprint"], data["inputs_per_unit"], units, data["inputs_bytes"])
 

@@ -27,6 +27,8 @@ _INFRASTRUCTURE_WORDS = ("out of memory", "CUDA error", "CUBLAS_STATUS", "CUDNN_
 class StageFailure(RuntimeError):
     """A stage that cannot go on: the run stops. The message is one line: stage, error, count."""
 
+    PATTERN = r"^stage \w+ failed: "  # what its message starts with (how Ray Data is told to retry it)
+
     def __init__(self, stage: str, error: str, count: str):
         super().__init__(f"stage {stage} failed: {error} ({count})")
         self.stage, self.error, self.count = stage, error, count

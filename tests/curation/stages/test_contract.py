@@ -101,7 +101,9 @@ def check(stage, rows: list[Row], call) -> list[Row]:
     by_input = {(r.input_index, r.piece): before[id(r)] for r in rows}
     out, reads = traced(call)(rows)
     decl = stage.decl
-    assert reads - IDENTITY <= allowed(decl.reads), f"{decl.name}: reads {sorted(reads - IDENTITY - allowed(decl.reads))}"
+    assert reads - IDENTITY <= allowed(decl.reads), (
+        f"{decl.name}: reads {sorted(reads - IDENTITY - allowed(decl.reads))}"
+    )
     writes = set()
     for r in out:
         old = before.get(id(r)) or by_input.get((r.input_index, r.piece)) or by_input[(r.input_index, 0)]
