@@ -117,7 +117,13 @@ def curate(
         audio_hours_per_hour=round(summary["hours_in"] * 3600 / wall, 2) if wall > 0 else None,
         output=cfg.output,
     )
+    quality = cfg.quality if cfg.quality.enabled else None
     summary["report"] = write_report(
-        cfg.output, stats, summary, cfg.quality.thresholds if cfg.quality.enabled else {}, cfg.segmentation.min_s
+        cfg.output,
+        stats,
+        summary,
+        quality.thresholds if quality else {},
+        cfg.segmentation.min_s,
+        quality.min_bandwidth_hz if quality else None,
     )
     return summary

@@ -214,6 +214,12 @@ class QualityConfig(_Strict):
         default_factory=lambda: {"overall": 2.8, "recording_quality": 3.2},
         description="Minimum per dimension (QualityScores field names); a segment failing any is rejected.",
     )
+    min_bandwidth_hz: float | None = Field(
+        default=None,
+        gt=0,
+        description="Reject ('narrow_band') a segment whose measured band (audio.bandwidth_hz) is below this; None "
+        "keeps every band (the band is still measured and written).",
+    )
     resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=16))
 
 

@@ -40,6 +40,7 @@ class RejectReason(StrEnum):
     INVALID_AUDIO = "invalid_audio"
     QUALITY_FAILED = "quality_failed"
     QUALITY_BELOW_THRESHOLD = "quality_below_threshold"
+    NARROW_BAND = "narrow_band"
     # transcription
     BAD_ROW = "bad_row"
     TRANSCRIPTION_FAILED = "transcription_failed"
@@ -79,6 +80,8 @@ REASON_DOCS: dict[RejectReason, str] = {
     RejectReason.INVALID_AUDIO: "a segment without audio reached scoring",
     RejectReason.QUALITY_FAILED: "the quality scorer failed on this segment",
     RejectReason.QUALITY_BELOW_THRESHOLD: "a quality dimension below its minimum (quality.thresholds); detail lists each",
+    RejectReason.NARROW_BAND: "the audio's measured band (audio.bandwidth_hz) is below quality.min_bandwidth_hz, e.g. "
+    "telephone speech resampled to a full-band rate",
     RejectReason.BAD_ROW: "a segment that cannot be read for transcription (no audio)",
     RejectReason.TRANSCRIPTION_FAILED: "the transcriber failed on this segment",
     RejectReason.EMPTY_TRANSCRIPT: "no words once tags are removed",

@@ -78,6 +78,7 @@ def manifest_row(s: Sample, shard: str) -> dict:
         "end_s": s.source.end_s,
         "duration_s": s.audio.duration_s,
         "sample_rate": s.audio.sample_rate,
+        "bandwidth_hz": s.audio.bandwidth_hz,
         "n_speakers": len({t.speaker for t in s.transcript.turns}) if s.transcript else None,
         "source_speakers": s.source_speakers,
         "language": s.language,
@@ -228,7 +229,8 @@ class UnitWriter:
 
 MANIFEST_SCHEMA = [
     ("key", "string"), ("shard", "string"), ("source_uri", "string"), ("start_s", "float64"), ("end_s", "float64"),
-    ("duration_s", "float64"), ("sample_rate", "int64"), ("n_speakers", "int64"), ("source_speakers", "int64"),
+    ("duration_s", "float64"), ("sample_rate", "int64"), ("bandwidth_hz", "float64"), ("n_speakers", "int64"),
+    ("source_speakers", "int64"),
     ("language", "string"), ("language_source", "string"), ("text", "string"),
     *((f"quality_{d}", "float64") for d in QUALITY_DIMENSIONS),
     ("codec_frames", "int64"), ("sample_json", "string"),

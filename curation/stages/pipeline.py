@@ -231,6 +231,8 @@ def preflight(cfg: CurateConfig) -> None:
         raise StartupError(
             "separation.gate: decides on the quality model's scores; enable quality or set separation.gate=null"
         )
+    if cfg.quality.min_bandwidth_hz is not None and not cfg.quality.enabled:
+        raise StartupError("quality.min_bandwidth_hz: applied by the quality stage; enable quality or set it to null")
     if cfg.quality.enabled:
         spec = cfg.quality.model
         dims = registry.model_class("quality", spec.name, "quality.model").dimensions_for(spec)

@@ -1,6 +1,6 @@
 """Quality scoring and filtering: each live segment gets `QualityScores` in its Sample, and is rejected if any
 configured dimension is below its minimum (or NaN); the reject detail lists each failed threshold with its value,
-e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5'. A segment the separation gate scored and left untouched keeps those
+e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5', or if its measured band is below quality.min_bandwidth_hz. A segment the separation gate scored and left untouched keeps those
 scores (its audio is the audio they were computed on); the others are scored here."""
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class QualityStage(CurationStage):
         for row in rows:
             if row.live:
                 failed = row.sample.quality.failed(self.cfg.thresholds)
+                band, min_band = row.sample.audio.bandwidth_hz, self.cfg.min_bandwidth_hz
                 if failed:
                     row.rejected(self.name, RejectReason.QUALITY_BELOW_THRESHOLD, "; ".join(failed))
+                elif min_band is not None and band is not None and band < min_band:
+                    row.rejected(self.name, RejectReason.NARROW_BAND, f"bandwidth {band:.0f} Hz < min {min_band:g} Hz")
         return rows

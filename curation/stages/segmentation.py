@@ -6,9 +6,10 @@ import numpy as np
 
 from curation.io.keys import segment_key
 from curation.policy.segments import plan_segments
-from curation.row import PCM_WIDTH, Row
+from curation.row import PCM_WIDTH, Row, pcm_waveform
 from curation.stages.base import CurationStage
 from models import registry
+from models.signal import effective_bandwidth_hz
 from schemas.config import PIECE_KEY_STRIDE, SegmentationConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Sample, SourceRef, VadInfo
@@ -65,7 +66,13 @@ class SegmentationStage(CurationStage):
                     speaker=src.speaker,
                     language=src.language,
                 ),
-                audio=AudioFacts(sample_rate=sr, channels=1, duration_s=(b - a) / sr, format="FLAC"),
+                audio=AudioFacts(
+                    sample_rate=sr,
+                    channels=1,
+                    duration_s=(b - a) / sr,
+                    format="FLAC",
+                    bandwidth_hz=effective_bandwidth_hz(pcm_waveform(audio), sr),
+                ),
                 separation=row.separation,
                 vad=VadInfo(model_id=self.vad.model_id, threshold=self.cfg.threshold, speech_s=span.speech_s),
                 # a manifest's language until transcription decides (and stays so when it does not run)

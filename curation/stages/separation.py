@@ -19,6 +19,7 @@ import numpy as np
 
 from curation.row import Row, analysis_copy
 from curation.stages.base import CurationStage, shared_model
+from models.signal import effective_bandwidth_hz
 from schemas.config import ModelSpec, SeparationConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, SeparationInfo
@@ -129,4 +130,10 @@ class SeparationStage(CurationStage):
         row.set_waveform(vocals, rate, self.analysis_rate, analysis=copy)
         sample.separation = sample.separation.model_copy(update={"applied": True})
         sample.quality = None  # new audio: the quality stage scores it
-        sample.audio = AudioFacts(sample_rate=rate, channels=1, duration_s=row.n_samples / rate, format="FLAC")
+        sample.audio = AudioFacts(
+            sample_rate=rate,
+            channels=1,
+            duration_s=row.n_samples / rate,
+            format="FLAC",
+            bandwidth_hz=effective_bandwidth_hz(vocals, rate),
+        )

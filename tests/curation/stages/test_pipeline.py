@@ -42,6 +42,13 @@ def test_the_separation_gate_needs_the_quality_model_and_its_dimension():
     preflight(_config({"quality": {"enabled": False}, "separation": {"gate": None}}))  # ungated: no need
 
 
+def test_a_minimum_band_needs_the_quality_stage_that_applies_it():
+    off = {"quality": {"enabled": False, "min_bandwidth_hz": 6000}, "separation": {"gate": None}}
+    with pytest.raises(StartupError, match="^quality.min_bandwidth_hz: applied by the quality stage"):
+        preflight(_config(off))
+    preflight(_config({"quality": {"min_bandwidth_hz": 6000}}))
+
+
 def test_decode_keeps_the_full_band_and_the_analysis_copy_is_made_once():
     # decode keeps each source's rate up to the cap
     assert decode_rate(_config()) == 48000
