@@ -44,6 +44,11 @@ bench: install
 bench-memory: install
 	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_curation --long-input-hours 2 --out bench_out/curation_long.json
 
+# Curation at 1k and 10k tiny inputs on a 2-node Ray cluster with S3 (moto) output: driver peak RSS, wall, time to
+# the first unit, finalize (bench_out/scale.json). The 100k point: `$(PY) -m scripts.bench_scale --points 100000`.
+bench-scale: install
+	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_scale --out bench_out/scale.json
+
 # Reward throughput (local profile, CPU): in-process and over HTTP, one at a time vs concurrent clients.
 bench-rewards: install
 	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_rewards --out bench_out/rewards.json

@@ -7,10 +7,12 @@ many segments at segmentation). `hooks(stage_name, rows)` wraps every stage call
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 
-from curation.io.shards import unit_summary
+from curation.io.plan import RunPlan
+from curation.io.shards import finalize, unit_summary
+from curation.report.stats import RunStats
 from curation.row import Row
 from curation.run import UnitTarget
 from curation.stages.pipeline import CurationPipeline
@@ -38,8 +40,11 @@ class SequentialExecutor:
     def prepare(self, pipeline: CurationPipeline) -> None:
         """Everything runs here: nothing to check beyond the run's own start-up checks."""
 
+    def finalize(self, output: str, plan: RunPlan) -> tuple[dict, RunStats]:
+        return finalize(output, plan)
+
     def run(
-        self, pipeline: CurationPipeline, rows: list[Row], target: UnitTarget, on_unit: Callable[[dict], None]
+        self, pipeline: CurationPipeline, rows: Iterable[Row], target: UnitTarget, on_unit: Callable[[dict], None]
     ) -> None:
         writer = target.writer()
         stages = [*pipeline.models, pipeline.encode]

@@ -46,6 +46,11 @@ def pcm_bytes(x: np.ndarray) -> bytes:
     return np.clip(np.rint(x * _SCALE), -_SCALE, _SCALE - 1).astype(PCM_DTYPE).tobytes()
 
 
+def pcm_waveform(pcm: bytes) -> np.ndarray:
+    """16-bit PCM bytes -> float32 samples in [-1, 1)."""
+    return np.frombuffer(pcm, dtype=PCM_DTYPE).astype(np.float32) * np.float32(1 / _SCALE)
+
+
 def analysis_copy(x: np.ndarray, sample_rate: int, analysis_rate: int) -> np.ndarray:
     """The samples the analysis models read: `x` taken to `analysis_rate` (itself when already there)."""
     return x if sample_rate == analysis_rate else resample(x, sample_rate, analysis_rate)
@@ -110,7 +115,7 @@ class Row:
 
     def waveform(self) -> np.ndarray:
         """The samples as float32 in [-1, 1)."""
-        return self.pcm().astype(np.float32) * np.float32(1 / _SCALE)
+        return pcm_waveform(self.pcm())
 
     def set_waveform(
         self, x: np.ndarray, sample_rate: int, analysis_rate: int | None = None, analysis: np.ndarray | None = None
@@ -131,7 +136,7 @@ class Row:
             if self.sample_rate != self.analysis_rate:
                 raise ValueError(f"row {self.key} has no analysis copy at {self.analysis_rate} Hz")
             return self.waveform()
-        return np.frombuffer(self.analysis, dtype=PCM_DTYPE).astype(np.float32) * np.float32(1 / _SCALE)
+        return pcm_waveform(self.analysis)
 
     def span(self, start_s: float, end_s: float) -> tuple[bytes, bytes]:
         """The full-band and analysis bytes between two times (sample-exact at each rate)."""

@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from curation.io.ingest import IngestError
     from curation.io.plan import PlanMismatchError
     from curation.stages.decode import InputNotOnNodeError
+    from curation.stages.failure import StageFailure
     from curation.stages.pipeline import StartupError
     from models.checkpoints import CheckpointUnavailableError
+    from pipelines.cluster_checks import OutputNotSharedError
     from pipelines.cluster_fit import ResourceConfigError
     from pipelines.curate import run_curation
 
@@ -62,13 +64,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run_curation(cfg, progress=args.progress)
-    except (CheckpointUnavailableError, IngestError, PlanMismatchError, ResourceConfigError, StartupError) as exc:
+    except (
+        CheckpointUnavailableError,
+        IngestError,
+        OutputNotSharedError,
+        PlanMismatchError,
+        ResourceConfigError,
+        StartupError,
+    ) as exc:
         # problems of the job as a whole, found before any work: one clear line, no traceback
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
     except InputNotOnNodeError as exc:  # found by a worker: completed units stand, the rest needs shared inputs
         print(f"cannot run: {exc}", file=sys.stderr)
         return 2
+    except StageFailure as exc:  # a broken model or environment: completed units stand, no failed unit is recorded
+        print(f"run stopped: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
 

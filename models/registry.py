@@ -39,16 +39,23 @@ class UnknownModelError(ValueError):
 
 
 def model_class(family: str, name: str, setting: str = "model") -> type:
-    """The wrapper class; an unknown family or name is a one-line error naming the setting and the choices."""
+    """The wrapper class; an unknown family or name is a one-line error naming the setting and the choices. A name
+    'package.module:Class' is a wrapper of the user's own (following the family's protocol), imported from there."""
     if family not in FAMILIES:
         raise UnknownModelError(f"{setting}: unknown model family {family!r}; known: {', '.join(FAMILIES)}")
-    path = FAMILIES[family].get(name)
+    path = FAMILIES[family].get(name) or (name if ":" in name else None)
     if path is None:
         raise UnknownModelError(
-            f"{setting}.name: unknown {family} model {name!r}; choose one of {', '.join(FAMILIES[family])}"
+            f"{setting}.name: unknown {family} model {name!r}; choose one of {', '.join(FAMILIES[family])}, "
+            "or name your own as 'package.module:Class'"
         )
     module, _, cls = path.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        if name in FAMILIES[family]:
+            raise  # one of ours that cannot import: a broken installation, not a setting
+        raise UnknownModelError(f"{setting}.name: cannot import {name!r}: {exc}") from exc
 
 
 def build(family: str, spec: ModelSpec, setting: str = "model", **kwargs):

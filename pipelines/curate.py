@@ -1,9 +1,10 @@
 """The curation graph on Ray Data: the Ray executor of `curation.run.curate`.
 
-decode (tasks) -> model stages (actor pools) -> FLAC encode -> unit writers (actors on the worker nodes, each
-writing a work unit once all its rows have arrived) -> per-unit summaries to the driver.
+units to do -> decode (tasks: each unit's inputs read from the stored plan, then decoded) -> model stages (actor
+pools) -> FLAC encode -> unit writers (actors on the worker nodes, each writing a work unit once all its rows have
+arrived) -> per-unit summaries to the driver; then index, manifest and rejects in a Ray task.
 
-Each model stage is its own Ray Data operation with the resources of its config, so a cluster can give model
+Each model stage is its own Ray Data operation with the resources at its declared config key, so a cluster can give model
 stages GPU fractions while decoding runs on CPUs; or, with `ray.fuse_stages` (the local profile), all model
 stages and the encoder share one actor pool, so each process pays for Python, torch and the models once. The
 stages are the very objects the sequential executor calls (curation.stages); rows cross operators as the columns
@@ -21,11 +22,16 @@ from collections.abc import Callable, Iterator
 import ray
 from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
-from curation.row import Row, from_columns, to_columns
-from curation.run import UnitTarget, curate
+from curation.io.plan import RunPlan
+from curation.io.shards import finalize
+from curation.report.stats import RunStats
+from curation.row import from_columns, to_columns
+from curation.run import PlannedInputs, UnitTarget, curate
 from curation.stages.base import CurationStage
 from curation.stages.decode import DecodeStage, InputNotOnNodeError
+from curation.stages.failure import StageFailure
 from curation.stages.pipeline import CurationPipeline
+from pipelines.cluster_checks import check_nodes
 from pipelines.cluster_fit import check_fit, cluster_node_types, pool_demands
 from pipelines.ray_env import ensure_ray, without_benign_ray_lines
 from pipelines.writers import deliver, start_writers
@@ -79,10 +85,12 @@ def actor_class(name: str) -> type[StageActor]:
     return type(name, (StageActor,), {"__module__": __name__, "__qualname__": name})
 
 
-def decode_batch(batch, stage: DecodeStage) -> Iterator[dict]:
-    """Decoding needs no model, so it runs as tasks; one batch per piece, so each piece is its own block."""
-    for piece in stage.stream(from_columns(batch)):
-        yield to_columns([piece])
+def decode_units(batch, inputs: PlannedInputs, stage: DecodeStage) -> Iterator[dict]:
+    """The first operator: each work unit's inputs, read from the stored plan here (the driver never holds them), then
+    decoded. Decoding needs no model, so it runs as tasks; one batch per piece, so each piece is its own block."""
+    for unit in batch["unit"]:
+        for piece in stage.stream(inputs.unit_rows(int(unit))):
+            yield to_columns([piece])
 
 
 def encode_and_deliver(batch, stage: CurationStage, writers: list) -> dict:
@@ -90,23 +98,34 @@ def encode_and_deliver(batch, stage: CurationStage, writers: list) -> dict:
     return deliver(stage(from_columns(batch)), writers)
 
 
-def actor_groups(cfg: CurateConfig, pipeline: CurationPipeline) -> list[tuple[str, list[CurationStage], Resources]]:
-    """(name, stages, resources) of each actor pool: one per model stage, or, with `ray.fuse_stages`, a single pool
-    hosting them all and the encoder (rows leave the actors compressed, and no task worker is kept for encoding)."""
+def actor_groups(
+    cfg: CurateConfig, pipeline: CurationPipeline
+) -> list[tuple[str, str, list[CurationStage], Resources]]:
+    """(name, setting, stages, resources) of each actor pool: one per model stage, its resources at its declared
+    config key, or, with `ray.fuse_stages`, a single pool hosting them all and the encoder (rows leave the actors
+    compressed, and no task worker is kept for encoding)."""
     if cfg.ray.fuse_stages is not None:
-        return [("ModelStages", [*pipeline.models, pipeline.encode], cfg.ray.fuse_stages)]
-    return [(s.name.value.title(), [s], s.resources) for s in pipeline.models]
+        return [("ModelStages", "ray.fuse_stages", [*pipeline.models, pipeline.encode], cfg.ray.fuse_stages)]
+    return [
+        (s.name.value.title(), f"{s.decl.config_key}.resources", [s], getattr(cfg, s.decl.config_key).resources)
+        for s in pipeline.models
+    ]
+
+
+def writer_resources(cfg: CurateConfig, pipeline: CurationPipeline, units: int | None = None) -> Resources:
+    """The unit writers: `ray.writers`, by default as many as the units in flight at once (one per actor of the
+    largest pool: each actor works on its own input), at most one per unit to do."""
+    w = cfg.ray.writers
+    n = w.concurrency or max(res.concurrency for *_, res in actor_groups(cfg, pipeline))
+    return Resources(num_cpus=w.num_cpus, num_gpus=w.num_gpus, concurrency=min(n, units or n), batch_size=w.batch_size)
 
 
 def check_resources_fit(cfg: CurateConfig, pipeline: CurationPipeline) -> None:
     """Every actor pool, the writers and one decode (and encode) task must fit the cluster's node types at once, or
     Ray Data waits forever: say so at start instead (pipelines/cluster_fit.py)."""
     fused = cfg.ray.fuse_stages is not None
-    pools = {
-        ("ray.fuse_stages" if fused else f"{name.lower()}.resources"): res
-        for name, _, res in actor_groups(cfg, pipeline)
-    }
-    pools["ray.writers"] = cfg.ray.writers
+    pools = {setting: res for _, setting, _, res in actor_groups(cfg, pipeline)}
+    pools["ray.writers"] = writer_resources(cfg, pipeline)
     check_fit(pool_demands(pools, cfg.decode.resources, encode_in_tasks=not fused), cluster_node_types())
 
 
@@ -117,12 +136,32 @@ def check_resources_fit(cfg: CurateConfig, pipeline: CurationPipeline) -> None:
 BLOCK_TARGET_BYTES = 1 << 20
 
 
-def configure_data_context() -> DataContext:
+def configure_data_context(retries: int = 0) -> DataContext:
+    """Ray Data as the curation graph needs it; `retries`: times a map task whose stage failed (StageFailure) is
+    retried before the run stops (failure.retries)."""
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.target_max_block_size = BLOCK_TARGET_BYTES
+    ctx.raise_original_map_exception = True  # the stage's own exception, not "UDF failed" without its cause
+    ctx.retried_map_errors = [StageFailure.PATTERN]
+    ctx.max_map_retries = retries
     return ctx
+
+
+# errors found on a worker that say what to change: the run stops with their own one line, not Ray's traceback
+ONE_LINE_ERRORS = (InputNotOnNodeError, StageFailure)
+
+
+def one_line_cause(exc: BaseException) -> BaseException | None:
+    """The first of ONE_LINE_ERRORS in the chain of causes Ray Data wraps a worker's exception in."""
+    cause = exc
+    while cause is not None:
+        inner = getattr(cause, "cause", None)  # a RayTaskError's original exception (it subclasses the original's type)
+        if inner is None and isinstance(cause, ONE_LINE_ERRORS):
+            return cause
+        cause = inner or cause.__cause__
+    return None
 
 
 class RayExecutor:
@@ -139,18 +178,24 @@ class RayExecutor:
         cfg = self.cfg
         ensure_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.object_store_mb)
         check_resources_fit(cfg, pipeline)
+        check_nodes(cfg, writer_resources(cfg, pipeline))
 
-    def build_dataset(self, pipeline: CurationPipeline, rows: list[Row], writers: list) -> ray.data.Dataset:
+    def finalize(self, output: str, plan: RunPlan) -> tuple[dict, RunStats]:
+        """In a Ray task on a worker (where the writers' CPU share runs): the driver parses no sample."""
+        task = ray.remote(finalize).options(num_cpus=self.cfg.ray.writers.num_cpus, max_retries=1)
+        return ray.get(task.remote(output, plan))
+
+    def build_dataset(self, pipeline: CurationPipeline, inputs: PlannedInputs, writers: list) -> ray.data.Dataset:
         cfg = self.cfg
+        units = inputs.units
         ds = ray.data.from_items(
-            [{column: values[0] for column, values in to_columns([r]).items()} for r in rows],
-            override_num_blocks=max(1, min(len(rows), cfg.ray.max_blocks)),
+            [{"unit": u} for u in units], override_num_blocks=max(1, min(len(units), cfg.ray.max_blocks))
         )
         dec = cfg.decode.resources
         tasks = {"compute": TaskPoolStrategy(size=dec.concurrency), "num_cpus": dec.num_cpus, "batch_format": "numpy"}
-        ds = ds.map_batches(decode_batch, fn_kwargs={"stage": pipeline.decode}, batch_size=dec.batch_size, **tasks)
+        ds = ds.map_batches(decode_units, fn_kwargs={"inputs": inputs, "stage": pipeline.decode}, batch_size=1, **tasks)
         fused = cfg.ray.fuse_stages is not None
-        for name, stages, res in actor_groups(cfg, pipeline):
+        for name, _, stages, res in actor_groups(cfg, pipeline):
             ds = ds.map_batches(
                 actor_class(name),
                 fn_constructor_kwargs={
@@ -176,10 +221,10 @@ class RayExecutor:
         return ds
 
     def run(
-        self, pipeline: CurationPipeline, rows: list[Row], target: UnitTarget, on_unit: Callable[[dict], None]
+        self, pipeline: CurationPipeline, rows: PlannedInputs, target: UnitTarget, on_unit: Callable[[dict], None]
     ) -> None:
-        configure_data_context()
-        writers = start_writers(target, self.cfg.ray.writers)
+        configure_data_context(self.cfg.failure.retries)
+        writers = start_writers(target, writer_resources(self.cfg, pipeline, len(target.units)))
         self.writer_nodes = ray.get([w.node_id.remote() for w in writers])
         start = time.time()
         try:
@@ -189,13 +234,10 @@ class RayExecutor:
                     for unit, samples, rejects in zip(batch["unit"], batch["samples"], batch["rejects"]):
                         on_unit({"unit": int(unit), "samples": int(samples), "rejects": int(rejects)})
         except Exception as exc:
-            # a configuration that cannot work on this cluster, found by a worker: its own one-line error, not Ray's
-            cause = exc
-            while cause is not None and not isinstance(cause, InputNotOnNodeError):
-                cause = getattr(cause, "cause", None) or cause.__cause__
+            cause = one_line_cause(exc)
             if cause is None:
                 raise
-            raise InputNotOnNodeError(str(cause)) from None
+            raise cause.with_traceback(None) from None
         finally:
             for writer in writers:
                 ray.kill(writer)

@@ -10,7 +10,7 @@ import ray
 from ray.data import ActorPoolStrategy
 
 from curation.io.tokenized import TokenizePlan, TokenizePlanError, done_shards, finalize_tokenized, tokenize_shard
-from curation.stages.tokenize import TokenizeStage
+from curation.stages.codec import CodecStage
 from models import registry
 from pipelines.curate import configure_data_context
 from pipelines.ray_env import ensure_ray, without_benign_ray_lines
@@ -18,7 +18,7 @@ from schemas.config import TokenizeConfig
 
 
 class ShardTokenizer:
-    def __init__(self, stage: TokenizeStage, input_root: str, output: str):
+    def __init__(self, stage: CodecStage, input_root: str, output: str):
         self.stage, self.input_root, self.output = stage, input_root, output
         stage.setup()
 
@@ -51,7 +51,7 @@ def run_tokenize(cfg: TokenizeConfig, progress: bool | None = None) -> dict:
         res = cfg.codec.resources
         ds = ray.data.from_items([{"shard": s} for s in todo], override_num_blocks=len(todo)).map_batches(
             ShardTokenizer,
-            fn_constructor_kwargs={"stage": TokenizeStage(cfg.codec), "input_root": cfg.input, "output": cfg.output},
+            fn_constructor_kwargs={"stage": CodecStage(cfg.codec), "input_root": cfg.input, "output": cfg.output},
             batch_size=1,
             batch_format="numpy",
             compute=ActorPoolStrategy(size=res.concurrency, max_tasks_in_flight_per_actor=1),

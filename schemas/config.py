@@ -10,11 +10,19 @@ parsed by the type that leaf declares (a `str` field takes the text as written).
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+# The segment key: '<16 hex>_<SEGMENT_DIGITS digits>', the index being piece * PIECE_KEY_STRIDE + the segment's index in
+# its piece (curation/io/keys.py). The settings that bound pieces per input and segments per piece are validated
+# against these at start, so that no legal setting can overflow a key.
+SEGMENT_DIGITS = 5
+PIECE_KEY_STRIDE = 1000
+PIECE_SEARCH_S = 30.0  # a piece is cut at the quietest point of the last min(this, piece_s / 2) before piece_s
 
 
 class _Strict(BaseModel):
@@ -50,6 +58,12 @@ class Resources(_Strict):
     )
     concurrency: int = Field(default=1, gt=0, description="Actors (model stages) or max parallel tasks (CPU stages).")
     batch_size: int = Field(default=8, gt=0, description="Rows per Ray Data batch.")
+
+
+class WriterResources(Resources):
+    concurrency: int | None = Field(
+        default=None, gt=0, description="Writer actors; None = as many as the largest actor pool's actors."
+    )
 
 
 class DecodeConfig(_Strict):
@@ -200,6 +214,12 @@ class QualityConfig(_Strict):
         default_factory=lambda: {"overall": 2.8, "recording_quality": 3.2},
         description="Minimum per dimension (QualityScores field names); a segment failing any is rejected.",
     )
+    min_bandwidth_hz: float | None = Field(
+        default=None,
+        gt=0,
+        description="Reject ('narrow_band') a segment whose measured band (audio.bandwidth_hz) is below this; None "
+        "keeps every band (the band is still measured and written).",
+    )
     resources: Resources = Field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=16))
 
 
@@ -322,16 +342,35 @@ class RayConfig(_Strict):
     # Decoding runs ahead of the models as far as Ray Data's budget (half the store) lets it, and every store page
     # once used stays resident in the processes that touched it: a small store bounds that. A 3-minute piece is 5.8 MB
     # at 16 kHz (16-bit rows), 16 MB at 44.1 kHz. At 256 MB Ray Data's budget let only one model actor work at a time.
-    writers: Resources = Field(
-        default_factory=lambda: Resources(num_cpus=0.1, concurrency=1),
-        description="Unit writer actors (concurrency: how many; unit u goes to writer u mod concurrency). Each assembles its "
-        "units' shards and completion records on a worker node, so only per-unit summaries reach the driver; its CPU share "
-        "keeps it off a head node that offers no CPUs to tasks.",
+    writers: WriterResources = Field(
+        default_factory=lambda: WriterResources(num_cpus=0.1),
+        description="Unit writer actors (concurrency: how many, None = as many as the largest actor pool, the units in "
+        "flight at once; unit u goes to writer u mod concurrency). Each assembles its units' shards and completion "
+        "records on a worker node, so only per-unit summaries reach the driver; its CPU share keeps it off a head node "
+        "that offers no CPUs to tasks.",
     )
     object_store_mb: int | None = Field(
         default=512,
         ge=100,
         description="Object-store size of a local Ray in MB, bounding its resident memory: Ray Data lets decoding run ahead within half of it, and blocks beyond it spill to disk (None = Ray's default store, 30% of RAM). The store size is ignored on a cluster.",
+    )
+
+
+class FailureConfig(_Strict):
+    """When a stage's failures are the run's, not the data's (curation/stages/failure.py): an infrastructure error
+    (out of memory, import, attribute or CUDA errors) always is; otherwise more than `max_fraction` of a stage's
+    first `window` rows failing (counted in each process that runs the stage) is."""
+
+    max_fraction: float = Field(
+        default=0.5,
+        ge=0,
+        lt=1,
+        description="Share of a stage's first `window` rows that may fail (as '*_failed' rejects) before the run stops "
+        "with the most common error.",
+    )
+    window: int = Field(default=100, gt=0, description="Rows of each stage (per process) the share is counted over.")
+    retries: int = Field(
+        default=2, ge=0, description="Times Ray retries a task whose stage failed before the run stops."
     )
 
 
@@ -353,7 +392,31 @@ class CurateConfig(_Strict):
     transcription: TranscriptionConfig = Field(default_factory=TranscriptionConfig)
     codec: CodecStageConfig = Field(default_factory=CodecStageConfig)
     shards: ShardConfig = Field(default_factory=ShardConfig)
+    failure: FailureConfig = Field(default_factory=FailureConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _keys_fit(self) -> CurateConfig:
+        """Pieces per input and segments per piece must fit the key (SEGMENT_DIGITS, PIECE_KEY_STRIDE)."""
+        d, s = self.decode, self.segmentation
+        search = min(PIECE_SEARCH_S, d.piece_s / 2)
+        pieces = math.floor(d.max_duration_s / (d.piece_s - search)) + 1  # every piece but the last is that long
+        most = 10**SEGMENT_DIGITS // PIECE_KEY_STRIDE
+        if pieces > most:
+            raise ValueError(
+                f"decode.piece_s: {d.piece_s:g} s pieces of inputs up to decode.max_duration_s {d.max_duration_s:g} s "
+                f"make up to {pieces} pieces, more than the {most} a segment key holds; raise decode.piece_s to at "
+                f"least {d.max_duration_s / (most - 1) + search:.0f} or lower decode.max_duration_s"
+            )
+        # kept and too-short segments alike are speech islands of at least min_speech_s apart by more than merge_gap_s
+        spacing = s.min_speech_s + s.merge_gap_s
+        if spacing <= 0 or (d.piece_s + search) / spacing >= PIECE_KEY_STRIDE:
+            raise ValueError(
+                f"decode.piece_s: a piece of up to {d.piece_s + search:g} s may hold more than {PIECE_KEY_STRIDE} "
+                f"segments of segmentation.min_speech_s {s.min_speech_s:g} + merge_gap_s {s.merge_gap_s:g}; lower "
+                "decode.piece_s or raise those"
+            )
+        return self
 
     def model_specs(self) -> list[tuple[str, str, ModelSpec]]:
         """(setting, model family, spec) of every model an enabled stage runs: what start-up checks walk."""

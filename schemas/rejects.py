@@ -14,7 +14,7 @@ class Stage(StrEnum):
     SEGMENTATION = "segmentation"
     QUALITY = "quality"
     TRANSCRIPTION = "transcription"
-    TOKENIZE = "tokenize"
+    CODEC = "codec"
     ENCODE = "encode"
 
 
@@ -40,6 +40,7 @@ class RejectReason(StrEnum):
     INVALID_AUDIO = "invalid_audio"
     QUALITY_FAILED = "quality_failed"
     QUALITY_BELOW_THRESHOLD = "quality_below_threshold"
+    NARROW_BAND = "narrow_band"
     # transcription
     BAD_ROW = "bad_row"
     TRANSCRIPTION_FAILED = "transcription_failed"
@@ -53,10 +54,10 @@ class RejectReason(StrEnum):
     LOW_ASR_CONFIDENCE = "low_asr_confidence"
     UNKNOWN_TAG = "unknown_tag"
     TOO_MANY_SPEAKERS = "too_many_speakers"
-    # tokenize
+    # codec
     TOO_SHORT_FOR_CODEC = "too_short_for_codec"
     SILENT = "silent"
-    TOKENIZE_FAILED = "tokenize_failed"
+    CODEC_FAILED = "codec_failed"
     BAD_SAMPLE = "bad_sample"
     # any stage whose error policy is 'reject'
     STAGE_FAILED = "stage_failed"
@@ -79,6 +80,8 @@ REASON_DOCS: dict[RejectReason, str] = {
     RejectReason.INVALID_AUDIO: "a segment without audio reached scoring",
     RejectReason.QUALITY_FAILED: "the quality scorer failed on this segment",
     RejectReason.QUALITY_BELOW_THRESHOLD: "a quality dimension below its minimum (quality.thresholds); detail lists each",
+    RejectReason.NARROW_BAND: "the audio's measured band (audio.bandwidth_hz) is below quality.min_bandwidth_hz, e.g. "
+    "telephone speech resampled to a full-band rate",
     RejectReason.BAD_ROW: "a segment that cannot be read for transcription (no audio)",
     RejectReason.TRANSCRIPTION_FAILED: "the transcriber failed on this segment",
     RejectReason.EMPTY_TRANSCRIPT: "no words once tags are removed",
@@ -97,7 +100,7 @@ REASON_DOCS: dict[RejectReason, str] = {
     "source-level diarization), e.g. two voices in a segment of a single-speaker job",
     RejectReason.TOO_SHORT_FOR_CODEC: "shorter than one codec frame (2048 samples at 44.1 kHz for S2)",
     RejectReason.SILENT: "digital silence: nothing for the codec to encode",
-    RejectReason.TOKENIZE_FAILED: "the codec failed on this segment",
+    RejectReason.CODEC_FAILED: "the codec failed on this segment",
     RejectReason.BAD_SAMPLE: "a shard member that cannot be read back (s2 tokenize): unreadable audio or record",
     RejectReason.STAGE_FAILED: "a stage raised on this row; detail names the error",
 }

@@ -27,6 +27,13 @@ class AudioFacts(BaseModel):
     format: str | None = Field(
         default=None, description="Container/codec as detected at decode, e.g. 'WAV', 'FLAC', 'mp3'."
     )
+    bandwidth_hz: float | None = Field(
+        default=None,
+        ge=0,
+        description="The band the audio holds, measured from its spectrum (models.signal.effective_bandwidth_hz): "
+        "above it only stationary noise. An 8 kHz call resampled to 44.1 kHz reads ~4000 whatever its sample_rate. "
+        "Set for a kept segment's audio; None where too short (< ~0.1 s) or silent to tell.",
+    )
 
 
 class SourceRef(BaseModel):

@@ -293,7 +293,7 @@ def _worker_ray(cfg, cores: int) -> dict:
     groups = actor_groups(cfg, CurationPipeline.from_config(cfg))
     names = [
         "decode",
-        *(name.lower() for name, _, _ in groups),
+        *(name.lower() for name, *_ in groups),
         *([] if cfg.ray.fuse_stages is not None else ["encode"]),
     ]
     ops = operator_times(executor.dataset.get_stats_summary(), names)

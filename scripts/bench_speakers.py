@@ -4,8 +4,13 @@ Sources:
 1. AMI meeting excerpts with reference turns: pyannote's dev00/dev01 (RTTM) and lhotse's ES2011a excerpt (its
    cuts.json supervisions).
 2. Conversations built from clips of different corpus speakers (silence-trimmed, taking turns 0.4 s apart): three
-   two-speaker dialogues, the same through a telephone channel (300-3400 Hz at 8 kHz), and a three- and a
-   four-speaker conversation.
+   two-speaker dialogues, the same through a telephone channel (300-3400 Hz at 8 kHz), a three- and a
+   four-speaker conversation, two one-speaker sources (one also by telephone), and a dialogue where one speaker only
+   answers with 0.6 s back-channels.
+
+3. Bandwidth (--parts bandwidth): every clean_en clip and the full-band music clips (first 20 s), low-passed at 4, 8,
+   11 and 16 kHz, resampled to 44.1 kHz and dithered to 16 bits (curation.evaluation.bandwidth); the estimate's error
+   against the cutoff, wherever the clip's own band reaches 1.1 x above it. Bar: every one within 10%.
 
 Each source goes through the pipeline's segmentation stage (silero VAD + the segment policy of the default config),
 every segment through `diarize_segment` (its own turns, and its windows' embeddings), and the source through
@@ -17,6 +22,7 @@ counts as missed). It is given with source-level ids, and with each segment's ow
 alone gives: ids restart in every segment). Bar for the built conversations: the right number of speakers and >= 85%.
 
     .venv/bin/python -m scripts.bench_speakers --corpus /work/shared/corpus --out bench_out/speakers.json
+    .venv/bin/python -m scripts.bench_speakers --corpus /work/shared/corpus --parts bandwidth
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from curation.evaluation.bandwidth import bandwidth_errors
 from curation.evaluation.speakers import conversation, read_rttm, source_hypothesis, telephone
-from curation.io.audio import decode_file
+from curation.io.audio import decode_file, open_stream
 from curation.io.keys import source_key
 from curation.policy.diarization import (
     SpeakerTurn,
@@ -48,6 +55,9 @@ from schemas.sample import AudioFacts
 
 SR = 16000
 BAR = 0.85
+BANDWIDTH_BAR = 0.10
+CUTOFFS_HZ = (4000.0, 8000.0, 11000.0, 16000.0)
+MUSIC_S = 20.0
 # speaker -> clips; a clip named 'file:n' is cut into n equal turns
 SPEAKERS = {
     "aew": [f"pyroomacoustics__cmu_arctic_us_aew_a000{i}.wav" for i in (1, 2, 3)],
@@ -63,8 +73,19 @@ BUILT = {
     "2 spk: librispeech 2412 / 1272": ("ls2412", "ls1272"),
     "3 spk: aew / ls1995 / ls1272": ("aew", "ls1995", "ls1272"),
     "4 spk: axb / lj / ls2412 / ls1272": ("axb", "lj", "ls2412", "ls1272"),
+    # one voice over several clips: the count must stay 1 (splitting a speaker is as wrong as merging two)
+    "1 spk: cmu aew": ("aew",),
+    "1 spk: librispeech 2412": ("ls2412",),
 }
-TELEPHONE = ("2 spk: cmu aew / cmu axb", "2 spk: ljspeech / librispeech 1995", "2 spk: librispeech 2412 / 1272")
+TELEPHONE = (
+    "2 spk: cmu aew / cmu axb",
+    "2 spk: ljspeech / librispeech 1995",
+    "2 spk: librispeech 2412 / 1272",
+    "1 spk: cmu aew",
+)
+# back-channels: speaker 1 answers each of speaker 0's turns with the first BACKCHANNEL_S of one of its clips
+BACKCHANNEL = {"2 spk + back-channels: lj / cmu axb": ("lj", "axb")}
+BACKCHANNEL_S = 0.6
 
 
 def find(corpus: Path, pattern: str) -> Path:
@@ -134,6 +155,32 @@ def measure(name, wav, ref, stage, embedder, params) -> dict:
     }
 
 
+def measure_bandwidth(corpus: Path) -> dict:
+    clips = {}
+    for path in sorted(p for p in corpus.rglob("*") if p.suffix in (".wav", ".flac", ".ogg", ".mp3")):
+        music = path.parent.name == "noise_music" and "librosa-data" in path.name
+        if path.parent.name == "clean_en" or music:
+            _, blocks, rs = open_stream(str(path), 192000, upsample=False)  # at the clip's own rate
+            x = np.concatenate(list(blocks))
+            clips[path.name] = (x[: int(MUSIC_S * rs.sr_out)] if music else x, rs.sr_out)
+    rows = bandwidth_errors(clips, CUTOFFS_HZ)
+    print(f"{'clip':60s} {'own_hz':>7s} {'cut_hz':>7s} {'est_hz':>7s} {'error':>7s}")
+    for r in (r for r in rows if r["error"] is not None):  # the JSON also lists the clips too narrow to cut
+        est = "" if r["estimate_hz"] is None else f"{r['estimate_hz']:7.0f}"
+        err = "n/a" if r["error"] is None else f"{r['error']:+7.1%}"
+        own = "-" if r["own_band_hz"] is None else f"{r['own_band_hz']:7.0f}"
+        print(f"{r['clip'][:60]:60s} {own:>7s} {r['cutoff_hz']:7.0f} {est:>7s} {err:>7s}")
+    measured = [r for r in rows if r["error"] is not None]
+    by_cutoff = {}
+    for cutoff in CUTOFFS_HZ:
+        errs = [abs(r["error"]) for r in measured if r["cutoff_hz"] == cutoff]
+        by_cutoff[str(int(cutoff))] = {"clips": len(errs), "max_abs_error": round(max(errs), 4) if errs else None}
+        if errs:
+            print(f"cutoff {cutoff:7.0f} Hz: {len(errs):2d} clips, max |error| {max(errs):.1%}")
+    passes = bool(measured) and all(abs(r["error"]) <= BANDWIDTH_BAR for r in measured)
+    return {"bar": BANDWIDTH_BAR, "by_cutoff": by_cutoff, "passes": passes, "clips": rows}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
@@ -141,7 +188,23 @@ def main() -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--parts", nargs="+", choices=("speakers", "bandwidth"), default=["speakers", "bandwidth"])
     args = ap.parse_args()
+    results: dict = {}
+    ok = True
+    if "bandwidth" in args.parts:
+        results["bandwidth"] = measure_bandwidth(args.corpus)
+        ok = results["bandwidth"]["passes"]
+    if "speakers" in args.parts:
+        results["speakers"] = measure_speakers(args)
+        ok = ok and all(r["passes"] is not False for r in results["speakers"]["sources"])
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+    return 0 if ok else 1
+
+
+def measure_speakers(args: argparse.Namespace) -> dict:
 
     spec = ModelSpec(name=args.embedder, checkpoint=args.checkpoint, device=args.device, batch_size=16)
     embedder, params = registry.build("speaker", spec), diarization_params(spec)
@@ -151,8 +214,11 @@ def main() -> int:
 
     sources = ami_sources(args.corpus)
     clips = {spk: [c for item in items for c in turns_of(args.corpus, item)] for spk, items in SPEAKERS.items()}
-    for name, spks in BUILT.items():
-        wav, ref = conversation([clips[s] for s in spks], SR)
+    built = {name: [clips[s] for s in spks] for name, spks in BUILT.items()}
+    for name, (talker, listener) in BACKCHANNEL.items():
+        built[name] = [clips[talker], [x[: int(BACKCHANNEL_S * SR)] for x in clips[listener]]]
+    for name, speakers in built.items():
+        wav, ref = conversation(speakers, SR)
         sources.append((name, wav, ref))
         if name in TELEPHONE:
             sources.append((f"{name}, telephone", telephone(wav, SR), ref))
@@ -176,10 +242,7 @@ def main() -> int:
             results[f"{group}_accuracy"] = round(acc, 4)
             results[f"{group}_accuracy_per_segment_ids"] = round(seg, 4)
             print(f"{group + ' (duration-weighted)':44s} {'':6s} {'':4s} {'':5s} {'':4s} {acc:10.1%} {seg:8.1%}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-    return 0 if all(r["passes"] is not False for r in results["sources"]) else 1
+    return results
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from models.signal import resample_stream
+from schemas.config import PIECE_SEARCH_S
 from schemas.sample import AudioFacts
 
 BLOCK_FRAMES = 1 << 14  # small enough that a damaged tail loses little
@@ -162,7 +163,7 @@ def _quietest(x: np.ndarray, sample_rate: int) -> int:
 
 
 def iter_pieces(
-    blocks: Iterator[np.ndarray], sample_rate: int, piece_s: float, search_s: float = 30.0
+    blocks: Iterator[np.ndarray], sample_rate: int, piece_s: float, search_s: float = PIECE_SEARCH_S
 ) -> Iterator[tuple[int, np.ndarray, bool]]:
     """(offset in samples, audio, last) pieces of about piece_s, each cut at the quietest point of the last
     `search_s` before the limit, so an utterance is rarely split by a cut.

@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-KEY_RE = re.compile(r"^[0-9a-f]{16}(_[0-9]{5})?$")
+from schemas.config import SEGMENT_DIGITS
+
+KEY_RE = re.compile(rf"^[0-9a-f]{{16}}(_[0-9]{{{SEGMENT_DIGITS}}})?$")
 
 
 def source_key(uri: str) -> str:
@@ -16,9 +18,9 @@ def source_key(uri: str) -> str:
 
 
 def segment_key(uri: str, index: int) -> str:
-    if not 0 <= index < 100_000:
-        raise ValueError(f"segment index {index} out of range")
-    return f"{source_key(uri)}_{index:05d}"
+    if not 0 <= index < 10**SEGMENT_DIGITS:
+        raise ValueError(f"segment index {index} out of range")  # the settings are checked against it at start
+    return f"{source_key(uri)}_{index:0{SEGMENT_DIGITS}d}"
 
 
 def shard_name(unit: int, part: int) -> str:

@@ -40,13 +40,32 @@ def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
-    """A tar whose bytes depend only on the members."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in members:
-            add_member(tar, name, data)
-    return buf.getvalue()
+class ShardSpool:
+    """One shard written member by member to a local temporary file (never whole in memory), then stored under its
+    name: its bytes depend only on the members. `offset` is where the next member's data will start (a 512-byte
+    header before it, data padded to 512)."""
+
+    def __init__(self):
+        self.file = tempfile.NamedTemporaryFile(suffix=".tar")
+        self.tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.USTAR_FORMAT)
+        self.offset = 512
+
+    def add(self, name: str, data: bytes) -> None:
+        add_member(self.tar, name, data)
+        self.offset += 512 + -(-len(data) // 512) * 512
+
+    def store(self, uri: str) -> dict:
+        """Close the tar, store it at `uri`; returns its size and SHA-256."""
+        self.tar.close()
+        self.file.flush()
+        digest, size = hashlib.sha256(), 0
+        self.file.seek(0)
+        while chunk := self.file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+        storage.put_file(self.file.name, uri)
+        self.file.close()
+        return {"filesize": size, "sha256": digest.hexdigest()}
 
 
 def manifest_row(s: Sample, shard: str) -> dict:
@@ -59,6 +78,7 @@ def manifest_row(s: Sample, shard: str) -> dict:
         "end_s": s.source.end_s,
         "duration_s": s.audio.duration_s,
         "sample_rate": s.audio.sample_rate,
+        "bandwidth_hz": s.audio.bandwidth_hz,
         "n_speakers": len({t.speaker for t in s.transcript.turns}) if s.transcript else None,
         "source_speakers": s.source_speakers,
         "language": s.language,
@@ -80,51 +100,38 @@ def sample_members(key: str, flac: bytes, record: bytes, codes: np.ndarray | Non
     return members
 
 
-def _data_offsets(members: list[tuple[str, bytes]]) -> list[int]:
-    """Where each member's bytes start in the tar `_tar_bytes` writes (a 512-byte header, data padded to 512)."""
-    out, pos = [], 0
-    for _, data in members:
-        out.append(pos + 512)
-        pos += 512 + -(-len(data) // 512) * 512
-    return out
-
-
 def write_unit(output: str, unit: int, rows: list[Row], cfg: ShardConfig) -> dict:
     """Write one unit's shards and, last, its completion record. Returns the record: its manifest rows also say where
     each KEY.flac lies in its shard (flac_offset, flac_size), for the report's players."""
     kept = sorted((r for r in rows if r.live), key=lambda r: r.key)
-    shards, manifest, part, members, size, count = [], [], 0, [], 0, 0
+    shards, manifest, part, spool, size, count = [], [], 0, None, 0, 0
 
     def flush() -> None:
-        nonlocal part, members, size, count
-        if not members:
+        nonlocal part, spool, size, count
+        if spool is None:
             return
         name = shard_name(unit, part)
-        data = _tar_bytes(members)
-        pending = manifest[len(manifest) - len(members) // 2 :]
-        for m, offset, (_, flac) in zip(pending, _data_offsets(members)[::2], members[::2]):
-            m["flac_offset"], m["flac_size"] = offset, len(flac)
-        storage.write_bytes(storage.join(output, SHARDS_DIR, name), data)
-        shards.append(
-            {
-                "url": f"{SHARDS_DIR}/{name}",
-                "nsamples": count,
-                "filesize": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
-        )
-        part, members, size, count = part + 1, [], 0, 0
+        stored = spool.store(storage.join(output, SHARDS_DIR, name))
+        shards.append({"url": f"{SHARDS_DIR}/{name}", "nsamples": count, **stored})
+        part, spool, size, count = part + 1, None, 0, 0
 
     for r in kept:
         if r.encoding != AudioEncoding.FLAC:
             raise ValueError(f"row {r.key} reached the writer as {r.encoding.value or 'no audio'}, not FLAC")
-        if members and (count >= cfg.samples_per_shard or size + len(r.audio) > cfg.max_shard_bytes):
+        if spool is not None and (count >= cfg.samples_per_shard or size + len(r.audio) > cfg.max_shard_bytes):
             flush()
+        spool = spool or ShardSpool()
         s = r.sample
-        members += sample_members(s.key, r.audio, s.model_dump_json(exclude_none=True, indent=1).encode(), r.codes)
+        row = manifest_row(s, f"{SHARDS_DIR}/{shard_name(unit, part)}")
+        for name, data in sample_members(
+            s.key, r.audio, s.model_dump_json(exclude_none=True, indent=1).encode(), r.codes
+        ):
+            if name.endswith(".flac"):
+                row["flac_offset"], row["flac_size"] = spool.offset, len(data)
+            spool.add(name, data)
+        manifest.append(row)
         size += len(r.audio)
         count += 1
-        manifest.append(manifest_row(s, f"{SHARDS_DIR}/{shard_name(unit, part)}"))
     flush()
 
     seconds_in: dict[str, float] = {}
@@ -207,7 +214,7 @@ class UnitWriter:
             if self._input_complete(idx):
                 complete = list(source.values())
                 for stage in self.source_stages:
-                    complete = stage.process_source(complete)
+                    complete = stage(complete)
                 self.rows[unit][idx] = {(r.piece, r.key): r for r in complete}
                 self.done[unit].add(idx)
                 del self.arrived[idx], self.expected[idx], self.n_pieces[idx]
@@ -222,7 +229,8 @@ class UnitWriter:
 
 MANIFEST_SCHEMA = [
     ("key", "string"), ("shard", "string"), ("source_uri", "string"), ("start_s", "float64"), ("end_s", "float64"),
-    ("duration_s", "float64"), ("sample_rate", "int64"), ("n_speakers", "int64"), ("source_speakers", "int64"),
+    ("duration_s", "float64"), ("sample_rate", "int64"), ("bandwidth_hz", "float64"), ("n_speakers", "int64"),
+    ("source_speakers", "int64"),
     ("language", "string"), ("language_source", "string"), ("text", "string"),
     *((f"quality_{d}", "float64") for d in QUALITY_DIMENSIONS),
     ("codec_frames", "int64"), ("sample_json", "string"),
@@ -296,7 +304,7 @@ def finalize(output: str, plan: RunPlan) -> tuple[dict, RunStats]:
     index = {"__kind__": "wids-shard-index-v1", "name": "s2-curated", "wids_version": 1, "shardlist": shards}
     storage.write_text(storage.join(output, "index.json"), json.dumps(index, indent=1))
     summary = {
-        "inputs": len(plan.inputs),
+        "inputs": plan.n_inputs,
         "inputs_with_samples": len(inputs_with_samples),
         "inputs_rejected": len(rejected_inputs - inputs_with_samples),
         "segments_kept": totals["segments_kept"],

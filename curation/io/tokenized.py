@@ -26,7 +26,7 @@ import soundfile as sf
 import storage
 from curation.io.shards import ParquetStream, add_member, sample_members
 from curation.row import Row
-from curation.stages.tokenize import TokenizeStage
+from curation.stages.codec import CodecStage
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import Sample
 
@@ -96,11 +96,11 @@ def _row(key: str, files: dict[str, bytes]) -> Row:
         x, rate = sf.read(io.BytesIO(files["flac"]), dtype="float32", always_2d=True)
         row.set_waveform(x.mean(axis=1), rate)
     except Exception as exc:  # a member missing or unreadable: this sample's problem only
-        row.rejected(Stage.TOKENIZE, RejectReason.BAD_SAMPLE, f"{type(exc).__name__}: {exc}")
+        row.rejected(Stage.CODEC, RejectReason.BAD_SAMPLE, f"{type(exc).__name__}: {exc}")
     return row
 
 
-def tokenize_shard(input_root: str, shard: str, output: str, stage: TokenizeStage) -> dict:
+def tokenize_shard(input_root: str, shard: str, output: str, stage: CodecStage) -> dict:
     """Tokenize one shard into `output` and write its completion record, last. Returns the record."""
     rejects, manifest, count = [], [], 0
     tmp = tempfile.NamedTemporaryFile(suffix=".tar", delete=False)

@@ -55,12 +55,20 @@ class DiarizationParams:
     min_turn_s: float = 0.6  # a shorter turn cannot be judged reliably and joins a neighbour
     min_gap_fill_s: float = 0.2  # pauses shorter than this inside speech count as speech
     min_island_s: float = 0.1  # speech islands shorter than this are ignored
+    # Over a whole source: this share of the mean of all its windows' embeddings is taken from each before they are
+    # compared. What every window shares (the channel: band, microphone, room) weighs less, so two voices through one
+    # phone line no longer sound alike; the clustering then stops at `source_similarity`. Chosen with
+    # scripts/bench_speakers on built 1-4 speaker sources, wideband and telephone (0.2-0.35 with 0.5-0.4 hold alike).
+    channel_share: float = 0.3
+    source_similarity: float = 0.45
 
 
 PARAMS_BY_EMBEDDER = {
     "resemblyzer": DiarizationParams(),
     # microsoft/wavlm-base-plus-sv decides 'same speaker' above 0.86 cosine.
-    "wavlm": DiarizationParams(same_speaker_similarity=0.86, merge_similarity=0.9),
+    "wavlm": DiarizationParams(
+        same_speaker_similarity=0.86, merge_similarity=0.9, channel_share=0.0, source_similarity=0.86
+    ),
 }
 
 
@@ -289,7 +297,8 @@ def diarize_source(
     segments: Sequence[SegmentVoices], params: DiarizationParams = DiarizationParams()
 ) -> tuple[list[list[SpeakerTurn]], int]:
     """Source-level diarization: the windows of all the segments of one source (in time order) clustered together
-    (average linkage on cosine similarity, stopping at `same_speaker_similarity`; clusters with less than
+    (less `channel_share` of their mean, what the source's channel gives them all; average linkage on cosine
+    similarity, stopping at `source_similarity`; clusters with less than
     `min_speaker_s` of speech join their nearest), then each segment's frames labelled with the source's speakers as
     `diarize` labels them within one utterance. A voice is one speaker in every segment, which a segment alone cannot
     say (too short to tell two voices apart, or one side of a call in each). Sources with more than
@@ -301,9 +310,10 @@ def diarize_source(
     if not sum(counts):
         return [[] for _ in segments], 0
     emb = _unit(np.concatenate([s.embeddings for s in segments if len(s.windows)]).astype(np.float64))
+    emb = _unit(emb - params.channel_share * emb.mean(axis=0))
     step = -(-len(emb) // MAX_SOURCE_WINDOWS)
     sub = emb[::step]
-    labels = _cluster(sub, params.same_speaker_similarity)
+    labels = _cluster(sub, params.source_similarity)
     labels = _absorb_small(labels, sub, np.full(len(sub), params.hop_s * step), params.min_speaker_s)
     ids = np.unique(labels)
     centroids = _unit(np.stack([sub[labels == c].mean(axis=0) for c in ids]))

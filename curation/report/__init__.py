@@ -13,6 +13,7 @@ from curation.report.examples import write_examples
 from curation.report.page import render_page
 from curation.report.plots import (
     empty_plot,
+    plot_bandwidth,
     plot_durations,
     plot_hours,
     plot_quality,
@@ -26,13 +27,19 @@ REPORT_DIR = "report"
 
 
 def write_report(
-    output: str, stats: RunStats, summary: dict, thresholds: dict[str, float], min_segment_s: float | None = None
+    output: str,
+    stats: RunStats,
+    summary: dict,
+    thresholds: dict[str, float],
+    min_segment_s: float | None = None,
+    min_bandwidth_hz: float | None = None,
 ) -> str:
     """Write report/ under `output` (a directory or s3:// prefix) and return the URI of its index.html.
 
     `stats` are the run's accumulated numbers (curation.report.stats, filled by curation.io.shards.finalize),
     `summary` the run totals (finalize's plus wall_s, ...), `thresholds` the quality minimums per dimension,
-    `min_segment_s` the shortest segment kept (segmentation.min_s). The examples `stats` picked are copied into
+    `min_segment_s` the shortest segment kept (segmentation.min_s), `min_bandwidth_hz` the narrowest band kept
+    (quality.min_bandwidth_hz). The examples `stats` picked are copied into
     report/audio/ (kept ones from their shards under `output`) and played on the page.
     """
     dims = stats.dimensions(thresholds)
@@ -44,6 +51,13 @@ def write_report(
             "Durations of the kept segments, and of the segments dropped for length (shorter than segmentation.min_s "
             "after merging; dashed line).",
             plot_durations(stats, min_segment_s),
+        ),
+        (
+            "bandwidth.png",
+            "The band each kept segment holds, measured from its spectrum (audio.bandwidth_hz: a call resampled to "
+            "44.1 kHz reads ~4 kHz), and that of the segments rejected as narrow band (quality.min_bandwidth_hz; "
+            "dashed line).",
+            plot_bandwidth(stats, min_bandwidth_hz),
         ),
         *(
             (

@@ -51,28 +51,49 @@ def _bins(values: list[float], extra: tuple[float, ...] = ()) -> np.ndarray:
     return np.histogram_bin_edges(span, bins=min(40, max(8, int(math.sqrt(len(values))) * 2)))
 
 
-def plot_durations(stats: RunStats, min_s: float | None = None) -> bytes:
-    """Kept segments, and segments dropped for length, on shared bins; dashed line: the configured minimum."""
-    d, short = list(stats.durations), list(stats.too_short)
-    title = "Segment duration"
-    if not d and not short:
-        return empty_plot(title)
+def _kept_and_dropped(
+    title: str, unit: str, kept: list[float], dropped: list[float], dropped_label: str, minimum: float | None
+) -> Figure | None:
+    """Kept segments and segments dropped by one bar, on shared bins; dashed line: the bar. None: nothing to draw."""
+    if not kept and not dropped:
+        return None
     fig, ax = _figure()
-    bins = _bins(d + short, (min_s,) if min_s is not None else ())
-    if d:
-        ax.hist(d, bins=bins, color=KEPT, alpha=0.75, label=f"kept ({len(d)})")
-    if short:
+    bins = _bins(kept + dropped, (minimum,) if minimum is not None else ())
+    if kept:
+        ax.hist(kept, bins=bins, color=KEPT, alpha=0.75, label=f"kept ({len(kept)})")
+    if dropped:
         ax.hist(
-            short, bins=bins, color=REJECTED, histtype="step", linewidth=1.6, label=f"dropped for length ({len(short)})"
+            dropped,
+            bins=bins,
+            color=REJECTED,
+            histtype="step",
+            linewidth=1.6,
+            label=f"{dropped_label} ({len(dropped)})",
         )
-    if min_s is not None:
-        ax.axvline(min_s, color="black", linestyle="--", linewidth=1.2, label=f"minimum {min_s:g} s")
-    median = f", median kept {np.median(d):.1f} s" if d else ""
-    ax.set_title(f"{title}: {len(d)} kept{median}")
-    ax.set_xlabel("seconds")
+    if minimum is not None:
+        ax.axvline(minimum, color="black", linestyle="--", linewidth=1.2, label=f"minimum {minimum:g} {unit}")
+    median = f", median kept {np.median(kept):.1f} {unit}" if kept else ""
+    ax.set_title(f"{title}: {len(kept)} kept{median}")
+    ax.set_xlabel(unit)
     ax.set_ylabel("segments")
     ax.legend(fontsize=8, loc="best")
-    return _png(fig)
+    return fig
+
+
+def plot_durations(stats: RunStats, min_s: float | None = None) -> bytes:
+    """Kept segments, and segments dropped for length; dashed line: the configured minimum."""
+    title = "Segment duration"
+    fig = _kept_and_dropped(title, "s", list(stats.durations), list(stats.too_short), "dropped for length", min_s)
+    return empty_plot(title) if fig is None else _png(fig)
+
+
+def plot_bandwidth(stats: RunStats, min_hz: float | None = None) -> bytes:
+    """Measured band of kept segments (kHz), and of segments rejected as narrow band; dashed line: the minimum."""
+    title = "Bandwidth"
+    kept, narrow = [b / 1000 for b in stats.bandwidths], [b / 1000 for b in stats.narrow_band]
+    minimum = min_hz / 1000 if min_hz is not None else None
+    fig = _kept_and_dropped(title, "kHz", kept, narrow, "narrow band", minimum)
+    return empty_plot(title) if fig is None else _png(fig)
 
 
 def plot_quality(dim: str, stats: RunStats, threshold: float | None) -> bytes:

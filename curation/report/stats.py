@@ -19,6 +19,8 @@ QUALITY_GROUPS = ("kept", "rejected at quality", "rejected later")
 class RunStats:
     durations: array = field(default_factory=lambda: array("d"))  # kept segments' seconds
     too_short: array = field(default_factory=lambda: array("d"))  # seconds of segments dropped for length
+    bandwidths: array = field(default_factory=lambda: array("d"))  # kept segments' measured band, Hz
+    narrow_band: array = field(default_factory=lambda: array("d"))  # band of segments rejected as narrow, Hz
     inputs_too_short: int = 0  # whole inputs dropped for length at decode
     quality: dict[str, dict[str, array]] = field(default_factory=dict)  # dim -> group -> scores
     tags: Counter = field(default_factory=Counter)  # inline tags of kept transcripts
@@ -38,6 +40,8 @@ class RunStats:
 
     def add_kept(self, sample: Sample) -> None:
         self.durations.append(sample.audio.duration_s)
+        if sample.audio.bandwidth_hz is not None:
+            self.bandwidths.append(sample.audio.bandwidth_hz)
         self.languages[sample.language or "unknown", sample.language_source] += 1
         self._scores("kept", sample)
         if sample.transcript is None:
@@ -50,6 +54,8 @@ class RunStats:
         self.rejects[stage, reason] += 1
         if reason == "segment_too_short" and sample is not None:
             self.too_short.append(sample.audio.duration_s)
+        elif reason == "narrow_band" and sample is not None and sample.audio.bandwidth_hz is not None:
+            self.narrow_band.append(sample.audio.bandwidth_hz)
         elif reason == "too_short":
             self.inputs_too_short += 1
         if sample is not None:

@@ -55,9 +55,6 @@ class DecodeStage(CurationStage):
     from the separated audio instead)."""
 
     name = Stage.DECODE
-    reads = ("source_uri", "source")
-    writes = ("audio", "sample_rate", "piece", "last_piece", "source")
-    uses_models = False
 
     def __init__(self, cfg: DecodeConfig, sample_rate: int, analysis_rate: int | None = None):
         super().__init__(cfg.resources)
@@ -97,12 +94,12 @@ class DecodeStage(CurationStage):
         except FileNotFoundError as exc:
             _missing(row.source_uri, exc)
             yield self._closing(row, pieces).rejected(self.name, RejectReason.MISSING_FILE, str(exc))
-        except Exception as exc:  # any library failure on a bad file is that file's problem only
-            if self.on_error == "raise":
-                raise
-            yield self._closing(row, pieces).rejected(
-                self.name, RejectReason.DECODE_FAILED, f"{type(exc).__name__}: {exc}"
-            )
+        except Exception as exc:  # a library failure on a bad file is that file's problem only (unless it is the run's)
+            closing = self._closing(row, pieces)
+            self.fail(closing, RejectReason.DECODE_FAILED, exc)
+            yield closing
+        else:
+            self.breaker.ok()
 
     @staticmethod
     def _closing(row: Row, pieces: int) -> Row:

@@ -1,6 +1,6 @@
 """Quality scoring and filtering: each live segment gets `QualityScores` in its Sample, and is rejected if any
 configured dimension is below its minimum (or NaN); the reject detail lists each failed threshold with its value,
-e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5'. A segment the separation gate scored and left untouched keeps those
+e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5', or if its measured band is below quality.min_bandwidth_hz. A segment the separation gate scored and left untouched keeps those
 scores (its audio is the audio they were computed on); the others are scored here."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from schemas.rejects import RejectReason, Stage
 
 class QualityStage(CurationStage):
     name = Stage.QUALITY
-    reads = ("audio", "sample_rate", "sample")
-    writes = ("sample.quality",)
+    empty_audio = RejectReason.INVALID_AUDIO
 
     def __init__(self, cfg: QualityConfig, on_error="reject"):
         super().__init__(cfg.resources, on_error)
@@ -29,20 +28,15 @@ class QualityStage(CurationStage):
                 )
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        todo = []
-        for row in rows:
-            if not row.live:
-                continue
-            if not row.audio:
-                row.rejected(self.name, RejectReason.INVALID_AUDIO, "empty audio")
-            else:
-                todo.append(row)
-        unscored = [r for r in todo if r.sample.quality is None]
+        unscored = [r for r in rows if r.sample.quality is None]
         for row, scores in self.call_model(unscored, self.scorer.score, RejectReason.QUALITY_FAILED):
             row.sample.quality = scores
-        for row in todo:
+        for row in rows:
             if row.live:
                 failed = row.sample.quality.failed(self.cfg.thresholds)
+                band, min_band = row.sample.audio.bandwidth_hz, self.cfg.min_bandwidth_hz
                 if failed:
                     row.rejected(self.name, RejectReason.QUALITY_BELOW_THRESHOLD, "; ".join(failed))
+                elif min_band is not None and band is not None and band < min_band:
+                    row.rejected(self.name, RejectReason.NARROW_BAND, f"bandwidth {band:.0f} Hz < min {min_band:g} Hz")
         return rows

@@ -6,22 +6,17 @@ import numpy as np
 
 from curation.io.keys import segment_key
 from curation.policy.segments import plan_segments
-from curation.row import PCM_WIDTH, Row
+from curation.row import PCM_WIDTH, Row, pcm_waveform
 from curation.stages.base import CurationStage
 from models import registry
-from schemas.config import SegmentationConfig
+from models.signal import effective_bandwidth_hz
+from schemas.config import PIECE_KEY_STRIDE, SegmentationConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Sample, SourceRef, VadInfo
-
-# segment index = piece * stride + index in piece: keys stay unique and in time order across pieces
-# (a 600 s piece holds at most 800 spans: each at least min_speech_s 0.25 s, with gaps of merge_gap_s 0.5 s)
-PIECE_KEY_STRIDE = 1000
 
 
 class SegmentationStage(CurationStage):
     name = Stage.SEGMENTATION
-    reads = ("audio", "sample_rate", "source", "separation", "piece")
-    writes = ("key", "audio", "sample", "file_rows")
 
     def __init__(self, cfg: SegmentationConfig, on_error="reject"):
         super().__init__(cfg.resources, on_error)
@@ -31,10 +26,7 @@ class SegmentationStage(CurationStage):
         self.vad = registry.build("vad", self.cfg.model, "segmentation.model")
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        probs = dict(
-            (id(r), p)
-            for r, p in self.call_model([r for r in rows if r.live], self.vad.speech_probs, RejectReason.STAGE_FAILED)
-        )
+        probs = dict((id(r), p) for r, p in self.call_model(rows, self.vad.speech_probs, RejectReason.STAGE_FAILED))
         out: list[Row] = []
         for row in rows:
             pieces = self._segments(row, probs[id(row)]) if id(row) in probs else [row]
@@ -74,7 +66,13 @@ class SegmentationStage(CurationStage):
                     speaker=src.speaker,
                     language=src.language,
                 ),
-                audio=AudioFacts(sample_rate=sr, channels=1, duration_s=(b - a) / sr, format="FLAC"),
+                audio=AudioFacts(
+                    sample_rate=sr,
+                    channels=1,
+                    duration_s=(b - a) / sr,
+                    format="FLAC",
+                    bandwidth_hz=effective_bandwidth_hz(pcm_waveform(audio), sr),
+                ),
                 separation=row.separation,
                 vad=VadInfo(model_id=self.vad.model_id, threshold=self.cfg.threshold, speech_s=span.speech_s),
                 # a manifest's language until transcription decides (and stays so when it does not run)

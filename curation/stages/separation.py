@@ -19,6 +19,7 @@ import numpy as np
 
 from curation.row import Row, analysis_copy
 from curation.stages.base import CurationStage, shared_model
+from models.signal import effective_bandwidth_hz
 from schemas.config import ModelSpec, SeparationConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, SeparationInfo
@@ -38,8 +39,7 @@ class SeparationStage(CurationStage):
     analysis copy); without a gate, whole pieces are separated before VAD and `row.separation` records the model."""
 
     name = Stage.SEPARATION
-    reads = ("audio", "sample_rate", "analysis", "sample")
-    writes = ("audio", "sample_rate", "analysis", "separation", "sample.separation", "sample.quality", "sample.audio")
+    empty_audio = RejectReason.SEPARATION_FAILED
 
     def __init__(
         self,
@@ -76,16 +76,7 @@ class SeparationStage(CurationStage):
         return min(input_rate, self.separator.sample_rate, self.max_output_rate)
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        todo = []
-        for row in rows:
-            if not row.live:
-                continue
-            if row.n_samples == 0:
-                row.rejected(self.name, RejectReason.SEPARATION_FAILED, "empty audio")
-            else:
-                todo.append(row)
-        if self.per_segment:
-            todo = self._gate(todo)
+        todo = self._gate(rows) if self.per_segment else rows
         vocals = self.call_model(
             todo,
             lambda waves, rate: self.separator.vocals(waves, rate, self.output_rate(rate)),
@@ -139,4 +130,10 @@ class SeparationStage(CurationStage):
         row.set_waveform(vocals, rate, self.analysis_rate, analysis=copy)
         sample.separation = sample.separation.model_copy(update={"applied": True})
         sample.quality = None  # new audio: the quality stage scores it
-        sample.audio = AudioFacts(sample_rate=rate, channels=1, duration_s=row.n_samples / rate, format="FLAC")
+        sample.audio = AudioFacts(
+            sample_rate=rate,
+            channels=1,
+            duration_s=row.n_samples / rate,
+            format="FLAC",
+            bandwidth_hz=effective_bandwidth_hz(vocals, rate),
+        )

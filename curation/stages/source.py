@@ -6,21 +6,37 @@ data; statistics over a batch would depend on how Ray Data happened to batch row
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 from curation.policy.diarization import DiarizationParams, diarize_source
 from curation.policy.text_filters import source_rate_verdicts, speech_rate
 from curation.policy.turns import speaker_turns_mapped
 from curation.row import Row
+from curation.stages.base import GuardedStage
 from schemas.rejects import RejectReason, Stage
 
 
-class SourceStage(ABC):
-    name: ClassVar[Stage]
-
+class SourceStage(GuardedStage, ABC):
     @abstractmethod
     def process_source(self, rows: list[Row]) -> list[Row]:
         """All rows of one input (kept and rejected, any order) -> the same rows, some perhaps rejected."""
+
+    def __call__(self, rows: list[Row]) -> list[Row]:
+        """`process_source` through the one failure path: when it raises on a source, that source's live rows are
+        rejected (or the run stops, when the failure is the run's)."""
+        live = [r for r in rows if r.live]
+        if not live:
+            return rows
+        try:
+            out = self.process_source(rows)
+        except Exception as exc:
+            self.breaker.failure(exc, len(live))
+            if self.on_error == "raise":
+                raise
+            for row in live:
+                row.rejected(self.name, RejectReason.STAGE_FAILED, f"{type(exc).__name__}: {exc}")
+            return rows
+        self.breaker.ok(len(live))
+        return out
 
 
 class SpeechRateOutliers(SourceStage):

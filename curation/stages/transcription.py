@@ -77,8 +77,7 @@ class TranscriptionStage(CurationStage):
     """Tags outside the registry are kept or rejected per `cfg.unknown_tags`."""
 
     name = Stage.TRANSCRIPTION
-    reads = ("audio", "sample_rate", "sample", "file_rows", "piece", "last_piece")
-    writes = ("sample.transcript", "sample.language", "speakers")
+    empty_audio = RejectReason.BAD_ROW
 
     def __init__(self, cfg: TranscriptionConfig, on_error="reject"):
         super().__init__(cfg.resources, on_error)
@@ -106,11 +105,6 @@ class TranscriptionStage(CurationStage):
     def process_batch(self, rows: list[Row]) -> list[Row]:
         items: list[_Item] = []
         for row in rows:
-            if not row.live:
-                continue
-            if not row.audio:
-                row.rejected(self.name, RejectReason.BAD_ROW, "ValueError: empty audio")
-                continue
             language, source = self._given_language(row)
             if self.languages is not None and language and base_language(language) not in self.languages:
                 row.rejected(

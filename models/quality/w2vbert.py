@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+import storage
 from models.checkpoints import (
     CheckpointUnavailableError,
     check_hf_checkpoint,
@@ -86,8 +87,11 @@ class W2vBertQualityScorer:
     @classmethod
     def dimensions_for(cls, spec: ModelSpec) -> tuple[str, ...] | None:
         """The dimensions the head scores, from its JSON config (None for a head saved without one)."""
-        if str(spec.options.get("head") or "").startswith("s3://"):
-            return None  # known once the head is fetched, where the model loads
+        head = str(spec.options.get("head") or "")
+        if storage.is_s3(head):  # its JSON config, read where it lies (the head itself loads on the workers)
+            file = head if Path(head).suffix else storage.join(head, HEAD_FILE)
+            side = file[: -len(Path(file).suffix)] + ".json"
+            return tuple(json.loads(storage.read_text(side))["dims"]) if storage.exists(side) else None
         side = head_config_file(_head_path(spec))
         return tuple(json.loads(side.read_text())["dims"]) if side.is_file() else None
 

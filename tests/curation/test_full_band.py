@@ -10,6 +10,7 @@ import tarfile
 import warnings
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from curation.executor import SequentialExecutor
@@ -58,6 +59,39 @@ def test_a_44k_input_is_written_at_44k_with_its_high_band(tmp_path):
         y = x.astype(np.float32) / 32768
         sixteen_k = resample(resample(y, sr, 16000), 16000, sr)
         assert high_band_db(y, sr) > high_band_db(sixteen_k, sr) + 20
+
+
+def test_the_band_is_measured_and_a_narrow_one_is_rejected_whatever_its_rate(tmp_path):
+    import pyarrow.parquet as pq
+
+    from curation.evaluation.bandwidth import narrowed
+
+    source, rate = sf.read(CLIP, dtype="float32")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    sf.write(inputs / "full.flac", source, rate)
+    sf.write(inputs / "call.flac", narrowed(source, rate, 4000), rate)  # a 4 kHz band, upstream resampled to 44.1
+    out = tmp_path / "out"
+    quality = {"enabled": True, "thresholds": {}, "min_bandwidth_hz": 6000}  # the band alone decides
+    over = {"quality": quality, "separation": {"enabled": False}}
+    cfg = layered(CurateConfig, {"input": str(inputs), "output": str(out)}, QUICK, over)
+    curate(cfg, SequentialExecutor())
+    kept = members(out)
+    assert kept
+    for files in kept.values():
+        record = json.loads(files["json"])
+        assert record["source"]["uri"].endswith("full.flac") and record["audio"]["bandwidth_hz"] > 11000
+    manifest = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert sorted(m["bandwidth_hz"] for m in manifest) == sorted(
+        json.loads(f["json"])["audio"]["bandwidth_hz"] for f in kept.values()
+    )
+    rejects = pq.read_table(out / "rejects.parquet").to_pylist()
+    assert rejects and all(r["input"].endswith("call.flac") for r in rejects)
+    for r in rejects:
+        assert (r["stage"], r["reason"]) == ("quality", "narrow_band"), r
+        band = json.loads(r["sample_json"])["audio"]["bandwidth_hz"]
+        assert band == pytest.approx(4000, rel=0.1) and r["detail"] == f"bandwidth {band:.0f} Hz < min 6000 Hz"
+    assert (out / "report" / "bandwidth.png").stat().st_size > 0
 
 
 def test_separated_audio_stays_full_band(tmp_path):
@@ -109,11 +143,11 @@ def test_codes_go_beside_the_audio_and_decode_to_its_length(tmp_path, tiny_codec
 
 
 def test_segments_the_codec_cannot_encode_are_rejected_not_crashed(tiny_codec_dir):
-    from curation.stages.tokenize import TokenizeStage
+    from curation.stages.codec import CodecStage
     from schemas.config import CodecStageConfig, ModelSpec
     from tests.factories import segment_row
 
-    stage = TokenizeStage(
+    stage = CodecStage(
         CodecStageConfig(enabled=True, model=ModelSpec(name="s2-codec", checkpoint=str(tiny_codec_dir), device="cpu"))
     )
     with warnings.catch_warnings():

@@ -229,3 +229,22 @@ def test_bootstrap_and_train_commands_round_trip(tiny_backbone, tmp_path, capsys
         ]
     )
     assert args.func(args) == 2 and "loudness" in capsys.readouterr().err
+
+
+def test_an_s3_head_declares_its_dimensions_so_the_separation_gate_is_checked_at_start(tiny_backbone, trained, bucket):
+    import storage
+    from curation.stages.pipeline import StartupError, preflight
+    from schemas.config import CurateConfig, layered
+
+    folder = f"s3://{bucket}/heads/v1"
+    storage.put_dir(trained.checkpoint.parent, folder)
+    for head in (folder, f"{folder}/quality_head.pt"):  # a folder holding the head, or the file itself
+        assert W2vBertQualityScorer.dimensions_for(ModelSpec(name="w2vbert", options={"head": head})) == DIMS
+    cfg = layered(
+        CurateConfig,
+        {"input": "in", "output": "out"},
+        {"quality": {"model": {"name": "w2vbert", "checkpoint": str(tiny_backbone), "options": {"head": folder}}}},
+        overrides=["quality.thresholds={}", "separation.gate.dimension=bandwidth"],
+    )
+    with pytest.raises(StartupError, match="^separation.gate.dimension: the w2vbert scorer does not score 'bandwidth'"):
+        preflight(cfg)

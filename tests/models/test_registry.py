@@ -50,9 +50,20 @@ def test_an_unknown_name_is_one_line_naming_the_setting_and_the_choices(family):
     with pytest.raises(UnknownModelError) as info:
         registry.preflight(family, ModelSpec(name="nope"), "some.setting")
     message = str(info.value)
-    assert message == f"some.setting.name: unknown {family} model 'nope'; choose one of {', '.join(FAMILIES[family])}"
+    assert message == (
+        f"some.setting.name: unknown {family} model 'nope'; choose one of {', '.join(FAMILIES[family])}, "
+        "or name your own as 'package.module:Class'"
+    )
     with pytest.raises(UnknownModelError, match="^some.setting.name: unknown"):
         registry.build(family, ModelSpec(name="nope"), "some.setting")
+
+
+def test_a_module_class_name_is_a_wrapper_of_ones_own_and_a_wrong_one_is_one_line():
+    from tests.curation.faulty_vad import FaultyVad
+
+    assert registry.model_class("vad", "tests.curation.faulty_vad:FaultyVad") is FaultyVad
+    with pytest.raises(UnknownModelError, match=r"^vad.name: cannot import 'tests.nowhere:Vad': No module named"):
+        registry.model_class("vad", "tests.nowhere:Vad", "vad")
 
 
 def test_an_unknown_family_is_one_line_naming_the_setting():

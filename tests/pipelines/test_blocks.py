@@ -5,10 +5,12 @@ import pytest
 import ray
 import soundfile as sf
 
-from curation.row import COLUMNS, PCM_WIDTH, from_columns, to_columns
-from curation.stages.decode import DecodeStage, input_rows
-from pipelines.curate import configure_data_context, decode_batch
-from schemas.config import DecodeConfig
+from curation.io.plan import RunPlan
+from curation.row import COLUMNS, PCM_WIDTH, from_columns
+from curation.run import PlannedInputs
+from curation.stages.decode import DecodeStage
+from pipelines.curate import configure_data_context, decode_units
+from schemas.config import CurateConfig, DecodeConfig
 
 
 @pytest.mark.ray
@@ -19,12 +21,12 @@ def test_each_decoded_piece_of_a_long_input_is_its_own_block(ray_session, tmp_pa
         16000,
         subtype="PCM_16",
     )
-    columns = to_columns(input_rows([{"uri": str(tmp_path / "long.wav"), "index": 0, "unit": 0}]))
-    items = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    RunPlan.create([{"uri": str(tmp_path / "long.wav")}], CurateConfig(input="in", output="out")).save(str(tmp_path))
+    inputs = PlannedInputs(str(tmp_path), RunPlan.load(str(tmp_path)), (0,))  # its inputs read where it decodes
     configure_data_context()
     stage = DecodeStage(DecodeConfig(piece_s=60), 48000, 16000)
-    ds = ray.data.from_items(items).map_batches(
-        decode_batch, fn_kwargs={"stage": stage}, batch_size=1, batch_format="numpy"
+    ds = ray.data.from_items([{"unit": 0}]).map_batches(
+        decode_units, fn_kwargs={"inputs": inputs, "stage": stage}, batch_size=1, batch_format="numpy"
     )
     blocks = [b for b in ds.iter_batches(batch_size=None, batch_format="numpy")]
     assert len(blocks) >= 5 and [[r.piece for r in from_columns(b)] for b in blocks] == [

@@ -85,16 +85,20 @@ def test_fusing_puts_every_model_stage_and_the_encoder_in_one_pool():
     cfg = _config()
     pipeline = CurationPipeline.from_config(cfg)
     fused = actor_groups(cfg, pipeline)
-    assert [name for name, _, _ in fused] == ["ModelStages"]
-    assert [s.name for s in fused[0][1]] == ["segmentation", "separation", "quality", "transcription", "encode"]
-    assert fused[0][1] == [*pipeline.models, pipeline.encode]
-    assert fused[0][2] == cfg.ray.fuse_stages
+    assert [(name, setting) for name, setting, _, _ in fused] == [("ModelStages", "ray.fuse_stages")]
+    assert [s.name for s in fused[0][2]] == ["segmentation", "separation", "quality", "transcription", "encode"]
+    assert fused[0][2] == [*pipeline.models, pipeline.encode]
+    assert fused[0][3] == cfg.ray.fuse_stages
     cfg = _config({"ray": {"fuse_stages": None}})
     pipeline = CurationPipeline.from_config(cfg)
     apart = actor_groups(cfg, pipeline)
-    assert [name for name, _, _ in apart] == ["Segmentation", "Separation", "Quality", "Transcription"]
-    assert [stages for _, stages, _ in apart] == [[s] for s in pipeline.models]
-    assert [res for _, _, res in apart] == [
+    assert [name for name, *_ in apart] == ["Segmentation", "Separation", "Quality", "Transcription"]
+    # each pool's setting is its stage's declared config key (the codec's is codec.resources)
+    assert [setting for _, setting, _, _ in apart] == [f"{s.decl.config_key}.resources" for s in pipeline.models]
+    codec = _config({"ray": {"fuse_stages": None}, "codec": {"enabled": True}})
+    assert actor_groups(codec, CurationPipeline.from_config(codec))[-1][:2] == ("Codec", "codec.resources")
+    assert [stages for _, _, stages, _ in apart] == [[s] for s in pipeline.models]
+    assert [res for *_, res in apart] == [
         cfg.segmentation.resources,
         cfg.separation.resources,
         cfg.quality.resources,
@@ -121,7 +125,7 @@ def test_the_driver_plans_the_stages_without_importing_torch_or_a_model_runtime(
         "from pipelines.curate import actor_groups\n"
         "cfg = curate_config('local', direct={'input': 'in', 'output': 'out'})\n"
         "preflight(cfg); decode_rate(cfg); pipeline = CurationPipeline.from_config(cfg)\n"
-        "pools = {name: res for name, _, res in actor_groups(cfg, pipeline)}\n"
+        "pools = {setting: res for _, setting, _, res in actor_groups(cfg, pipeline)}\n"
         "check_fit(pool_demands(pools, cfg.decode.resources, False), [NodeType('node', 2, 0, 1)]); pickle.dumps(pipeline)\n"
         "sys.exit(sorted({'torch', 'onnxruntime', 'pocketsphinx'} & set(sys.modules)) or None)\n"
     )

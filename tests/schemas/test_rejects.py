@@ -19,7 +19,7 @@ def test_every_reason_has_a_doc_and_the_codes_are_stable_strings():
         "segmentation",
         "quality",
         "transcription",
-        "tokenize",
+        "codec",
         "encode",
     ]
 

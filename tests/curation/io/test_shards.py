@@ -13,6 +13,7 @@ from curation.io.plan import RunPlan
 from curation.io.shards import UnitWriter, finalize, write_unit
 from curation.row import Row
 from curation.stages.encode import EncodeStage
+from curation.stages.source import SourceStage
 from schemas.config import CurateConfig, ShardConfig
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Sample
@@ -136,7 +137,9 @@ def test_rows_delivered_twice_replace_their_first_copy(tmp_path):
 def test_source_stages_see_each_whole_input_once(tmp_path):
     seen = []
 
-    class Recorder:
+    class Recorder(SourceStage):
+        name = Stage.TRANSCRIPTION
+
         def process_source(self, rows):
             seen.append(sorted({r.source_uri for r in rows}) + [len(rows)])
             rows[0].rejected(Stage.TRANSCRIPTION, RejectReason.RATE_OUTLIER, "judged over its whole source")

@@ -140,6 +140,7 @@ def test_report_writes_every_plot_and_the_page_references_them(tmp_path):
         [
             "hours.png",
             "durations.png",
+            "bandwidth.png",
             "quality_overall.png",
             "quality_recording_quality.png",
             "rejects.png",
@@ -195,7 +196,9 @@ def test_empty_run_still_gives_a_complete_page(tmp_path):
     assert (
         sorted(pngs_in(page))
         == sorted(p.name for p in report.glob("*.png"))
-        == sorted(["hours.png", "durations.png", "quality.png", "rejects.png", "tags.png", "speakers.png"])
+        == sorted(
+            ["hours.png", "durations.png", "bandwidth.png", "quality.png", "rejects.png", "tags.png", "speakers.png"]
+        )
     )
     assert "wall time" in page and "–" in page
 

@@ -23,17 +23,10 @@ def test_the_default_pipeline_runs_every_stage_in_order_with_its_configured_batc
     assert (pipeline.decode.name, pipeline.encode.name) == ("decode", "encode")
     for stage in [pipeline.decode, *pipeline.models, pipeline.encode]:
         assert isinstance(stage, CurationStage) and isinstance(stage.name, Stage) and stage.on_error == "reject"
-        assert stage.reads and stage.writes
-    assert [s.uses_models for s in (pipeline.decode, *pipeline.models, pipeline.encode)] == [
-        False,
-        True,
-        True,
-        True,
-        True,
-        False,
-    ]
+        assert stage.decl.reads and stage.decl.writes and stage.failure is cfg.failure
+    assert [s.decl.runs_in for s in pipeline.stages] == ["task", *["actor"] * 4, "task", "writer", "writer"]
     assert [s.batch_size for s in pipeline.models] == [
-        getattr(cfg, s.name.value).resources.batch_size for s in pipeline.models
+        getattr(cfg, s.decl.config_key).resources.batch_size for s in pipeline.models
     ]
     assert pipeline.decode.batch_size == cfg.decode.resources.batch_size
     # ungated: every input separated whole, before VAD
@@ -47,6 +40,13 @@ def test_the_separation_gate_needs_the_quality_model_and_its_dimension():
     with pytest.raises(StartupError, match="^separation.gate.dimension: the dnsmos scorer does not score 'pitch'"):
         preflight(_config(overrides=["separation.gate.dimension=pitch"]))
     preflight(_config({"quality": {"enabled": False}, "separation": {"gate": None}}))  # ungated: no need
+
+
+def test_a_minimum_band_needs_the_quality_stage_that_applies_it():
+    off = {"quality": {"enabled": False, "min_bandwidth_hz": 6000}, "separation": {"gate": None}}
+    with pytest.raises(StartupError, match="^quality.min_bandwidth_hz: applied by the quality stage"):
+        preflight(_config(off))
+    preflight(_config({"quality": {"min_bandwidth_hz": 6000}}))
 
 
 def test_decode_keeps_the_full_band_and_the_analysis_copy_is_made_once():

@@ -1,4 +1,4 @@
-"""Tokenization: each kept segment's full-band audio, resampled once to the codec's rate, becomes its S2 codes
+"""The codec stage (tokenization): each kept segment's full-band audio, resampled once to the codec's rate, becomes its S2 codes
 (KEY.codes.npy, int16 [num_codebooks, frames]) with a `codec` record in its Sample. The same stage serves the
 curation graph (after transcription) and `s2 tokenize` over shards curated without codes."""
 
@@ -14,10 +14,8 @@ from schemas.rejects import RejectReason, Stage
 from schemas.sample import CodecInfo
 
 
-class TokenizeStage(CurationStage):
-    name = Stage.TOKENIZE
-    reads = ("audio", "sample_rate", "sample")
-    writes = ("codes", "sample.codec")
+class CodecStage(CurationStage):
+    name = Stage.CODEC
 
     def __init__(self, cfg: CodecStageConfig, on_error="reject"):
         super().__init__(cfg.resources, on_error)
@@ -42,14 +40,12 @@ class TokenizeStage(CurationStage):
     def process_batch(self, rows: list[Row]) -> list[Row]:
         todo = []
         for row in rows:
-            if not row.live:
-                continue
             verdict = self._unfit(row)
             if verdict:
                 row.rejected(self.name, *verdict)
             else:
                 todo.append(row)
-        for row, codes in self.call_model(todo, self.codec.encode, RejectReason.TOKENIZE_FAILED, full_band=True):
+        for row, codes in self.call_model(todo, self.codec.encode, RejectReason.CODEC_FAILED, full_band=True):
             row.codes = codes
             row.sample.codec = CodecInfo(
                 model_id=self.codec.model_id,
