@@ -108,7 +108,9 @@ class CodecLossConfig(_Strict):
         description="'least_squares' (default, DAC and HiFi-GAN: smooth gradients near the boundary) or 'hinge' (EnCodec).",
     )
     feature_matching: float = Field(
-        default=2.0, ge=0, description="L1 between the discriminators' features of real and decoded audio (default 2, DAC's)."
+        default=2.0,
+        ge=0,
+        description="L1 between the discriminators' features of real and decoded audio (default 2, DAC's).",
     )
     commitment: float = Field(
         default=0.25, ge=0, description="VQ commitment, encoder output to its code (default 0.25, DAC's and VQ-VAE's)."

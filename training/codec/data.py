@@ -41,7 +41,9 @@ def _index_shards(index: str) -> list[str]:
     try:
         urls = [entry["url"] for entry in json.loads(storage.read_bytes(index))["shardlist"]]
     except Exception as exc:  # missing, not JSON, not the wids layout
-        raise CodecDataError(f"data.sources: {index}: not a readable index.json ({type(exc).__name__}: {exc})") from None
+        raise CodecDataError(
+            f"data.sources: {index}: not a readable index.json ({type(exc).__name__}: {exc})"
+        ) from None
     base = index.rsplit("/", 1)[0] if "/" in index else "."
     return [u if u.startswith("s3://") or os.path.isabs(u) else f"{base}/{u}" for u in urls]
 

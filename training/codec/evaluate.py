@@ -88,9 +88,7 @@ class CodecEvaluator:
         all_codes = torch.cat(codes, dim=-1)[None]
         sizes = codec.config.codebook_sizes
         summary["codebook_perplexity"] = codebook_perplexity(all_codes, sizes)
-        summary["codebook_used"] = [
-            len(torch.unique(all_codes[0, i])) / size for i, size in enumerate(sizes)
-        ]
+        summary["codebook_used"] = [len(torch.unique(all_codes[0, i])) / size for i, size in enumerate(sizes)]
         return summary, rows, outputs
 
 

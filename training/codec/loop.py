@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile
@@ -104,6 +105,130 @@ def shard(generator: CodecGenerator, discriminators: Discriminators, dtype: torc
 def adamw(module: nn.Module, lr: float, config) -> torch.optim.AdamW:
     params = [p for p in module.parameters() if p.requires_grad]
     return torch.optim.AdamW(params, lr=lr, betas=config.betas, weight_decay=config.weight_decay)
+
+
+# --- 2-3. the models ready to train, and one step ------------------------------------------------------------
+
+
+@dataclass
+class CodecRun:
+    """The generator (with its semantic head) and the discriminators, FSDP-sharded when the world has several ranks;
+    their optimisers and trainable parameters; the teacher; the mel loss; the precision context of a forward."""
+
+    config: CodecTrainConfig
+    codec_config: CodecConfig
+    generator: CodecGenerator
+    discriminators: Discriminators
+    teacher: object | None
+    optimizers: dict
+    params: dict
+    mel_loss: MultiScaleMelLoss
+    autocast: object
+    device: torch.device
+
+    @property
+    def models(self) -> dict:
+        return {"generator": self.generator, "discriminators": self.discriminators}
+
+
+def prepare(config: CodecTrainConfig, world: World) -> CodecRun:
+    rt, opt = config.runtime, config.optimizer
+    fsdp = world.size > 1 if rt.fsdp is None else rt.fsdp
+    if world.size > 1 and not fsdp:
+        raise CodecTrainError("runtime.fsdp=false needs a world of one rank: FSDP is what synchronises gradients here")
+    dtype = torch.bfloat16 if rt.dtype == "bfloat16" else torch.float32
+    codec = build_codec(config)
+    teacher = None
+    if config.semantic.enabled and config.codec.train == "all":
+        from training.codec.teacher import W2vBertTeacher
+
+        teacher = W2vBertTeacher(config.semantic.teacher, config.semantic.layer, world.device, dtype)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.codec.seed)
+        generator = CodecGenerator(codec, teacher.dim if teacher else None, config.codec.train == "decoder")
+        discriminators = Discriminators(config.discriminators)
+    generator.to(world.device)
+    discriminators.to(world.device)
+    if fsdp:
+        shard(generator, discriminators, dtype)
+    # FSDP casts the weights itself (MixedPrecisionPolicy); otherwise autocast does
+    autocast = torch.autocast(world.device.type, dtype=dtype) if dtype != torch.float32 and not fsdp else nullcontext()
+    models = {"generator": generator, "discriminators": discriminators}
+    lrs = {"generator": opt.lr_generator, "discriminators": opt.lr_discriminator}
+    optimizers = {name: adamw(m, lrs[name], opt) for name, m in models.items()}
+    params = {name: [p for p in m.parameters() if p.requires_grad] for name, m in models.items()}
+    mel_loss = MultiScaleMelLoss(codec.config.sample_rate, config.loss.mel_windows, config.loss.mel_bins)
+    return CodecRun(
+        config,
+        codec.config,
+        generator,
+        discriminators,
+        teacher,
+        optimizers,
+        params,
+        mel_loss.to(world.device),
+        autocast,
+        world.device,
+    )
+
+
+@dataclass
+class StepResult:
+    loss_g: torch.Tensor
+    loss_d: torch.Tensor
+    parts: dict  # the generator's loss components, unweighted
+    norms: dict  # gradient norms before clipping, per model
+    codes: torch.Tensor
+    adversarial: bool  # whether the generator had its adversarial and feature-matching terms
+
+
+def train_step(run: CodecRun, x: torch.Tensor, kept: torch.Tensor, step: int) -> StepResult:
+    """The discriminators' step on real and detached decoded crops, then the generator's step (crops x [B, T] on the
+    device, kept [B]: residual codebooks each crop uses)."""
+    config, opt, lc = run.config, run.config.optimizer, run.config.loss
+    cc = run.codec_config
+    target = None
+    if run.teacher is not None:
+        target = run.teacher.features(x, cc.sample_rate, x.shape[-1] // cc.frame_length)
+    with run.autocast:
+        out = run.generator(x, kept)
+    # the discriminators' step: real and (detached) decoded crops in one forward
+    with run.autocast:
+        scores = run.discriminators(torch.cat([x, out.audio.detach()]))
+    loss_d = discriminator_loss(*_halves(scores), lc.adversarial_kind)
+    norms = {
+        "discriminators": _step(
+            run.optimizers["discriminators"], loss_d, run.params["discriminators"], opt.grad_clip_discriminator
+        )
+    }
+
+    # the generator's step
+    zero = torch.zeros((), device=run.device)
+    parts = {
+        "mel": run.mel_loss(out.audio, x),
+        "commitment": out.commitment,
+        "codebook": out.codebook,
+        "semantic": semantic_loss(out.semantic, target, config.semantic.kind) if target is not None else zero,
+        "adversarial": zero,
+        "feature_matching": zero,
+    }
+    adversarial = step >= opt.discriminator_warmup_steps
+    if adversarial:
+        with run.autocast:
+            real, fake = _halves(run.discriminators(torch.cat([x, out.audio])))
+        parts["adversarial"] = generator_adversarial_loss(fake, lc.adversarial_kind)
+        parts["feature_matching"] = feature_matching_loss(real, fake)
+    weights = {
+        "mel": lc.mel,
+        "adversarial": lc.adversarial,
+        "feature_matching": lc.feature_matching,
+        "commitment": lc.commitment,
+        "codebook": lc.codebook,
+        "semantic": config.semantic.weight,
+    }
+    loss_g = sum(weights[k] * parts[k] for k in LOSSES)
+    norms["generator"] = _step(run.optimizers["generator"], loss_g, run.params["generator"], opt.grad_clip_generator)
+    return StepResult(loss_g, loss_d, parts, norms, out.codes, adversarial)
 
 
 # --- 5. checkpoints (one place: the lead may switch them to sharded DCP) -------------------------------------
@@ -267,33 +392,11 @@ def train(
     world = setup_world(device or rt.device, rt.fsdp)
     if config.data.batch_size % world.size:
         raise CodecTrainError(f"data.batch_size {config.data.batch_size} does not divide by the {world.size} ranks")
-    fsdp = world.size > 1 if rt.fsdp is None else rt.fsdp
-    dtype = torch.bfloat16 if rt.dtype == "bfloat16" else torch.float32
 
-    # 2. the models
-    codec = build_codec(config)
-    cc = codec.config
-    teacher = None
-    if config.semantic.enabled and config.codec.train == "all":
-        from training.codec.teacher import W2vBertTeacher
-
-        teacher = W2vBertTeacher(config.semantic.teacher, config.semantic.layer, world.device, dtype)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.codec.seed)
-        generator = CodecGenerator(codec, teacher.dim if teacher else None, config.codec.train == "decoder")
-        discriminators = Discriminators(config.discriminators)
-    generator.to(world.device)
-    discriminators.to(world.device)
-    mel_loss = MultiScaleMelLoss(cc.sample_rate, lc.mel_windows, lc.mel_bins).to(world.device)
-    if fsdp:
-        shard(generator, discriminators, dtype)
-    autocast = torch.autocast(world.device.type, dtype=dtype) if dtype != torch.float32 and not fsdp else nullcontext()
-    models = {"generator": generator, "discriminators": discriminators}
-    optimizers = {
-        "generator": adamw(generator, opt.lr_generator, opt),
-        "discriminators": adamw(discriminators, opt.lr_discriminator, opt),
-    }
-    params = {name: [p for p in m.parameters() if p.requires_grad] for name, m in models.items()}
+    # 2-3. the models and optimisers
+    run = prepare(config, world)
+    cc = run.codec_config
+    generator, models, optimizers = run.generator, run.models, run.optimizers
 
     # 4. the data
     clips = codec_data.read_clips(config.data.sources, cc.sample_rate)
@@ -322,56 +425,18 @@ def train(
         draws = torch.Generator().manual_seed(rt.seed * 1_000_003 + step)
         kept = residual_kept(config.data.batch_size, cc.residual_codebooks, lc.quantizer_dropout, draws, world.device)
         kept = kept[mine.start : mine.stop]
-        frames = length // cc.frame_length
-        target = teacher.features(x, cc.sample_rate, frames) if teacher is not None else None
-
-        with autocast:
-            out = generator(x, kept)
-        # the discriminators' step: real and (detached) decoded crops in one forward
-        with autocast:
-            scores = discriminators(torch.cat([x, out.audio.detach()]))
-        loss_d = discriminator_loss(*_halves(scores), lc.adversarial_kind)
-        norms = {"discriminators": _step(
-            optimizers["discriminators"], loss_d, params["discriminators"], opt.grad_clip_discriminator
-        )}
-
-        # the generator's step
-        parts = {
-            "mel": mel_loss(out.audio, x),
-            "commitment": out.commitment,
-            "codebook": out.codebook,
-            "semantic": semantic_loss(out.semantic, target, config.semantic.kind)
-            if target is not None
-            else torch.zeros((), device=world.device),
-        }
-        adversarial = step >= opt.discriminator_warmup_steps
-        if adversarial:
-            with autocast:
-                real, fake = _halves(discriminators(torch.cat([x, out.audio])))
-            parts["adversarial"] = generator_adversarial_loss(fake, lc.adversarial_kind)
-            parts["feature_matching"] = feature_matching_loss(real, fake)
-        else:
-            parts["adversarial"] = parts["feature_matching"] = torch.zeros((), device=world.device)
-        weights = {
-            "mel": lc.mel,
-            "adversarial": lc.adversarial,
-            "feature_matching": lc.feature_matching,
-            "commitment": lc.commitment,
-            "codebook": lc.codebook,
-            "semantic": config.semantic.weight,
-        }
-        loss_g = sum(weights[k] * parts[k] for k in LOSSES)
-        norms["generator"] = _step(
-            optimizers["generator"], loss_g, params["generator"], opt.grad_clip_generator
-        )
+        result = train_step(run, x, kept, step)
+        loss_g, loss_d, parts, norms = result.loss_g, result.loss_d, result.parts, result.norms
         step += 1
         window_steps += 1
         progress.update(1)
 
         if step % rt.log_every == 0 or step == rt.max_steps:
-            values = world.sum([float(loss_g.detach()), float(loss_d.detach()), *(float(parts[k].detach()) for k in LOSSES)])
+            values = world.sum(
+                [float(loss_g.detach()), float(loss_d.detach()), *(float(parts[k].detach()) for k in LOSSES)]
+            )
             values = [v / world.size for v in values]
-            codes = torch.cat(world.gather(out.codes.cpu()))
+            codes = torch.cat(world.gather(result.codes.cpu()))
             metrics = {
                 "step": step,
                 "loss_generator": values[0],
@@ -383,7 +448,7 @@ def train(
                 "lr_discriminator": opt.lr_discriminator * factor,
                 "codebook_perplexity": codebook_perplexity(codes, cc.codebook_sizes),
                 "steps_per_s": window_steps / (time.perf_counter() - window_start),
-                "adversarial_on": adversarial,
+                "adversarial_on": result.adversarial,
             }
             if log is not None:
                 log.write(metrics)
