@@ -81,14 +81,11 @@ def run_ray(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     from pipelines.codec_train import run_ray_codec_training
+    from pipelines.train import failure_line
 
-    result = run_ray_codec_training(config)
-    if result.error is not None:
-        cause = result.error
-        while getattr(cause, "__cause__", None) is not None:
-            cause = cause.__cause__
-        message = str(cause).strip().splitlines()
-        print(f"codec training failed: {type(cause).__name__}: {message[-1] if message else ''}", file=sys.stderr)
+    failure = failure_line(run_ray_codec_training(config))
+    if failure is not None:
+        print(f"codec training failed: {failure}", file=sys.stderr)
         return 1
     from training import storage
     from training.codec.loop import CODEC_DIR, EVAL_SUMMARY

@@ -8,8 +8,7 @@ machines a shared folder or S3), written by rank 0; every worker reports each me
 
 from __future__ import annotations
 
-from pipelines.ray_env import ensure_ray
-from pipelines.train import ray_storage
+from pipelines.train import fit
 from schemas.codec_training import CodecTrainConfig
 
 
@@ -24,19 +23,4 @@ def _worker_loop(config: dict) -> None:
 
 def run_ray_codec_training(config: CodecTrainConfig):
     """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); returns Ray Train's Result."""
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    ensure_ray(config.ray.address)
-    trainer = TorchTrainer(
-        _worker_loop,
-        train_loop_config=config.model_dump(mode="json"),
-        scaling_config=ScalingConfig(
-            num_workers=config.ray.workers,
-            use_gpu=config.ray.use_gpu,
-            resources_per_worker={"CPU": config.ray.cpus_per_worker, **({"GPU": 1} if config.ray.use_gpu else {})},
-        ),
-        torch_config=TorchConfig(backend="nccl" if config.ray.use_gpu else "gloo"),
-        run_config=RunConfig(name="s2-codec-train", storage_path=ray_storage(config.runtime.out)),
-    )
-    return trainer.fit()
+    return fit(_worker_loop, config, "s2-codec-train")

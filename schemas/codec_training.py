@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.training import RayConfig
+from schemas.training import RayConfig, RunConfig
 
 
 class _Strict(BaseModel):
@@ -198,35 +198,15 @@ class CodecEvalConfig(_Strict):
     )
 
 
-class CodecRuntimeConfig(_Strict):
-    dtype: Literal["bfloat16", "float32"] = Field(
-        default="bfloat16",
-        description="Compute dtype of the networks (default bfloat16 autocast over float32 weights; losses, spectrograms and codebook search in float32).",
-    )
-    fsdp: bool | None = Field(
-        default=None, description="Shard with FSDP2 fully_shard (default None = when the world size is above one)."
-    )
-    max_steps: int = Field(default=1000, ge=1, description="Optimizer steps of the run (default 1000).")
-    log_every: int = Field(default=10, ge=1, description="Write a metrics line every this many steps (default 10).")
-    ckpt_every: int = Field(
-        default=500, ge=1, description="Checkpoint every this many steps (default 500); the last step always is."
-    )
-    keep_checkpoints: int = Field(default=2, ge=1, description="Checkpoints kept, newest first (default 2).")
+class CodecRuntimeConfig(RunConfig):
+    """The trainer's run settings (schemas.training.RunConfig), with the codec's run folder; compute runs in `dtype`,
+    losses, spectrograms and the codebook search in float32."""
+
     out: str = Field(
         default="codec_out",
-        description="Run folder, local or s3:// (default 'codec_out'): metrics.jsonl, eval.jsonl, checkpoints/, codec/ (codec.pth in the released format), eval/ (WAVs).",
+        description="Run folder, local or s3:// (default 'codec_out'): metrics.jsonl, eval.jsonl, eval.json, checkpoints/, codec/ (codec.pth in the released format), eval/ (WAVs).",
     )
-    resume: bool = Field(
-        default=True, description="Continue from the newest checkpoint in `out` when there is one (default true)."
-    )
-    device: str = Field(
-        default="auto",
-        description="'auto' (cuda:LOCAL_RANK when CUDA is available, else cpu), 'cpu' or 'cuda[:N]' (default 'auto').",
-    )
-    cpu_threads: int | None = Field(
-        default=None, ge=1, description="torch threads of the training process (default None = torch's choice)."
-    )
-    seed: int = Field(default=0, description="Seed of quantizer dropout (default 0), per step and crop.")
+    seed: int = Field(default=0, description="Seed of quantizer dropout (default 0), drawn per step and crop.")
 
 
 class CodecTrainConfig(_Strict):

@@ -178,21 +178,16 @@ class LoraConfig(_Strict):
     )
 
 
-class RuntimeConfig(_Strict):
-    """Precision, memory, logging, checkpoints and length of the run."""
+class RunConfig(_Strict):
+    """Precision, logging, checkpoints and length of a training run: what the Dual-AR trainer and the codec's share."""
 
     dtype: Literal["bfloat16", "float32"] = Field(
         default="bfloat16",
         description="Compute dtype (default bfloat16: autocast, or FSDP's mixed precision, over float32 weights).",
     )
-    compile: bool = Field(default=False, description="torch.compile every transformer block (default false).")
-    activation_checkpointing: bool = Field(
-        default=False, description="Recompute each block in the backward pass (default false)."
-    )
     fsdp: bool | None = Field(
         default=None, description="Shard with FSDP2 fully_shard (default None = when the world size is above one)."
     )
-    micro_batch: int = Field(default=1, ge=1, description="Packed rows per micro-batch (default 1).")
     max_steps: int = Field(default=1000, ge=1, description="Optimizer steps of the run (default 1000).")
     log_every: int = Field(default=10, ge=1, description="Write a metrics line every this many steps (default 10).")
     ckpt_every: int = Field(
@@ -213,12 +208,22 @@ class RuntimeConfig(_Strict):
     cpu_threads: int | None = Field(
         default=None, ge=1, description="torch threads of the training process (default None = torch's choice)."
     )
+    seed: int = Field(default=0, description="Seed of torch's generators (default 0), offset by the rank.")
+
+
+class RuntimeConfig(RunConfig):
+    """Precision, memory, logging, checkpoints and length of the run."""
+
+    compile: bool = Field(default=False, description="torch.compile every transformer block (default false).")
+    activation_checkpointing: bool = Field(
+        default=False, description="Recompute each block in the backward pass (default false)."
+    )
+    micro_batch: int = Field(default=1, ge=1, description="Packed rows per micro-batch (default 1).")
     peak_tflops: float | None = Field(
         default=None,
         gt=0,
         description="Peak of one device for MFU in TFLOP/s (default None: the bf16 dense peak of known GPUs, a measured matmul rate on CPU).",
     )
-    seed: int = Field(default=0, description="Seed of torch's generators (default 0), offset by the rank.")
 
 
 class RayConfig(_Strict):

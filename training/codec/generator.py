@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.codec.model import S2CodecModel
@@ -102,7 +101,3 @@ def codebook_perplexity(codes: torch.Tensor, sizes: list[int]) -> list[float]:
         out.append(float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())))
     return out
 
-
-def crop_to(audio: torch.Tensor, length: int) -> torch.Tensor:
-    """[B, L] right-padded or cut to `length`."""
-    return F.pad(audio, (0, max(0, length - audio.shape[-1])))[..., :length]

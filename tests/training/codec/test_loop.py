@@ -157,7 +157,7 @@ def test_an_unusable_start_stops_in_one_line_before_training(tmp_path, shard, te
     cases = [
         ([f"codec.init={tmp_path / 'nowhere'}"], "codec.init"),
         ([f"semantic.teacher={teacher}", "semantic.enabled=true", "semantic.layer=3"], "semantic.layer"),
-        ([f"data.sources=[{tmp_path / 'codec.yaml'}]"], "data.sources"),
+        ([f"data.sources={json.dumps([str(config)])}"], "data.sources"),
     ]
     for overrides, named in cases:
         assert codec_train.run(argparse.Namespace(config=str(config), init=None, overrides=overrides)) == 2
