@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from curation.io import storage
+import storage
 from curation.io.ingest import list_inputs
 from curation.io.plan import RunPlan, completed_units, load_plan
 from curation.io.shards import SHARDS_DIR, UnitWriter, finalize

@@ -73,7 +73,7 @@ def notes(config: GRPOConfig) -> list[str]:
 
 def reward_curve(config: GRPOConfig, k: int = 5) -> str | None:
     """The mean reward of the run's first and last k steps, from its rewards.jsonl."""
-    from training import storage
+    import storage
     from training.grpo.loop import REWARDS_LOG
 
     uri = storage.join(config.runtime.out, REWARDS_LOG)
@@ -138,7 +138,7 @@ def run_ray(args: argparse.Namespace) -> int:
         message = str(cause).strip().splitlines()
         print(f"grpo failed: {type(cause).__name__}: {message[-1] if message else ''}", file=sys.stderr)
         return 1
-    from training import storage
+    import storage
     from training.grpo.loop import MODEL_DIR, REWARDS_LOG
 
     lines = storage.read_bytes(storage.join(config.runtime.out, REWARDS_LOG)).decode().splitlines()

@@ -15,12 +15,12 @@ that the audio means nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+import storage
 from jobs.config import entrypoint, subcommand
 from schemas.config import ModelSpec
 
@@ -115,9 +115,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     audio = codec.decode([codes])[0]
     out = Path(args.out)
-    partial = out.with_name(f".{out.name}.partial")
-    soundfile.write(partial, audio, codec.sample_rate, format="WAV")
-    os.replace(partial, out)
+    with storage.local_atomic(out) as partial:
+        soundfile.write(partial, audio, codec.sample_rate, format="WAV")
     print(f"wrote {out}: {len(audio) / codec.sample_rate:.2f} s ({codes.shape[1]} frames)")
     return 0
 

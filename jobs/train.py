@@ -86,7 +86,7 @@ def run_ray(args: argparse.Namespace) -> int:
     if failure is not None:
         print(f"training failed: {failure}", file=sys.stderr)
         return 1
-    from training import storage
+    import storage
     from training.trainer import METRICS, MODEL_DIR
 
     lines = storage.read_bytes(storage.join(config.runtime.out, METRICS)).decode().splitlines()

@@ -4,12 +4,13 @@ from the Hugging Face cache, then (if allowed) the hub. Start-up checks only loo
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import importlib.util
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import storage
 
 if TYPE_CHECKING:
     import torch
@@ -37,23 +38,13 @@ def missing(what: str, checkpoint: str, config_key: str, cause: str = "") -> Che
     return CheckpointUnavailableError(hint)
 
 
-@functools.lru_cache(maxsize=1)
-def _s3():
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("s3", config=Config(retries={"max_attempts": 8, "mode": "adaptive"}))
-
-
 def _s3_objects(uri: str) -> list[tuple[str, str]]:
-    """(key, path relative to the URI) of the object the URI names, or of every object under it as a prefix."""
-    bucket, _, key = uri[5:].partition("/")
-    listing = _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-    keys = [o["Key"] for page in listing for o in page.get("Contents", [])]
-    if key in keys:
-        return [(key, Path(key).name)]
-    prefix = key.rstrip("/") + "/"
-    return [(k, k[len(prefix) :]) for k in keys if k.startswith(prefix) and not k.endswith("/")]
+    """(URI, path relative to `uri`) of the object `uri` names, or of every object under it as a prefix."""
+    prefix = uri.rstrip("/") + "/"
+    under = [(found, found[len(prefix) :]) for found, _ in storage.list_files(uri)]
+    if under:
+        return under
+    return [(uri, Path(storage.split_s3(uri)[1]).name)] if storage.exists(uri) else []
 
 
 def check_s3(uri: str, what: str, setting: str) -> None:
@@ -85,14 +76,10 @@ def local_path(checkpoint: str) -> Path:
         with open(target / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not done.exists():
-                bucket = checkpoint[5:].partition("/")[0]
                 objects = _s3_objects(checkpoint)
-                for key, rel in objects:
-                    dest = target / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    _s3().download_file(bucket, key, str(dest) + ".part")
-                    os.replace(str(dest) + ".part", dest)
-                one = len(objects) == 1 and objects[0][0] == checkpoint[5:].partition("/")[2]
+                for uri, rel in objects:
+                    storage.get_file(uri, target / rel)
+                one = len(objects) == 1 and objects[0][0] == checkpoint
                 done.write_text(objects[0][1] if one else "")
     name = done.read_text()
     return target / name if name else target

@@ -42,7 +42,7 @@ def bucket(s3_server):
     """A fresh bucket per test."""
     import uuid
 
-    from curation.io.storage import s3_client
+    from storage import s3_client
 
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3_client().create_bucket(Bucket=name)

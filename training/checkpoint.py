@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from training import storage
+import storage
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -41,17 +41,17 @@ def save(out: str, step: int, state: dict, keep: int) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / STATE
             torch.save(state, local)
-            storage.upload_file(local, storage.join(target, STATE))
+            storage.put_file(local, storage.join(target, STATE))
     else:
         partial = Path(root) / f".{name}.partial"
-        storage.remove_tree(str(partial))
+        storage.delete_tree(str(partial))
         partial.mkdir(parents=True)
         torch.save(state, partial / STATE)
-        storage.remove_tree(target)
+        storage.delete_tree(target)
         partial.rename(target)
     storage.write_bytes(storage.join(root, LATEST), name.encode())
     for old in [n for n in storage.list_names(root) if n.startswith("step-")][:-keep]:
-        storage.remove_tree(storage.join(root, old))
+        storage.delete_tree(storage.join(root, old))
     return target
 
 
@@ -66,7 +66,7 @@ def load_latest(out: str) -> tuple[str, dict] | None:
     try:
         if storage.is_s3(uri):
             with tempfile.TemporaryDirectory() as tmp:
-                storage.download_file(uri, Path(tmp) / STATE)
+                storage.get_file(uri, Path(tmp) / STATE)
                 state = torch.load(Path(tmp) / STATE, map_location="cpu", weights_only=True)
         else:
             state = torch.load(uri, map_location="cpu", weights_only=True, mmap=True)

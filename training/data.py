@@ -40,11 +40,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+import storage
 from models.dual_ar.prompt import SPEECH_HEADER, WITH_REFERENCE, WITHOUT_REFERENCE, Reference, build_prompt
 from models.dual_ar.tokens import IM_END, IM_START, VOICE, TokenIds
 from schemas.training import DataConfig
 from schemas.transcript import RichTranscript
-from training import storage
 
 IGNORE = -100
 PAD_SEGMENT = 0

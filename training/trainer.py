@@ -44,10 +44,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+import storage
 from models.dual_ar.model import DualARTransformer
 from models.dual_ar.tokens import TokenIds
 from schemas.training import LoraConfig, ModelConfig, OptimizerConfig, TrainConfig
-from training import checkpoint, flops, storage
+from training import checkpoint, flops
 from training.data import IGNORE, PAD_SEGMENT, Batch, Loader
 from training.lora import apply_lora, merged_state_dict
 from training.losses import DualARLoss, codebook_weights, combine
@@ -348,7 +349,7 @@ class MetricsLog:
 
     def publish(self) -> None:
         if self.remote:
-            storage.upload_file(self.path, self.uri)
+            storage.put_file(self.path, self.uri)
 
 
 # --- the run ------------------------------------------------------------------------------------------------
@@ -520,7 +521,7 @@ def export(state: dict, model_config, tokenizer, lora: LoraConfig | None, uri: s
     if storage.is_s3(uri):
         with tempfile.TemporaryDirectory() as folder:
             save_s2_checkpoint(plain, tokenizer, folder)
-            storage.upload_dir(folder, uri)
+            storage.put_dir(folder, uri)
     else:
         save_s2_checkpoint(plain, tokenizer, uri)
 

@@ -10,7 +10,7 @@ import json
 import posixpath
 from pathlib import Path
 
-from curation.io import storage
+import storage
 
 SIDECAR_EXTENSIONS = (".lab", ".txt")
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from curation.io import storage
+import storage
 from schemas.config import CurateConfig
 
 PLAN_FILE = "_run/plan.json"

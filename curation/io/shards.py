@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from curation.io import storage
+import storage
 from curation.io.keys import shard_name
 from curation.io.plan import RunPlan, unit_record_uri
 from curation.report.stats import RunStats
@@ -255,7 +255,7 @@ class ParquetStream:
     def close(self) -> None:
         self.writer.close()
         try:
-            storage.write_file(self.uri, self.tmp.name)
+            storage.put_file(self.tmp.name, self.uri)
         finally:
             os.unlink(self.tmp.name)
 

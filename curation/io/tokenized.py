@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import soundfile as sf
 
-from curation.io import storage
+import storage
 from curation.io.shards import ParquetStream, add_member, sample_members
 from curation.row import Row
 from curation.stages.tokenize import TokenizeStage
@@ -140,7 +140,7 @@ def tokenize_shard(input_root: str, shard: str, output: str, stage: TokenizeStag
             if batch:
                 flush()
         target = storage.join(output, shard)
-        storage.write_file(target, tmp.name)
+        storage.put_file(tmp.name, target)
         with open(tmp.name, "rb") as f:
             digest, size = hashlib.sha256(f.read()).hexdigest(), os.path.getsize(tmp.name)
     finally:

@@ -1,14 +1,14 @@
 """The per-run dataset report: report/index.html, its PNG plots and report/summary.json.
 
 Built from what finalisation already holds (manifest rows, reject dicts, the run summary), so it costs no audio
-reads. Written through curation.io.storage: a local directory and an s3:// prefix alike.
+reads. Written through the storage layer: a local directory and an s3:// prefix alike.
 """
 
 from __future__ import annotations
 
 import json
 
-from curation.io import storage
+import storage
 from curation.report.examples import write_examples
 from curation.report.page import render_page
 from curation.report.plots import (

@@ -18,7 +18,7 @@ import math
 import tarfile
 from dataclasses import dataclass, field, replace
 
-from curation.io import storage
+import storage
 from curation.io.audio import decode_span, encode_flac
 from schemas.sample import Sample
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from curation.io import storage
+import storage
 from curation.io.audio import DecodeError, iter_pieces, open_stream
 from curation.io.keys import source_key
 from curation.row import Row, SourceInfo

@@ -11,13 +11,13 @@ new style and whose VQ projections (dac's layers) the old one, in the reference'
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import warnings
 from pathlib import Path
 
 import torch
 
+import storage
 from models.codec.config import CodecConfig
 from models.codec.model import S2CodecModel
 from models.codec.weights import WEIGHTS_FILE, CheckpointMismatchError, read_config, sidecar_file
@@ -140,7 +140,6 @@ def save_codec(model: S2CodecModel, folder: str | Path) -> Path:
         (sidecar_file(weights), lambda p: p.write_text(model.config.to_json())),
         (weights, lambda p: torch.save(state, p)),
     ):
-        partial = path.with_name(f".{path.name}.partial")
-        write(partial)
-        os.replace(partial, path)
+        with storage.local_atomic(path) as partial:
+            write(partial)
     return weights

@@ -9,12 +9,12 @@ Loading is strict: every key the model has must be in the files with its shape, 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+import storage
 from models.dual_ar.config import DualARConfig
 from models.dual_ar.model import DualARTransformer
 from models.dual_ar.tokens import TokenIds, TokenizerError, load_tokenizer, save_tokenizer
@@ -118,10 +118,9 @@ def from_s2_checkpoint(
 
 
 def _write_atomic(path: Path, write) -> None:
-    """Write through a temporary name, so that nothing half-written is ever seen under `path`."""
-    tmp = path.with_name(f".{path.name}.partial")
-    write(tmp)
-    os.replace(tmp, path)
+    """`write(tmp)` then rename: nothing half-written is ever seen under `path`."""
+    with storage.local_atomic(path) as tmp:
+        write(tmp)
 
 
 def save_s2_checkpoint(

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from curation.io import storage
+import storage
 from models.checkpoints import CheckpointUnavailableError, check_s3, local_path
 
 

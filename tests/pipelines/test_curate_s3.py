@@ -7,7 +7,7 @@ import tarfile
 import pyarrow.parquet as pq
 import pytest
 
-from curation.io import storage
+import storage
 from pipelines.curate import run_curation
 from schemas.sample import Sample
 from tests.conftest import DATA

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import storage
 from curation.executor import SequentialExecutor
-from curation.io import storage
 from curation.run import curate
 from pipelines.tokenize import run_tokenize
 from schemas.config import CurateConfig, TokenizeConfig, layered

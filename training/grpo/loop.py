@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+import storage
 from models.dual_ar.model import DualARTransformer
 from models.dual_ar.sampling import SamplingParams
 from models.dual_ar.tokens import TokenIds
@@ -52,7 +53,7 @@ from schemas.config import ModelSpec
 from schemas.grpo import CodecSection, GRPOConfig
 from schemas.training import ModelConfig
 from schemas.training import OptimizerConfig as TrainOptimizerConfig
-from training import checkpoint, storage
+from training import checkpoint
 from training.grpo.advantages import group_advantages
 from training.grpo.losses import grpo_loss, sampled_logprobs
 from training.grpo.rollout import (
@@ -234,7 +235,7 @@ class JsonlLog:
 
     def publish(self) -> None:
         if self.remote:
-            storage.upload_file(self.path, self.uri)
+            storage.put_file(self.path, self.uri)
 
 
 def _mean(values) -> float:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import storage
 from models.dual_ar.generate import generate
 from models.dual_ar.prompt import IGNORE, EncodedPrompt, Reference, build_prompt
 from models.dual_ar.sampling import SamplingParams
@@ -34,7 +35,6 @@ from models.dual_ar.tokens import TokenIds
 from models.signal import to_mono
 from schemas.grpo import PromptsConfig
 from schemas.training import DataConfig
-from training import storage
 from training.data import read_shard, shard_urls
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from curation.io import storage
+import storage
 from curation.io.keys import segment_key
 from curation.io.shards import manifest_row
 from curation.report import write_report
