@@ -87,7 +87,7 @@ def run_ray(args: argparse.Namespace) -> int:
     if failure is not None:
         print(f"codec training failed: {failure}", file=sys.stderr)
         return 1
-    from training import storage
+    import storage
     from training.codec.loop import CODEC_DIR, EVAL_SUMMARY
     from training.trainer import METRICS
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+import storage
 from models.signal import resample, to_mono
-from training import storage
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 

@@ -100,4 +100,3 @@ def codebook_perplexity(codes: torch.Tensor, sizes: list[int]) -> list[float]:
         p = p / p.sum().clamp_min(1)
         out.append(float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())))
     return out
-

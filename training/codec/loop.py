@@ -42,12 +42,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+import storage
 from models.codec.checkpoint import load_codec, random_codec, save_codec
 from models.codec.config import CodecConfig
 from models.codec.model import S2CodecModel
 from models.codec.weights import weights_file
 from schemas.codec_training import CodecTrainConfig
-from training import checkpoint, storage
+from training import checkpoint
 from training.codec import data as codec_data
 from training.codec.discriminators import Discriminators
 from training.codec.evaluate import CodecEvaluator
@@ -322,7 +323,7 @@ def export(model: S2CodecModel, uri: str) -> str:
     if storage.is_s3(uri):
         with tempfile.TemporaryDirectory() as folder:
             save_codec(model, folder)
-            storage.upload_dir(folder, uri)
+            storage.put_dir(folder, uri)
     else:
         save_codec(model, uri)
     return storage.join(uri, "codec.pth")
