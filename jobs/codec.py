@@ -1,4 +1,4 @@
-"""`s2 codec ...` and `python -m jobs.codec ...`: make S2 codec checkpoints.
+"""`s2 codec ...` and `python -m jobs.codec ...`: make, train and evaluate S2 codec checkpoints.
 
   s2 codec init --tiny OUT_DIR     a tiny codec with random weights (the released structure at a few channels),
                                    for tests and demos; written through the same save path as any checkpoint
