@@ -39,7 +39,14 @@ def tiny_codec_config(sources: list, out, *overrides: str, teacher: Path | None 
         "discriminators": {"periods": [2, 3], "resolutions": [256], "stft_sizes": [128], "channels": 1},
         "semantic": {"enabled": teacher is not None, "teacher": str(teacher), "layer": 2},
         "eval": {"every": 1000, "max_seconds": 0.5},
-        "runtime": {"dtype": "float32", "device": "cpu", "max_steps": 3, "log_every": 1, "ckpt_every": 1000},
+        "runtime": {
+            "dtype": "float32",
+            "device": "cpu",
+            "max_steps": 3,
+            "log_every": 1,
+            "ckpt_every": 1000,
+            "cpu_threads": 1,
+        },
         "optimizer": {"lr_generator": 1e-3, "lr_discriminator": 1e-3},
     }
     base["runtime"]["out"] = str(out)
