@@ -81,7 +81,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from models.codec.checkpoint import load_codec
     from models.codec.weights import weights_file
     from training.codec.data import CodecDataError, read_clips
-    from training.codec.evaluate import CodecEvaluator, table
+    from training.codec.evaluate import CodecEvaluator, table, wav_name
 
     try:
         model = load_codec(weights_file(args.codec, "--codec"))
@@ -102,8 +102,8 @@ def run_eval(args: argparse.Namespace) -> int:
     }
     if args.out:
         out = Path(args.out)
-        for key, reconstruction in zip(clips.keys, outputs):
-            path = out / "wav" / (key.replace("/", "__").rsplit(".", 1)[0] + ".wav")
+        for i, (key, reconstruction) in enumerate(zip(clips.keys, outputs)):
+            path = out / "wav" / wav_name(i, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             soundfile.write(path, np.clip(reconstruction, -1, 1), rate, subtype="PCM_16")
         (out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -61,7 +61,7 @@ def test_eval_reports_every_metric_as_a_table_and_json(tmp_path, capsys):
     report = json.loads((tmp_path / "r" / "eval.json").read_text())
     assert report["summary"]["clips"] == 1 and [c["key"] for c in report["clips"]] == ["sub/jfk.flac"]
     assert len(report["summary"]["codebook_perplexity"]) == 10
-    assert soundfile.info(tmp_path / "r" / "wav" / "sub__jfk.wav").frames == rate
+    assert soundfile.info(tmp_path / "r" / "wav" / "00_sub__jfk.wav").frames == rate
 
     assert codec_job.main(["eval", "--codec", str(tmp_path / "none"), "--input", str(tmp_path / "in")]) == 2
     err = capsys.readouterr().err.strip()

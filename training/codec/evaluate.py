@@ -25,6 +25,11 @@ DAC_MEL_WINDOWS = [32, 64, 128, 256, 512, 1024, 2048]
 DAC_MEL_BINS = [5, 10, 20, 40, 80, 160, 320]
 
 
+def wav_name(index: int, key: str) -> str:
+    """A clip's reconstruction file: numbered, as two sources may hold clips of the same name."""
+    return f"{index:02d}_" + key.replace("/", "__").rsplit(".", 1)[0] + ".wav"
+
+
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """10 log10(||a s||^2 / ||a s - s_hat||^2) with a = <s_hat, s> / ||s||^2 (zero-mean signals)."""
     s = torch.from_numpy(reference).double() - float(reference.mean())

@@ -51,7 +51,7 @@ from schemas.codec_training import CodecTrainConfig
 from training import checkpoint
 from training.codec import data as codec_data
 from training.codec.discriminators import Discriminators
-from training.codec.evaluate import CodecEvaluator
+from training.codec.evaluate import CodecEvaluator, wav_name
 from training.codec.generator import CodecGenerator, codebook_perplexity, residual_kept
 from training.codec.losses import (
     MultiScaleMelLoss,
@@ -337,7 +337,7 @@ class HeldOut:
 
     def __init__(self, config: CodecTrainConfig, clips: codec_data.ClipSet, sample_rate: int):
         limit = int(config.eval.max_seconds * sample_rate)
-        self.names = [k.replace("/", "__").rsplit(".", 1)[0] for k in clips.keys]
+        self.names = [wav_name(i, k) for i, k in enumerate(clips.keys)]
         self.audio = [np.array(clips.clip(i)[:limit]) for i in range(len(clips.keys))]
         self.out = config.runtime.out
         self.sample_rate = sample_rate
@@ -358,9 +358,9 @@ class HeldOut:
         storage.write_bytes(log, ("\n".join([*kept, json.dumps(summary)]) + "\n").encode())
         if wavs is not None:
             for name, reference, output in zip(self.names, self.audio, outputs):
-                self.write_wav(f"eval/{wavs}/{name}.wav", output)
+                self.write_wav(f"eval/{wavs}/{name}", output)
                 if wavs == "before":
-                    self.write_wav(f"eval/reference/{name}.wav", reference)
+                    self.write_wav(f"eval/reference/{name}", reference)
         return summary
 
     def write_wav(self, relative: str, audio: np.ndarray) -> None:
