@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= out/demo
 
-.PHONY: install dev demo test bench bench-memory bench-rewards train-demo bench-train grpo-demo codec-demo clean
+.PHONY: install dev demo test bench bench-memory bench-rewards train-demo bench-train bench-train-memory grpo-demo codec-demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ train-demo: install
 # The training loader's samples/s on CPU from the demo's tokenized shards, against ten times one GPU's need.
 bench-train: install
 	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_train --index train_out/curated/index.json --out bench_out/train_loader.json
+
+# Host memory per rank of the sharded trainer (2 gloo ranks on CPU, a 0.5 B slow AR): RSS growth while loading
+# and while saving a DCP checkpoint, over the full fp32 model's bytes.
+bench-train-memory: install
+	$(PY) -m scripts.bench_train_memory --out bench_out/train_memory.json
 
 # GRPO on CPU with tiny random-init models and the demo's `duration` reward: per-step rewards in grpo_out/rewards.jsonl
 # (a fresh folder each time: a rerun into an old one would resume it)

@@ -30,7 +30,18 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import calibrate_quality, codec, curate, grpo, serve_rewards, speak, tokenize, train, train_quality_head
+    from jobs import (
+        calibrate_quality,
+        codec,
+        curate,
+        export,
+        grpo,
+        serve_rewards,
+        speak,
+        tokenize,
+        train,
+        train_quality_head,
+    )
 
     parser = argparse.ArgumentParser(prog="s2", description="Speech-data curation for S2-style TTS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     codec.register(sub)
     serve_rewards.register(sub)
     train.register(sub)
+    export.register(sub)
     tokenize.register(sub)
     grpo.register(sub)
     return parser

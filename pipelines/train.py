@@ -2,26 +2,59 @@
 
 Ray Train's TorchTrainer starts the workers and their process group (gloo on CPUs, NCCL with one GPU per
 worker); the loop takes its rank and world from torch.distributed, so it is the very loop `s2 train` runs in one
-process. Checkpoints, metrics.jsonl and the final model go to runtime.out (local or s3://; with several machines,
-a shared folder or S3), written by rank 0; every worker reports each metrics line to Ray Train. Ray Train's own
-run records go under runtime.out/ray.
+process. Checkpoints (every rank its shards), metrics.jsonl and the final model go to runtime.out (local or s3://;
+with several machines, a shared folder or S3); every worker reports each metrics line to Ray Train.
+
+Fault tolerance: each completed checkpoint is reported to Ray Train as a `ray.train.Checkpoint` holding only a
+pointer (checkpoint.json: the URI of the DCP folder in runtime.out), so the shards are not copied twice. When a
+worker process dies, Ray Train restarts the group (FailureConfig(max_failures=ray.max_failures)); every worker
+reads the last reported pointer (`ray.train.get_checkpoint`) and resumes from it, and the trainer checks that all
+ranks resumed the same step. Ray Train's own run records go under runtime.out/ray.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+from pathlib import Path
 
 from pipelines.ray_env import ensure_ray
 from schemas.training import TrainConfig
 
+POINTER = "checkpoint.json"
+
+
+def _resume_point() -> str | None:
+    """The URI of the checkpoint Ray Train last recorded for this run (after a restart), or None."""
+    import ray.train
+
+    reported = ray.train.get_checkpoint()
+    if reported is None:
+        return None
+    with reported.as_directory() as folder:
+        return json.loads((Path(folder) / POINTER).read_text())["uri"]
+
+
+def _report(metrics: dict, checkpoint: str | None) -> None:
+    """ray.train.report on every rank; rank 0 attaches the pointer to a newly completed checkpoint."""
+    import ray.train
+
+    if checkpoint is None or ray.train.get_context().get_world_rank() != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / POINTER).write_text(json.dumps({"uri": checkpoint}))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
 
 def _worker_loop(config: dict) -> None:
-    import ray.train
     import ray.train.torch
 
     from training.trainer import train
 
-    train(TrainConfig.model_validate(config), device=ray.train.torch.get_device(), report=ray.train.report)
+    config = TrainConfig.model_validate(config)
+    train(config, device=ray.train.torch.get_device(), report=_report, resume_from=_resume_point())
 
 
 def ray_storage(out: str) -> str:
@@ -31,9 +64,10 @@ def ray_storage(out: str) -> str:
 
 def fit(worker_loop, config, name: str):
     """Run `worker_loop(config as a dict)` on `config.ray.workers` Ray Train workers (RAY_ADDRESS or ray.address; else
-    a local Ray), with Ray Train's records under runtime.out/ray; returns Ray Train's Result. `config`: a training
-    config with `ray` (schemas.training.RayConfig) and `runtime.out` (the Dual-AR trainer's, the codec's)."""
-    from ray.train import RunConfig, ScalingConfig
+    a local Ray), with Ray Train's records under runtime.out/ray and up to ray.max_failures restarts of the group;
+    returns Ray Train's Result. `config`: a training config with `ray` (schemas.training.RayConfig) and `runtime.out`
+    (the Dual-AR trainer's, the codec's)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     ensure_ray(config.ray.address)
@@ -46,7 +80,11 @@ def fit(worker_loop, config, name: str):
             resources_per_worker={"CPU": config.ray.cpus_per_worker, **({"GPU": 1} if config.ray.use_gpu else {})},
         ),
         torch_config=TorchConfig(backend="nccl" if config.ray.use_gpu else "gloo"),
-        run_config=RunConfig(name=name, storage_path=ray_storage(config.runtime.out)),
+        run_config=RunConfig(
+            name=name,
+            storage_path=ray_storage(config.runtime.out),
+            failure_config=FailureConfig(max_failures=config.ray.max_failures),
+        ),
     )
     return trainer.fit()
 

@@ -1,7 +1,7 @@
 """Training configuration of the Dual-AR model: `s2 train --config train.yaml` and `python -m jobs.train`.
 
 Layers as for curation (schemas.config.layered): the defaults below <- the YAML file <- `--set key.path=value`.
-Every default is stated in its field's description. Sections: data, model, optimizer, loss, lora, runtime, ray.
+Every default is stated in its field's description. Sections: data, model, optimizer, loss, lora, runtime, eval, ray.
 """
 
 from __future__ import annotations
@@ -42,6 +42,28 @@ class DataConfig(_Strict):
         ge=0,
         description="Loader processes per rank (default 1; 0 = in the training process). Streams = world size x max(1, num_workers): the same streams give the same global batches.",
     )
+    dialogue_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Mix ratio of dialogues: the probability that a segment with a source speaker starts a sample of consecutive segments of its source, with their speaker turns (default 0.0: every sample one segment).",
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=16,
+        description="Most tokens of a dialogue sample (default None = seq_len); its segments are joined while their frames and text fit.",
+    )
+    dialogue_pause_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="A gap between two segments of a dialogue at least this long (seconds) becomes a [pause] tag before the next turn (default 0.5).",
+    )
+    eval_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Fraction of sources held out for evaluation, by a hash of source.uri, so that no source (and none of its speakers' turns) is on both sides (default 0.0: none; eval.index is the other way).",
+    )
     references: bool = Field(
         default=True,
         description="Put another segment of the same speaker (source.speaker) or source (source.uri), from the same shard, in the system turn as the voice reference (default true).",
@@ -51,6 +73,42 @@ class DataConfig(_Strict):
     def _one_source(self) -> DataConfig:
         if bool(self.shards) == (self.index is not None):
             raise ValueError("set exactly one of data.shards and data.index")
+        return self
+
+
+class EvalConfig(_Strict):
+    """Evaluation during training: held-out loss and audio a person can listen to."""
+
+    every: int = Field(
+        default=0, ge=0, description="Held-out loss every this many steps, in metrics.jsonl (default 0 = never)."
+    )
+    index: str | None = Field(
+        default=None,
+        description="A separate index.json of held-out shards (default None: the data.eval_fraction split of data's shards).",
+    )
+    batches: int = Field(
+        default=4, ge=1, description="Micro-batches per rank in the held-out loss, the same every time (default 4)."
+    )
+    samples_every: int = Field(
+        default=0,
+        ge=0,
+        description="Generate the prompts and decode them to runtime.out/samples/step-N/*.wav (with the text in *.txt) every this many steps (default 0 = never).",
+    )
+    prompts: list[str] = Field(
+        default_factory=lambda: ["<|speaker:0|>The quick brown fox jumps over the lazy dog."],
+        min_length=1,
+        description="Texts of the samples (rich transcripts; default one sentence).",
+    )
+    codec: str | None = Field(
+        default=None, description="The S2 codec (`codec.pth` or its folder) that decodes the samples (default None)."
+    )
+    max_new_tokens: int = Field(default=400, ge=1, description="Frames at most per sample (default 400).")
+    seed: int = Field(default=0, description="Seed of the samples' sampling (default 0): the same at every step.")
+
+    @model_validator(mode="after")
+    def _codec_given(self) -> EvalConfig:
+        if self.samples_every and not self.codec:
+            raise ValueError("eval.codec is required when eval.samples_every > 0")
         return self
 
 
@@ -80,9 +138,9 @@ class ModelConfig(_Strict):
         description="Seed of random weights: the tiny model, the new rows and the fast AR of a qwen3 start (default 0).",
     )
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Sizes when init is 'tiny'.")
-    attention: Literal["sdpa", "flex"] = Field(
-        default="sdpa",
-        description="Packed attention kernel (default 'sdpa', any device); 'flex' for GPUs with runtime.compile.",
+    attention: Literal["auto", "sdpa", "flex"] = Field(
+        default="auto",
+        description="Packed attention kernel: 'auto' (default) flex_attention with block masks on CUDA, sdpa with a dense mask elsewhere; 'sdpa'; 'flex'.",
     )
 
     @model_validator(mode="after")
@@ -146,6 +204,15 @@ class LossConfig(_Strict):
     )
     codebook_weights: list[float] | None = Field(
         default=None, description="Explicit w_0..w_{N-1}, overriding mode (default None)."
+    )
+    learn: Literal["assistant", "non_reference"] = Field(
+        default="assistant",
+        description="The tokens L_slow learns (m_t of Eq. 2): 'assistant' (default) the assistant's codes and final <|im_end|>, as the released code; 'non_reference' every token after the system turn (the user turn's text too), Eq. 2 as printed.",
+    )
+    lambda_text: float = Field(
+        default=1.0,
+        ge=0,
+        description="lambda_t of Eq. 2 for the learned tokens outside the assistant turn when learn is 'non_reference' (default 1.0); the assistant's weigh 1.",
     )
     chunk_tokens: int = Field(
         default=4096,
@@ -214,11 +281,17 @@ class RunConfig(_Strict):
 class RuntimeConfig(RunConfig):
     """Precision, memory, logging, checkpoints and length of the run."""
 
-    compile: bool = Field(default=False, description="torch.compile every transformer block (default false).")
+    compile: bool | None = Field(
+        default=None, description="torch.compile every transformer block (default None = on CUDA, off on CPU)."
+    )
     activation_checkpointing: bool = Field(
         default=False, description="Recompute each block in the backward pass (default false)."
     )
     micro_batch: int = Field(default=1, ge=1, description="Packed rows per micro-batch (default 1).")
+    async_checkpoint: bool = Field(
+        default=False,
+        description="Save checkpoints in the background (default false): training goes on once the shards are copied to host memory; the write, an S3 upload and `latest` follow in a thread.",
+    )
     peak_tflops: float | None = Field(
         default=None,
         gt=0,
@@ -235,6 +308,11 @@ class RayConfig(_Strict):
     address: str | None = Field(
         default=None, description="Cluster address (default None = RAY_ADDRESS or a local Ray)."
     )
+    max_failures: int = Field(
+        default=3,
+        ge=-1,
+        description="Restarts of the worker group after a worker dies (default 3; -1 = without limit): it resumes from the last reported checkpoint.",
+    )
 
 
 class TrainConfig(_Strict):
@@ -244,4 +322,11 @@ class TrainConfig(_Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _held_out_data(self) -> TrainConfig:
+        if self.eval.every and not (self.data.eval_fraction > 0 or self.eval.index):
+            raise ValueError("eval.every > 0 needs held-out data: set data.eval_fraction or eval.index")
+        return self

@@ -2,9 +2,10 @@
 
 The model is S2-Pro's (36-layer slow AR, dim 2560, 32 x 128 heads, 8 KV heads, FFN 9728, vocabulary 155,776;
 4-layer fast AR at the same width; 10 codebooks of 4,096: 4.56 B parameters) with random weights drawn on the GPU
-(speed does not depend on them). Each variant builds it, prepares it with training.trainer.prepare (bf16,
-FSDP2 `fully_shard` over a process group of one rank, torch.compile per block, flex attention, optionally
-activation checkpointing) and times training.trainer.train_step: forward and backward of both ARs over
+(speed does not depend on them). Each variant builds it on the meta device, prepares it with
+training.trainer.prepare (bf16, FSDP2 `fully_shard` over a process group of one rank, then materialised with random
+rows drawn on the GPU; torch.compile per block, flex attention, optionally activation checkpointing; full fine-tune,
+or LoRA adapters on the MLPs) and times training.trainer.train_step: forward and backward of both ARs over
 `--accumulation` packed rows of `--seq-len` tokens, gradient clipping and the fused AdamW step.
 
 The rows are packed by training.data.pack_rows from synthetic samples laid out as the data path lays out a
@@ -17,7 +18,7 @@ feed ten times over.
 Usage:
   .venv/bin/python -m scripts.gpu_bench_train --out bench_out/train_gpu.json    # on a GPU machine (H200: ~140 GB)
   .venv/bin/python -m scripts.gpu_bench_train --dry-run                         # tiny model on CPU, seconds
-Options: --variants 8192:ac,4096 (seq_len[:ac], comma-separated) --accumulation 2 --steps 4 --warmup 2
+Options: --variants 8192:ac,4096,4096:lora (seq_len[:ac][:lora], comma-separated) --accumulation 2 --steps 4 --warmup 2
          --frames 215 --ref-frames 215 --no-compile --attention flex|sdpa
 A variant that does not fit in GPU memory is reported as 'OOM' and the run goes on.
 """
@@ -116,34 +117,36 @@ def synthetic_batches(config: DualARConfig, seq_len: int, count: int, ref_frames
     return batches
 
 
-@torch.no_grad()
-def random_model(config: DualARConfig, device: torch.device) -> DualARTransformer:
-    """Random weights drawn where the model lives (a CPU generator would take minutes for 4.5 B)."""
+def random_source(config: DualARConfig, device: torch.device) -> tuple:
+    """(model on the meta device, no tokenizer, random rows drawn on `device`) for training.trainer.prepare: a
+    CPU generator would take minutes for 4.5 B; speed does not depend on the values."""
     with torch.device("meta"):
         model = DualARTransformer(config)
-    model.to_empty(device=device)
-    for p in model.parameters():
-        if p.ndim >= 2:
-            p.normal_(0.0, config.initializer_range)
-        else:
-            p.fill_(1.0)
-    return model.train()
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+
+    def rows(name: str, start: int, stop: int) -> torch.Tensor:
+        shape = (stop - start, *shapes[name][1:])
+        if len(shapes[name]) < 2:
+            return torch.ones(shape, device=device)
+        return torch.empty(shape, device=device).normal_(0.0, config.initializer_range)
+
+    return model, None, rows
 
 
-def bench_variant(args, model_config: DualARConfig, seq_len: int, ac: bool, world) -> dict:
+def bench_variant(args, model_config: DualARConfig, seq_len: int, ac: bool, lora: bool, world) -> dict:
     config = TrainConfig.model_validate(
         {
             "data": {"shards": ["(synthetic rows)"], "seq_len": seq_len},
             "model": {"attention": args.attention},
             "runtime": {"dtype": args.dtype, "compile": args.compile, "activation_checkpointing": ac, "fsdp": True},
             "optimizer": {"accumulation": args.accumulation},
+            "lora": {"enabled": lora},
         }
     )
-    row = {"seq_len": seq_len, "activation_checkpointing": ac, "accumulation": args.accumulation}
+    row = {"seq_len": seq_len, "activation_checkpointing": ac, "lora": lora, "accumulation": args.accumulation}
+    run = None
     try:
-        model = random_model(model_config, world.device)
-        model.attention = args.attention
-        run = prepare(model, config, world)
+        run, _ = prepare(config, world, random_source(model_config, world.device))
         batches = synthetic_batches(model_config, seq_len, args.accumulation, args.ref_frames, args.frames)
         for g in run.optimizer.param_groups:
             g["lr"] = 1e-5
@@ -157,7 +160,7 @@ def bench_variant(args, model_config: DualARConfig, seq_len: int, ac: bool, worl
     except torch.OutOfMemoryError:
         return {**row, "result": "OOM"}
     finally:
-        run = model = None
+        run = None
         gc.collect()
         if world.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -183,6 +186,10 @@ def bench_variant(args, model_config: DualARConfig, seq_len: int, ac: bool, worl
     }
 
 
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -191,7 +198,9 @@ def _sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="a tiny model on CPU: checks the script in seconds")
-    p.add_argument("--variants", default="8192:ac,4096", help="seq_len[:ac] per variant, comma-separated")
+    p.add_argument(
+        "--variants", default="8192:ac,4096,4096:lora", help="seq_len[:ac][:lora] per variant, comma-separated"
+    )
     p.add_argument("--accumulation", type=int, default=2, help="packed rows per optimizer step")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens there)")
@@ -206,24 +215,26 @@ def main(argv: list[str] | None = None) -> int:
     model_config = S2_PRO
     if args.dry_run:
         model_config = TINY
-        args.device, args.variants, args.steps, args.warmup = "cpu", "256:ac,128", 2, 1
+        args.device, args.variants, args.steps, args.warmup = "cpu", "256:ac,128,128:lora", 2, 1
         args.attention, args.compile, args.frames, args.ref_frames = "sdpa", False, 12, 8
         torch.set_num_threads(1)
     world = setup_world(args.device, fsdp=True)
-    variants = [(int(v.split(":")[0]), v.endswith(":ac")) for v in args.variants.split(",")]
-    rows = [bench_variant(args, model_config, seq_len, ac, world) for seq_len, ac in variants]
+    variants = [v.split(":") for v in args.variants.split(",")]
+    rows = [bench_variant(args, model_config, int(v[0]), "ac" in v, "lora" in v, world) for v in variants]
 
     name = torch.cuda.get_device_name(world.device) if world.device.type == "cuda" else "cpu"
     params = sum(p.numel() for p in DualARTransformer(model_config).parameters()) if args.dry_run else 4_561_852_416
     print(f"Dual-AR training step on {name}: {params:,} parameters, {args.dtype}, FSDP2 on one rank")
-    print(f"{'seq_len':>8} {'AC':>4} {'tokens/s':>10} {'MFU':>7} {'samples/s':>10} {'s/step':>8} {'peak GiB':>9}")
+    print(
+        f"{'seq_len':>8} {'AC':>4} {'LoRA':>5} {'tokens/s':>10} {'MFU':>7} {'samples/s':>10} {'s/step':>8} {'peak GiB':>9}"
+    )
     for r in rows:
         if r["result"] != "ok":
-            print(f"{r['seq_len']:>8} {'on' if r['activation_checkpointing'] else 'off':>4} {r['result']:>10}")
+            print(f"{r['seq_len']:>8} {_on(r['activation_checkpointing']):>4} {_on(r['lora']):>5} {r['result']:>10}")
             continue
         memory = f"{r['peak_memory_gib']:.1f}" if r["peak_memory_gib"] is not None else "-"
         print(
-            f"{r['seq_len']:>8} {'on' if r['activation_checkpointing'] else 'off':>4} {r['tokens_per_s']:>10.0f} "
+            f"{r['seq_len']:>8} {_on(r['activation_checkpointing']):>4} {_on(r['lora']):>5} {r['tokens_per_s']:>10.0f} "
             f"{r['mfu']:>7.1%} {r['samples_per_s']:>10.2f} {r['seconds_per_step']:>8.3f} {memory:>9}"
         )
     best = max((r for r in rows if r["result"] == "ok"), key=lambda r: r["tokens_per_s"], default=None)

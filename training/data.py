@@ -27,6 +27,7 @@ batches an uninterrupted stream would have given next.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -86,6 +87,12 @@ class ShardSample:
     text: str
     codes: np.ndarray  # int16 [N, T]
     reference: tuple[str, np.ndarray] | None = None
+    source: str = ""  # the source file's URI: what the held-out split is decided by
+    speaker: str | None = None  # source.speaker: the source-level speaker id
+    start_s: float = 0.0  # where the segment lies in its source
+    end_s: float = 0.0
+    body: str = ""  # the transcript without speaker markers (tags kept): one turn of a dialogue
+    voices: list[tuple[str, np.ndarray]] = field(default_factory=list)  # a dialogue's references, one per speaker
 
 
 def _parse(record: dict, num_codebooks: int, codebook_size: int, counts: Counter) -> tuple[ShardSample, str] | None:
@@ -111,11 +118,30 @@ def _parse(record: dict, num_codebooks: int, codebook_size: int, counts: Counter
     source = meta.get("source") or {}
     text = RichTranscript.model_validate(meta["transcript"]).render()
     group = f"speaker:{source['speaker']}" if source.get("speaker") else f"uri:{source.get('uri', meta['key'])}"
-    return ShardSample(key=meta["key"], text=text, codes=codes), group
+    transcript = RichTranscript.model_validate(meta["transcript"])
+    sample = ShardSample(
+        key=meta["key"],
+        text=text,
+        codes=codes,
+        source=source.get("uri", meta["key"]),
+        speaker=source.get("speaker"),
+        start_s=float(source.get("start_s") or 0.0),
+        end_s=float(source.get("end_s") or 0.0),
+        body=transcript.tagged_text(),
+    )
+    return sample, group
 
 
 def read_shard(
-    url: str, num_codebooks: int, codebook_size: int, *, references: bool, seed: int, epoch: int, counts: Counter
+    url: str,
+    num_codebooks: int,
+    codebook_size: int,
+    *,
+    references: bool,
+    seed: int,
+    epoch: int,
+    counts: Counter,
+    dialogues: DataConfig | None = None,
 ) -> list[ShardSample]:
     """The usable samples of a shard in key order, each with a reference: another member of its voice group
     (same speaker, else same source) drawn with a generator seeded by (seed, epoch, key)."""
@@ -147,7 +173,77 @@ def read_shard(
                     step = 1 + random.Random(f"{seed}/{epoch}/{samples[i].key}").randrange(len(members) - 1)
                     other = samples[members[(k + step) % len(members)]]
                     samples[i].reference = (other.text, other.codes)
-    return [samples[i] for i in order]
+    ordered = [samples[i] for i in order]
+    if dialogues is not None and dialogues.dialogue_fraction > 0:
+        return join_dialogues(ordered, dialogues, epoch, references)
+    return ordered
+
+
+# --- dialogues: consecutive segments of one source as one multi-speaker sample ----------------------------
+
+
+def _size(sample: ShardSample) -> int:
+    """An upper bound of the tokens a segment adds to a dialogue: its frames, the bytes of its text (a token is at
+    least one byte) and its speaker marker."""
+    return sample.codes.shape[1] + len(sample.body.encode()) + 8
+
+
+def join_dialogues(samples: list[ShardSample], config: DataConfig, epoch: int, references: bool) -> list[ShardSample]:
+    """A shard's samples (key order) with consecutive segments of a source joined into dialogues: walking each
+    source's segments in time order, a segment starts a dialogue with probability data.dialogue_fraction (seeded
+    by seed, epoch and source) that takes the following segments while their size fits data.max_tokens; else it
+    stays a sample of its own. A dialogue's turns are `<|speaker:k|>` by the order in which its source speakers
+    first speak, with `[pause]` where the gap between two segments is at least data.dialogue_pause_s; its codes
+    are the segments' codes in order; its reference voices, one per speaker, are other segments of that speaker
+    in the shard. Segments without a source speaker stay single."""
+    budget = config.max_tokens or config.seq_len
+    by_source: dict[str, list[ShardSample]] = defaultdict(list)
+    by_speaker: dict[str, list[ShardSample]] = defaultdict(list)
+    for s in samples:
+        by_source[s.source].append(s)
+        if s.speaker is not None:
+            by_speaker[s.speaker].append(s)
+    out: list[ShardSample] = []
+    for source in sorted(by_source):
+        segments = sorted(by_source[source], key=lambda s: (s.start_s, s.key))
+        rng = random.Random(f"{config.seed}/{epoch}/dialogue/{source}")
+        i = 0
+        while i < len(segments):
+            j, size = i + 1, _size(segments[i])
+            if segments[i].speaker is not None and rng.random() < config.dialogue_fraction:
+                while j < len(segments) and segments[j].speaker is not None and size + _size(segments[j]) <= budget:
+                    size += _size(segments[j])
+                    j += 1
+            if j - i == 1:
+                out.append(segments[i])
+            else:
+                out.append(_dialogue(segments[i:j], by_speaker, config, rng if references else None))
+            i = j
+    return sorted(out, key=lambda s: s.key)
+
+
+def _dialogue(parts: list[ShardSample], by_speaker: dict, config: DataConfig, rng: random.Random | None) -> ShardSample:
+    speakers = list(dict.fromkeys(p.speaker for p in parts))
+    turns = []
+    for k, p in enumerate(parts):
+        pause = "[pause] " if k and p.start_s - parts[k - 1].end_s >= config.dialogue_pause_s else ""
+        turns.append(f"<|speaker:{speakers.index(p.speaker)}|>{pause}{p.body}")
+    voices = []
+    for index, speaker in enumerate(speakers if rng is not None else []):
+        others = [s for s in by_speaker[speaker] if all(s is not p for p in parts)]
+        if others:
+            voice = others[rng.randrange(len(others))]
+            voices.append((f"<|speaker:{index}|>{voice.body}", voice.codes))
+    return ShardSample(
+        key=f"{parts[0].key}+{len(parts) - 1}",
+        text="".join(turns),
+        codes=np.concatenate([p.codes for p in parts], axis=1),
+        source=parts[0].source,
+        speaker=parts[0].speaker,
+        start_s=parts[0].start_s,
+        end_s=parts[-1].end_s,
+        voices=voices,
+    )
 
 
 # --- building one training sample ---------------------------------------------------------------------------
@@ -156,11 +252,14 @@ def read_shard(
 @dataclass
 class Example:
     """One sample in next-token form: inputs, labels [N+1, L] (labels: the true next tokens; rows 1..N codes at
-    audio positions, IGNORE at text positions) and the Eq. 2 mask [L] (True where the label is learned)."""
+    audio positions, IGNORE at text positions) and the Eq. 2 mask [L] (True where the label is learned: the
+    assistant's codes and final <|im_end|>, as the released code learns). text_mask [L]: the other labels after the
+    system turn (the user turn's text, the assistant's header), which Eq. 2 as printed learns too (loss.learn)."""
 
     inputs: Tensor
     labels: Tensor
     loss_mask: Tensor
+    text_mask: Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -196,13 +295,17 @@ class PieceEncoder:
 def build_example(tokenizer, ids: TokenIds, num_codebooks: int, sample: ShardSample, max_len: int) -> Example | None:
     """The sample in the inference layout, with its reference if it fits in `max_len` tokens, else without;
     None when even that is too long."""
-    attempts = [[Reference(*sample.reference)], []] if sample.reference is not None else [[]]
+    voices = sample.voices or ([sample.reference] if sample.reference is not None else [])
+    attempts = [[Reference(*v) for v in voices], []] if voices else [[]]
     for refs in attempts:
         prompt = build_prompt(tokenizer, ids, num_codebooks, sample.text, refs, target_codes=sample.codes)
         if prompt.tokens.shape[1] - 1 <= max_len:
             labels = prompt.tokens[:, 1:].clone()
             labels[1:, ~prompt.audio_mask[1:]] = IGNORE
-            return Example(prompt.tokens[:, :-1], labels, prompt.loss_mask[1:].clone())
+            loss_mask = prompt.loss_mask[1:].clone()
+            system_end = int((prompt.tokens[0] == ids.im_end).nonzero()[0, 0])  # its "<|im_end|>\n" closes it
+            after_system = torch.arange(1, prompt.tokens.shape[1]) >= system_end + 2
+            return Example(prompt.tokens[:, :-1], labels, loss_mask, after_system & ~loss_mask)
     return None
 
 
@@ -223,40 +326,41 @@ class Batch:
     stream: int = 0
     position: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
+    text_mask: Tensor | None = None  # [B, S]: see Example
+
+    def _apply(self, fn) -> Batch:
+        tensors = (self.inputs, self.labels, self.loss_mask, self.segment_ids)
+        text = fn(self.text_mask) if self.text_mask is not None else None
+        return Batch(*map(fn, tensors), self.samples, self.stream, self.position, self.counts, text)
 
     def to(self, device: torch.device) -> Batch:
-        move = {"device": device, "non_blocking": True}
-        return Batch(
-            self.inputs.to(**move),
-            self.labels.to(**move),
-            self.loss_mask.to(**move),
-            self.segment_ids.to(**move),
-            self.samples,
-            self.stream,
-            self.position,
-            self.counts,
-        )
+        return self._apply(lambda t: t.to(device=device, non_blocking=True))
 
     def pin_memory(self) -> Batch:
-        return Batch(
-            self.inputs.pin_memory(),
-            self.labels.pin_memory(),
-            self.loss_mask.pin_memory(),
-            self.segment_ids.pin_memory(),
-            self.samples,
-            self.stream,
-            self.position,
-            self.counts,
-        )
+        return self._apply(lambda t: t.pin_memory())
 
-    def masked_labels(self) -> Tensor:
+    def learned(self, learn: str = "assistant") -> Tensor:
+        """m_t of Eq. 2 [B, S]: the assistant's codes and <|im_end|> ('assistant', the released code's), or every
+        label after the system turn ('non_reference', Eq. 2 as printed; the reference audio is in the system turn)."""
+        if learn == "non_reference" and self.text_mask is not None:
+            return self.loss_mask | self.text_mask
+        return self.loss_mask
+
+    def masked_labels(self, learn: str = "assistant") -> Tensor:
         """Labels with IGNORE wherever the Eq. 2 mask is 0: what the model's forward takes."""
-        return self.labels.masked_fill(~self.loss_mask[:, None], IGNORE)
+        return self.labels.masked_fill(~self.learned(learn)[:, None], IGNORE)
+
+    def token_weights(self, learn: str, lambda_text: float) -> Tensor | None:
+        """lambda_t of Eq. 2 [B, S]: 1 on the assistant's labels, lambda_text on the other learned ones; None when
+        every learned label weighs 1."""
+        if learn != "non_reference" or lambda_text == 1.0 or self.text_mask is None:
+            return None
+        return torch.where(self.text_mask, lambda_text, 1.0)
 
 
 def pack_rows(rows: list[list[Example]], seq_len: int, num_codebooks: int, pad_id: int) -> Batch:
     """Rows of examples -> one Batch of width seq_len; example k of a row is segment k+1."""
-    inputs, labels, masks, segments = [], [], [], []
+    inputs, labels, masks, texts, segments = [], [], [], [], []
     for row in rows:
         pad = seq_len - sum(ex.length for ex in row)
         pad_inputs = torch.zeros(num_codebooks + 1, pad, dtype=torch.long)
@@ -264,21 +368,46 @@ def pack_rows(rows: list[list[Example]], seq_len: int, num_codebooks: int, pad_i
         inputs.append(torch.cat([ex.inputs for ex in row] + [pad_inputs], dim=1))
         labels.append(torch.cat([ex.labels for ex in row] + [torch.full((num_codebooks + 1, pad), IGNORE)], dim=1))
         masks.append(torch.cat([ex.loss_mask for ex in row] + [torch.zeros(pad, dtype=torch.bool)]))
+        texts.append(
+            torch.cat(
+                [ex.text_mask if ex.text_mask is not None else torch.zeros_like(ex.loss_mask) for ex in row]
+                + [torch.zeros(pad, dtype=torch.bool)]
+            )
+        )
         segments.append(
             torch.cat([torch.full((ex.length,), k + 1) for k, ex in enumerate(row)] + [torch.full((pad,), PAD_SEGMENT)])
         )
     return Batch(
-        torch.stack(inputs), torch.stack(labels), torch.stack(masks), torch.stack(segments), sum(len(r) for r in rows)
+        torch.stack(inputs),
+        torch.stack(labels),
+        torch.stack(masks),
+        torch.stack(segments),
+        sum(len(r) for r in rows),
+        text_mask=torch.stack(texts),
     )
 
 
+def held_out(source: str, fraction: float) -> bool:
+    """Whether a source belongs to the evaluation split: the hash of its URI falls below `fraction`, so that all
+    of a source's segments (and its speakers' turns in it) are on the same side."""
+    return int(hashlib.sha256(source.encode()).hexdigest()[:12], 16) / 16**12 < fraction
+
+
 class Stream:
-    """One stream: endless (sample, position) pairs, epochs following each other; see the module doc."""
+    """One stream: endless (sample, position) pairs, epochs following each other; see the module doc. `split`:
+    "train" or "eval", the sources on either side of data.eval_fraction (all of them when it is 0)."""
 
     def __init__(
-        self, urls: list[str], config: DataConfig, stream: int, streams: int, num_codebooks: int, codebook_size: int
+        self,
+        urls: list[str],
+        config: DataConfig,
+        stream: int,
+        streams: int,
+        num_codebooks: int,
+        codebook_size: int,
+        split: str = "train",
     ):
-        self.urls, self.config, self.stream, self.streams = urls, config, stream, streams
+        self.urls, self.config, self.stream, self.streams, self.split = urls, config, stream, streams, split
         self.num_codebooks, self.codebook_size = num_codebooks, codebook_size
         self.counts: Counter = Counter()
 
@@ -323,7 +452,7 @@ class Stream:
             epoch, block, shard, j, offset = epoch + 1, 0, 0, 0, 0
 
     def _read(self, index: int, epoch: int) -> list[ShardSample]:
-        return read_shard(
+        samples = read_shard(
             self.urls[index],
             self.num_codebooks,
             self.codebook_size,
@@ -331,7 +460,12 @@ class Stream:
             seed=self.config.seed,
             epoch=epoch,
             counts=self.counts,
+            dialogues=self.config,
         )
+        fraction = self.config.eval_fraction
+        if fraction <= 0:
+            return samples
+        return [s for s in samples if held_out(s.source, fraction) == (self.split == "eval")]
 
 
 def _counts_text(counts: Counter) -> str:
@@ -354,13 +488,14 @@ class PackedDataset(IterableDataset):
         world: int = 1,
         positions: dict[int, dict] | None = None,
         rotation: int = 0,
+        split: str = "train",
     ):
         self.config, self.tokenizer, self.ids = config, PieceEncoder(tokenizer), ids
         self.num_codebooks, self.micro_batch = num_codebooks, micro_batch
         self.codebook_size = ids.semantic_end - ids.semantic_begin + 1
         self.rank, self.world = rank, world
         self.per_rank = max(1, config.num_workers)
-        self.positions, self.rotation = positions or {}, rotation
+        self.positions, self.rotation, self.split = positions or {}, rotation, split
         self.urls = shard_urls(config)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -368,7 +503,13 @@ class PackedDataset(IterableDataset):
         local = ((info.id if info else 0) + self.rotation) % self.per_rank
         stream_id = self.rank * self.per_rank + local
         stream = Stream(
-            self.urls, self.config, stream_id, self.world * self.per_rank, self.num_codebooks, self.codebook_size
+            self.urls,
+            self.config,
+            stream_id,
+            self.world * self.per_rank,
+            self.num_codebooks,
+            self.codebook_size,
+            self.split,
         )
         seq_len = self.config.seq_len
         rows: list[list[Example]] = []

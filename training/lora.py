@@ -8,6 +8,7 @@ weight is base + scaling * B @ A with scaling alpha / sqrt(r) (rsLoRA) or alpha 
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 from torch import Tensor, nn
@@ -52,3 +53,25 @@ def merged_state_dict(state: dict[str, Tensor], config: LoraConfig) -> dict[str,
             value = value + scaling(config) * (state[layer + B].float() @ state[layer + A].float()).to(value.dtype)
         out[f"{layer}.{param}"] = value
     return out
+
+
+def base_name(name: str) -> str:
+    """An adapted model's parameter name -> the plain model's ("X.base_layer.weight" -> "X.weight")."""
+    return name.replace(BASE, ".")
+
+
+def is_adapter(name: str) -> bool:
+    return ".lora_" in name
+
+
+def initial_adapter(name: str, shape: tuple[int, ...], seed: int) -> Tensor:
+    """A new adapter's starting value, the same on every rank: A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming
+    uniform with a = sqrt(5)) from a generator seeded by `seed` and the name, B = 0 (the adapted layer starts as
+    the base layer)."""
+    import torch
+
+    if ".lora_B." in name:
+        return torch.zeros(shape)
+    generator = torch.Generator().manual_seed(int(hashlib.sha256(f"{seed}/{name}".encode()).hexdigest()[:15], 16))
+    bound = 1.0 / math.sqrt(shape[-1])
+    return (torch.rand(shape, generator=generator) * 2 - 1) * bound

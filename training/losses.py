@@ -51,8 +51,10 @@ class LossSums:
     per_codebook: Tensor
 
 
-def _chunk_ce(model, hidden: Tensor, targets: Tensor) -> Tensor:
-    return F.cross_entropy(model.token_logits(hidden).float(), targets, reduction="sum")
+def _chunk_ce(model, hidden: Tensor, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+    if weights is None:
+        return F.cross_entropy(model.token_logits(hidden).float(), targets, reduction="sum")
+    return (F.cross_entropy(model.token_logits(hidden).float(), targets, reduction="none") * weights).sum()
 
 
 class DualARLoss(nn.Module):
@@ -65,25 +67,32 @@ class DualARLoss(nn.Module):
         self.register_buffer("weights", weights, persistent=False)
         self.chunk_tokens = chunk_tokens
 
-    def forward(self, inputs: Tensor, labels: Tensor, segment_ids: Tensor) -> LossSums:
+    def forward(
+        self, inputs: Tensor, labels: Tensor, segment_ids: Tensor, token_weights: Tensor | None = None
+    ) -> LossSums:
         out = self.model(inputs, labels, segment_ids=segment_ids, token_logits=False)
-        return loss_sums(self.model, out, labels, self.weights, self.chunk_tokens)
+        return loss_sums(self.model, out, labels, self.weights, self.chunk_tokens, token_weights)
 
 
-def loss_sums(model, out, labels: Tensor, weights: Tensor, chunk_tokens: int) -> LossSums:
-    """Sums of a forward `out` (model(..., token_logits=False), labels masked by Eq. 2) over `labels` [B, N+1, T].
+def loss_sums(
+    model, out, labels: Tensor, weights: Tensor, chunk_tokens: int, token_weights: Tensor | None = None
+) -> LossSums:
+    """Sums of a forward `out` (model(..., token_logits=False), labels masked by Eq. 2) over `labels` [B, N+1, T];
+    `token_weights` [B, T]: lambda_t of Eq. 2 (None: 1 everywhere).
 
     The LM head runs on learned positions only, `chunk_tokens` at a time, each chunk recomputed in the backward
     pass: the [tokens, vocab] logits (vocab 155,776 for S2-Pro) never exist for a whole row."""
     learned = labels[:, 0] != IGNORE
     hidden, targets = out.hidden[learned], labels[:, 0][learned]
+    lam = token_weights.to(hidden.device)[learned] if token_weights is not None else None
     slow = 0.0 * hidden.sum(dtype=torch.float32)  # keeps the graph whole when nothing is learned here
     for start in range(0, len(targets), chunk_tokens):
         h, y = hidden[start : start + chunk_tokens], targets[start : start + chunk_tokens]
+        w = lam[start : start + chunk_tokens] if lam is not None else None
         if torch.is_grad_enabled():
-            slow = slow + checkpoint(_chunk_ce, model, h, y, use_reentrant=False)
+            slow = slow + checkpoint(_chunk_ce, model, h, y, w, use_reentrant=False)
         else:
-            slow = slow + _chunk_ce(model, h, y)
+            slow = slow + _chunk_ce(model, h, y, w)
     logits, codes = out.codebook_logits, out.codebook_labels
     ce = F.cross_entropy(logits.float().flatten(0, 1), codes.flatten(), reduction="none").view(codes.shape)
     w = weights.to(ce.device)

@@ -50,13 +50,18 @@ from models.dual_ar.tokens import TokenIds
 from schemas.training import LoraConfig, ModelConfig, OptimizerConfig, TrainConfig
 from training import checkpoint, flops
 from training.data import IGNORE, PAD_SEGMENT, Batch, Loader
-from training.lora import apply_lora, merged_state_dict
+from training.evaluation import SampleWriter, eval_loss, held_out_batches
+from training.lora import apply_lora, base_name, initial_adapter, is_adapter, merged_state_dict
 from training.losses import DualARLoss, codebook_weights, combine
+from training.sharding import materialize, materialize_from_rank0
 
 METRICS = "metrics.jsonl"
 MODEL_DIR = "model"
-# a resumed run must read the same batches: what decides them
-SAME_BATCHES = ("data.", "runtime.micro_batch", "optimizer.accumulation")
+# a resumed run must read the same batches: the settings that decide them (besides the world's shape, see
+# world_shape: loader workers and accumulation may change with the number of ranks)
+SAME_BATCHES = ("data.", "runtime.micro_batch")
+RESHAPEABLE = ("data.num_workers",)
+STATE_KEYS = ("step", "data", "rng", "config", "world", "trainable")
 
 
 class TrainError(RuntimeError):
@@ -111,20 +116,72 @@ def setup_world(device: str | torch.device, fsdp: bool | None = None) -> World:
 # --- 2. the model -------------------------------------------------------------------------------------------
 
 
+def attention_backend(setting: str, device: torch.device) -> str:
+    """model.attention resolved: 'auto' is flex_attention (block masks, compiled) on CUDA, sdpa elsewhere."""
+    if setting != "auto":
+        return setting
+    return "flex" if device.type == "cuda" else "sdpa"
+
+
 def build_model(config: ModelConfig) -> tuple[DualARTransformer, object]:
-    """(model in float32 on the CPU, tokenizer)."""
+    """(model in float32 on the CPU, tokenizer): whole, in one process (GRPO's policy; `s2 export`'s base)."""
     from models.dual_ar import from_qwen3, from_s2_checkpoint, init_tiny
 
     if config.init == "s2":
-        model, tokenizer = from_s2_checkpoint(config.path, attention=config.attention)
+        model, tokenizer = from_s2_checkpoint(config.path)
     elif config.init == "qwen3":
         model, tokenizer = from_qwen3(config.path, seed=config.seed)
     else:
         with tempfile.TemporaryDirectory() as folder:
             init_tiny(folder, config.seed, **config.tiny.model_dump())
-            model, tokenizer = from_s2_checkpoint(folder, attention=config.attention)
-    model.attention = config.attention
+            model, tokenizer = from_s2_checkpoint(folder)
+    model.attention = attention_backend(config.attention, torch.device("cpu"))
     return model.train(), tokenizer
+
+
+def model_source(config: ModelConfig, world: World, folder: str) -> tuple[DualARTransformer, object, object]:
+    """(model on the meta device, tokenizer, where its weights come from): a reader of rows that each rank calls for
+    its own shards (released-format safetensors: s2, and tiny, written to `folder` first), or rank 0's full state
+    dict (qwen3: the conversion needs whole tensors; None on the other ranks, which get it broadcast)."""
+    from models.dual_ar import from_qwen3, init_tiny
+    from models.dual_ar.checkpoint import WeightSlices, check_fits, s2_skeleton
+
+    if config.init == "qwen3":
+        full, tokenizer = from_qwen3(config.path, seed=config.seed) if world.rank == 0 else (None, None)
+        shared = [full.config if full is not None else None, tokenizer]
+        if world.size > 1:
+            dist.broadcast_object_list(shared, src=0)
+        with torch.device("meta"):
+            model = DualARTransformer(shared[0])
+        return model, shared[1], full.state_dict() if full is not None else None
+    path = config.path if config.init == "s2" else init_tiny(folder, config.seed, **config.tiny.model_dump())
+    model, tokenizer = s2_skeleton(path)
+    weights = WeightSlices(path)
+    check_fits({k: tuple(v.shape) for k, v in model.state_dict().items()}, weights.shapes(), str(path))
+    return model, tokenizer, weights.rows
+
+
+def materialize_model(loss_module: DualARLoss, world: World, source, seed: int) -> None:
+    """Fill the meta-built (and sharded) loss module from `source` (see model_source); LoRA adapters start from
+    their seeded initial values. Each rank allocates only its shards."""
+    shapes = {n: tuple(p.shape) for n, p in loss_module.named_parameters()}
+
+    def rows(name: str, start: int, stop: int) -> torch.Tensor:
+        name = name.removeprefix("model.")
+        if is_adapter(name):
+            return initial_adapter(name, shapes[f"model.{name}"], seed)[start:stop]
+        if callable(source):
+            return source(base_name(name), start, stop)
+        full = source[base_name(name)]
+        return full if full.ndim == 0 else full[start:stop]
+
+    if callable(source) or not dist.is_initialized():
+        materialize(loss_module, world.device, rows)
+        return
+    state = None
+    if world.rank == 0:
+        state = {n: rows(n, 0, shape[0] if shape else 0) for n, shape in shapes.items()}
+    materialize_from_rank0(loss_module, world.device, state)
 
 
 def shard(loss_module: DualARLoss, dtype: torch.dtype) -> None:
@@ -190,34 +247,54 @@ class Run:
     params: list[nn.Parameter]
     fsdp: bool
     autocast: object
+    trainable: set[str]
+
+    def tensors(self) -> dict:
+        """What a checkpoint holds of the run: the trainable parameters' and the optimizer's shards."""
+        return checkpoint.sharded_state(
+            {"model": self.loss_module},
+            {"model": (self.loss_module, self.optimizer)},
+            keep=lambda _, name: name in self.trainable,
+        )
 
 
-def prepare(model: DualARTransformer, config: TrainConfig, world: World) -> Run:
-    """LoRA, activation checkpointing, torch.compile per block, the loss module, FSDP2, AdamW: in that order."""
+def prepare(config: TrainConfig, world: World, built: tuple | None = None) -> tuple[Run, object]:
+    """(the run, tokenizer): the model built on the meta device; LoRA, activation checkpointing, torch.compile per
+    block, the loss module, FSDP2; then each rank's shards materialised (no rank holds the whole model, unless the
+    start is a qwen3 conversion on rank 0); AdamW. `built`: (model on meta, tokenizer, weights source) to use
+    instead of config.model's (see model_source; a benchmark's random weights)."""
     rt = config.runtime
     fsdp = world.size > 1 if rt.fsdp is None else rt.fsdp
     if world.size > 1 and not fsdp:
         raise TrainError("runtime.fsdp=false needs a world of one rank: FSDP is what synchronises gradients here")
     dtype = torch.bfloat16 if rt.dtype == "bfloat16" else torch.float32
-    if config.lora.enabled:
-        model = apply_lora(model, config.lora)
-    model.activation_checkpointing = rt.activation_checkpointing
-    if rt.compile:
-        for block in [*model.layers, *model.fast_layers]:
-            block.compile()
-    try:
-        weights = codebook_weights(config.loss, model.config.num_codebooks)
-    except ValueError as exc:
-        raise TrainError(str(exc)) from None
-    loss_module = DualARLoss(model, weights, config.loss.chunk_tokens).to(world.device)
-    if fsdp:
-        shard(loss_module, dtype)
+    with tempfile.TemporaryDirectory() as folder:
+        model, tokenizer, source = built or model_source(config.model, world, folder)
+        model.attention = attention_backend(config.model.attention, world.device)
+        if config.lora.enabled:
+            model = apply_lora(model, config.lora)
+        model.activation_checkpointing = rt.activation_checkpointing
+        if rt.compile if rt.compile is not None else world.device.type == "cuda":
+            for block in [*model.layers, *model.fast_layers]:
+                block.compile()
+        try:
+            weights = codebook_weights(config.loss, model.config.num_codebooks)
+        except ValueError as exc:
+            raise TrainError(str(exc)) from None
+        loss_module = DualARLoss(model, weights.to(world.device), config.loss.chunk_tokens)
+        if fsdp:
+            shard(loss_module, dtype)
+        materialize_model(loss_module, world, source, config.model.seed)
+        del source
+    model.train()
     # FSDP casts the weights itself (MixedPrecisionPolicy); otherwise autocast does
     autocast = torch.autocast(world.device.type, dtype=dtype) if dtype != torch.float32 and not fsdp else nullcontext()
     opt = config.optimizer
     groups = param_groups(model, opt)
     optimizer = torch.optim.AdamW(groups, lr=0.0, betas=opt.betas, eps=opt.eps, fused=True)
-    return Run(model, loss_module, optimizer, [p for g in groups for p in g["params"]], fsdp, autocast)
+    trainable = {n for n, p in loss_module.named_parameters() if p.requires_grad}
+    params = [p for g in groups for p in g["params"]]
+    return Run(model, loss_module, optimizer, params, fsdp, autocast, trainable), tokenizer
 
 
 @dataclass
@@ -238,7 +315,8 @@ class StepStats:
 def train_step(run: Run, micro: list[Batch], world: World, config: TrainConfig) -> StepStats:
     """One optimizer step over this rank's micro-batches of the global batch."""
     model, device = run.model, world.device
-    labels = [b.masked_labels() for b in micro]
+    learn = config.loss.learn
+    labels = [b.masked_labels(learn) for b in micro]
     learned = [int((y[:, 0] != IGNORE).sum()) for y in labels]
     frames = [int(model.is_semantic(y[:, 0]).sum()) for y in labels]
     total_tokens, total_frames = world.sum([float(sum(learned)), float(sum(frames))])
@@ -247,7 +325,8 @@ def train_step(run: Run, micro: list[Batch], world: World, config: TrainConfig) 
         if run.fsdp:
             run.loss_module.set_requires_gradient_sync(i == len(micro) - 1)
         with run.autocast:
-            part = run.loss_module(b.inputs.to(device), y.to(device), b.segment_ids.to(device))
+            weights = b.token_weights(learn, config.loss.lambda_text)
+            part = run.loss_module(b.inputs.to(device), y.to(device), b.segment_ids.to(device), weights)
             loss = combine(part, total_tokens, total_frames, config.loss)
         # FSDP averages gradients over ranks; the loss is already the global batch's mean
         (loss * world.size).backward()
@@ -284,18 +363,74 @@ def _leaves(config: dict, prefix: str = "") -> dict:
     return out
 
 
-def check_resumable(saved: dict, config: TrainConfig, streams: int, uri: str) -> None:
-    if saved["world"] != streams:
+def world_shape(config: TrainConfig, ranks: int) -> dict:
+    """What a global batch is made of: ranks, data streams (ranks x loader workers), rows per step."""
+    streams = ranks * max(1, config.data.num_workers)
+    return {
+        "ranks": ranks,
+        "streams": streams,
+        "rows": ranks * config.optimizer.accumulation * config.runtime.micro_batch,
+    }
+
+
+def check_resumable(saved: dict, config: TrainConfig, ranks: int, uri: str) -> None:
+    """The resumed run reads the same global batches as the saved one would have: the same data settings, the same
+    streams and rows per step (on any number of ranks)."""
+    was, now = saved["world"], world_shape(config, ranks)
+    if was["streams"] != now["streams"]:
         raise TrainError(
-            f"checkpoint {uri} was written by a run of {saved['world']} data streams (ranks x data.num_workers); this run has {streams}"
+            f"checkpoint {uri} was written by a run of {was['streams']} data streams (ranks x data.num_workers); this run has {now['streams']}"
         )
-    before, now = _leaves(saved["config"]), _leaves(config.model_dump(mode="json"))
+    if was["rows"] != now["rows"]:
+        raise TrainError(
+            f"checkpoint {uri} was written by a run of {was['rows']} rows per step (ranks x optimizer.accumulation x runtime.micro_batch); this run has {now['rows']}"
+        )
+    before, current = _leaves(saved["config"]), _leaves(config.model_dump(mode="json"))
     for path in sorted(before):
-        if path.startswith(SAME_BATCHES) and before[path] != now.get(path):
+        if path.startswith(SAME_BATCHES) and path not in RESHAPEABLE and before[path] != current.get(path):
             raise TrainError(
-                f"checkpoint {uri} was written with {path}={json.dumps(before[path])}, this run has {path}={json.dumps(now.get(path))}: "
+                f"checkpoint {uri} was written with {path}={json.dumps(before[path])}, this run has {path}={json.dumps(current.get(path))}: "
                 "set it back, or start afresh in another runtime.out or with --set runtime.resume=false"
             )
+
+
+def data_state(saved: dict, config: TrainConfig, world: World, uri: str) -> dict:
+    """This rank's loader state from the saved ranks' states: as saved on the same world; on another number of
+    ranks, the positions of the global streams this rank now reads (stream g = rank x workers + worker)."""
+    was = saved["world"]
+    if was["ranks"] == world.size:
+        return saved["data"][world.rank]
+    per_rank, was_per_rank = max(1, config.data.num_workers), was["streams"] // was["ranks"]
+    if any(d["rotation"] for d in saved["data"]) or config.optimizer.accumulation % per_rank:
+        raise TrainError(
+            f"checkpoint {uri} resumes on {world.size} ranks instead of {was['ranks']} only when every step takes one batch "
+            "from each of a rank's streams: optimizer.accumulation a multiple of data.num_workers, in both runs"
+        )
+    positions = {
+        r * was_per_rank + int(local): p for r, d in enumerate(saved["data"]) for local, p in d["positions"].items()
+    }
+    first = world.rank * per_rank
+    mine = {g - first: positions[g] for g in range(first, first + per_rank) if g in positions}
+    return {"streams": was["streams"], "positions": mine, "rotation": 0}
+
+
+def resume(run: Run, config: TrainConfig, world: World, uri: str) -> tuple[int, dict]:
+    """Restore the run from the checkpoint at `uri` (written on any number of ranks); returns (step, this rank's
+    loader state). Every rank checks that it resumed the step rank 0 did."""
+    state = checkpoint.read_state(uri, STATE_KEYS)
+    check_resumable(state, config, world.size, uri)
+    if set(state["trainable"]) != run.trainable:
+        raise TrainError(f"checkpoint {uri} holds other trainable parameters than this model (lora or model changed)")
+    tensors = run.tensors()
+    checkpoint.load(uri, tensors)
+    checkpoint.apply_state(tensors, {"model": run.loss_module}, {"model": (run.loss_module, run.optimizer)})
+    del tensors
+    if state["world"]["ranks"] == world.size:
+        set_rng_state(state["rng"][world.rank])
+    steps = world.gather(state["step"])
+    if any(s != steps[0] for s in steps):
+        raise TrainError(f"ranks resumed different steps {steps} from {uri}: every rank must read the same checkpoint")
+    return state["step"], data_state(state, config, world, uri)
 
 
 def rng_state() -> dict:
@@ -359,11 +494,14 @@ def train(
     config: TrainConfig,
     *,
     device: str | torch.device | None = None,
-    report: Callable[[dict], None] | None = None,
+    report: Callable[[dict, str | None], None] | None = None,
+    resume_from: str | None = None,
 ) -> dict:
     """Run the configured training to runtime.max_steps; returns the last metrics and where things are.
-    `device` overrides runtime.device (a launcher that assigned one); `report(metrics)` is called on every rank
-    at every log step (Ray Train's report)."""
+    `device` overrides runtime.device (a launcher that assigned one); `report(metrics, checkpoint)` is called on
+    every rank at every log step and every checkpoint, with the URI of a checkpoint completed since the last
+    call, or None (Ray Train's report); `resume_from` names the checkpoint to resume (default: runtime.out's
+    latest when runtime.resume)."""
     rt, opt = config.runtime, config.optimizer
     if rt.cpu_threads:
         torch.set_num_threads(rt.cpu_threads)
@@ -371,43 +509,18 @@ def train(
     torch.manual_seed(rt.seed + world.rank)
 
     # 2. the model
-    model, tokenizer = build_model(config.model)
-    mc = model.config
+    run, tokenizer = prepare(config, world)
+    mc = run.model.config
     ids = TokenIds.from_tokenizer(tokenizer, mc.codebook_size)
     if config.data.seq_len > mc.max_seq_len:
         raise TrainError(f"data.seq_len {config.data.seq_len} exceeds the model's max_seq_len {mc.max_seq_len}")
-    run = prepare(model, config, world)
-    trainable_names = {n for n, p in run.loss_module.named_parameters() if p.requires_grad}
 
     # 5. resume (before the data: it restarts the streams where they stood)
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        get_model_state_dict,
-        get_optimizer_state_dict,
-        set_model_state_dict,
-        set_optimizer_state_dict,
-    )
-
-    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    streams = world.size * max(1, config.data.num_workers)
-    step, data_state = 0, None
-    saved = checkpoint.load_latest(rt.out) if rt.resume else None
-    if saved is not None:
-        uri, state = saved
-        check_resumable(state, config, streams, uri)
-        if set(state["model"]) != trainable_names:
-            raise TrainError(
-                f"checkpoint {uri} holds other trainable parameters than this model (lora or model changed)"
-            )
-        set_model_state_dict(
-            run.loss_module, state["model"], options=StateDictOptions(full_state_dict=True, strict=False)
-        )
-        set_optimizer_state_dict(
-            run.loss_module, run.optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True)
-        )
-        step, data_state = state["step"], state["data"][world.rank]
-        set_rng_state(state["rng"][world.rank])
-        del state
+    step, data = 0, None
+    uri = resume_from or (checkpoint.latest(rt.out) if rt.resume else None)
+    if uri is not None:
+        step, data = resume(run, config, world, uri)
+    checkpointer = checkpoint.Checkpointer(rt.out, rt.keep_checkpoints, async_save=rt.async_checkpoint)
 
     # 4. the data (after measuring a CPU's peak, which the loader's workers would disturb)
     dtype = torch.bfloat16 if rt.dtype == "bfloat16" else torch.float32
@@ -420,16 +533,26 @@ def train(
         rt.micro_batch,
         world.rank,
         world.size,
-        state=data_state,
+        state=data,
         pin_memory=world.device.type == "cuda",
     )
 
+    # evaluation: the held-out batches, read once; the sample writer and its codec
+    ev = config.eval
+    held_out = held_out_batches(config, tokenizer, ids, mc.num_codebooks, world.rank, world.size) if ev.every else []
+    try:
+        writer = SampleWriter(config, tokenizer, ids, mc.num_codebooks, world.device) if ev.samples_every else None
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+
     # 6. the loop
-    log = MetricsLog(rt.out, step if saved else None) if world.rank == 0 else None
+    log = MetricsLog(rt.out, step if uri else None) if world.rank == 0 else None
     progress = progress_bar(rt.max_steps, step, world.rank == 0, "train")
     window = Counter()  # sums since the last log line
     window_start = time.perf_counter()
     metrics: dict = {}
+    reported: str | None = None  # the checkpoint last given to `report`
+    shown: dict = {}  # the progress bar's figures
     N = mc.num_codebooks
     while step < rt.max_steps:
         factor = lr_factor(step, opt)
@@ -473,37 +596,44 @@ def train(
             }
             if log is not None:
                 log.write(metrics)
-            progress.set_postfix(
+            shown.update(
                 loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}", mfu=f"{metrics['mfu']:.1%}"
             )
-            if report is not None:
-                report(metrics)
+            progress.set_postfix(shown)
             window, window_start = Counter(), time.perf_counter()
 
-        if step % rt.ckpt_every == 0 or step == rt.max_steps:
+        if ev.every and step % ev.every == 0:
+            evaluated = {"step": step, **eval_loss(run, held_out, world, config)}
+            if log is not None:
+                log.write(evaluated)
+            shown["eval"] = f"{evaluated['eval_loss']:.3f}"  # the last eval loss stays on the bar
+            progress.set_postfix(shown)
+        if writer is not None and step % ev.samples_every == 0:
+            writer.write(run, step, world.rank)
+
+        saving = step % rt.ckpt_every == 0 or step == rt.max_steps
+        if saving:
             state = {
-                "step": step,
-                "model": {
-                    k: v for k, v in get_model_state_dict(run.loss_module, options=full).items() if k in trainable_names
-                },
-                "optimizer": get_optimizer_state_dict(run.loss_module, run.optimizer, options=full),
                 "data": world.gather(loader.state_dict()),
                 "rng": world.gather(rng_state()),
                 "config": config.model_dump(mode="json"),
-                "world": streams,
+                "world": world_shape(config, world.size),
+                "trainable": sorted(run.trainable),
             }
-            if world.rank == 0:
-                checkpoint.save(rt.out, step, state, rt.keep_checkpoints)
+            if log is not None:  # before `latest` names the checkpoint: a resumed run finds its lines
                 log.publish()
-            del state
+            checkpointer.save(step, run.tensors(), state)
+        if report is not None and (saving or step % rt.log_every == 0):
+            done = checkpointer.completed if checkpointer.completed != reported else None
+            report(metrics if metrics.get("step") == step else {"step": step}, done)
+            reported = checkpointer.completed
+    checkpointer.wait()
     progress.close()
 
-    # 7. the end: the released format, LoRA merged
+    # 7. the end: the released format, LoRA merged, from the last checkpoint
     weights_out = storage.join(rt.out, MODEL_DIR)
-    final = get_model_state_dict(run.loss_module, options=full)
     if world.rank == 0:
-        state = {k.removeprefix("model."): v for k, v in final.items()}
-        export(state, mc, tokenizer, config.lora if config.lora.enabled else None, weights_out)
+        export_checkpoint(checkpointer.completed or uri, weights_out)
     if world.size > 1:
         dist.barrier()
     return {"metrics": metrics, "model": weights_out, "out": rt.out, "peak_flops": peak, "peak_source": peak_source}
@@ -524,6 +654,25 @@ def export(state: dict, model_config, tokenizer, lora: LoraConfig | None, uri: s
             storage.put_dir(folder, uri)
     else:
         save_s2_checkpoint(plain, tokenizer, uri)
+
+
+def export_checkpoint(uri: str, out: str) -> str:
+    """`s2 export`: the checkpoint at `uri` (any number of ranks wrote it) in the released format under `out`,
+    LoRA merged; in one process, without a process group. Weights the run did not train (a LoRA run's base) come
+    from its model.init source."""
+    state = checkpoint.read_state(uri, ("config",))
+    config = TrainConfig.model_validate(state["config"])
+    trained = checkpoint.load_full(uri, "model.model.")
+    lora = config.lora if config.lora.enabled else None
+    model, tokenizer = build_model(config.model)
+    if lora is not None:
+        model = apply_lora(model, lora)
+    weights = {k: v.detach() for k, v in model.state_dict().items()}
+    unknown = sorted(trained.keys() - weights.keys())
+    if unknown:
+        raise checkpoint.CheckpointError(f"checkpoint {uri} holds tensors its model has not: {', '.join(unknown[:4])}")
+    export({**weights, **trained}, model.config, tokenizer, lora, out)
+    return out
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str):

@@ -9,6 +9,7 @@ Loading is strict: every key the model has must be in the files with its shape, 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -65,16 +66,15 @@ def read_weights(folder: str | Path) -> dict[str, Tensor]:
     return weights
 
 
-def load_weights_strict(model: DualARTransformer, weights: dict[str, Tensor], source: str) -> None:
-    """Assign `weights` to the model, failing with one line that names every missing, unexpected or
-    mis-shaped key (as named in the released files)."""
-    expected = model.state_dict()
-    missing = sorted(released_key(k) for k in expected.keys() - weights.keys())
-    unexpected = sorted(released_key(k) for k in weights.keys() - expected.keys())
+def check_fits(expected: dict[str, tuple], found: dict[str, tuple], source: str) -> None:
+    """Fail with one line naming every missing, unexpected or mis-shaped key (as named in the released files),
+    given the model's and the files' shapes by model name."""
+    missing = sorted(released_key(k) for k in expected.keys() - found.keys())
+    unexpected = sorted(released_key(k) for k in found.keys() - expected.keys())
     shapes = sorted(
-        f"{released_key(k)} {tuple(weights[k].shape)} (model {tuple(expected[k].shape)})"
-        for k in expected.keys() & weights.keys()
-        if weights[k].shape != expected[k].shape
+        f"{released_key(k)} {tuple(found[k])} (model {tuple(expected[k])})"
+        for k in expected.keys() & found.keys()
+        if tuple(found[k]) != tuple(expected[k])
     )
     problems = [
         f"{what} {_listed(keys)}"
@@ -83,7 +83,56 @@ def load_weights_strict(model: DualARTransformer, weights: dict[str, Tensor], so
     ]
     if problems:
         raise CheckpointFormatError(f"{source}: weights do not fit the config: {'; '.join(problems)}")
+
+
+def load_weights_strict(model: DualARTransformer, weights: dict[str, Tensor], source: str) -> None:
+    """Assign `weights` to the model, failing with one line that names every missing, unexpected or
+    mis-shaped key (as named in the released files)."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_fits(expected, {k: tuple(v.shape) for k, v in weights.items()}, source)
     model.load_state_dict(weights, strict=True, assign=True)
+
+
+_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64}
+
+
+class WeightSlices:
+    """Rows of the tensors of a checkpoint folder, read from the safetensors files with plain positioned reads (each
+    rank of a sharded run reads only its own rows; unlike a memory map, nothing of the files stays in the process's
+    memory). Keys are model names. The format: an 8-byte little-endian header length, a JSON header of
+    {key: {dtype, shape, data_offsets}}, then the row-major data."""
+
+    def __init__(self, folder: str | Path):
+        files = weight_files(Path(folder))
+        if not files:
+            raise CheckpointFormatError(f"{folder}: no {INDEX} or {SINGLE}")
+        self.entries: dict[str, tuple[Path, int, torch.dtype, tuple]] = {}
+        for f in files:
+            with open(f, "rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(size))
+            for key, entry in header.items():
+                if key == "__metadata__":
+                    continue
+                if entry["dtype"] not in _DTYPES:
+                    raise CheckpointFormatError(f"{f}: {key} has dtype {entry['dtype']} (floating point expected)")
+                start = 8 + size + entry["data_offsets"][0]
+                self.entries[model_key(key)] = (f, start, _DTYPES[entry["dtype"]], tuple(entry["shape"]))
+
+    def shapes(self) -> dict[str, tuple]:
+        return {name: entry[3] for name, entry in self.entries.items()}
+
+    def rows(self, name: str, start: int, stop: int) -> Tensor:
+        path, offset, dtype, shape = self.entries[name]
+        if not shape:
+            start, stop, shape = 0, 1, (1,)
+        row = dtype.itemsize * math.prod(shape[1:])
+        data = bytearray(row * (stop - start))
+        with open(path, "rb") as f:
+            f.seek(offset + row * start)
+            f.readinto(data)
+        out = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        return out.view(stop - start, *shape[1:]) if self.entries[name][3] else out.view(())
 
 
 def from_s2_checkpoint(
@@ -96,6 +145,14 @@ def from_s2_checkpoint(
 ):
     """(model, tokenizer) of a released-format folder, the model in eval mode on `device` in `dtype`.
     `config_changes` replace config fields (e.g. codebook_embedding_scale) before the weights are loaded."""
+    model, tokenizer = s2_skeleton(folder, attention=attention, **config_changes)
+    load_weights_strict(model, read_weights(folder), str(folder))
+    return model.to(device=device, dtype=dtype).eval(), tokenizer
+
+
+def s2_skeleton(folder: str | Path, *, attention: str = "sdpa", **config_changes):
+    """(model on the meta device, tokenizer) of a released-format folder: its config and tokenizer, checked
+    against each other, and no weights."""
     folder = Path(folder)
     config = DualARConfig.load(folder)
     if config_changes:
@@ -113,8 +170,7 @@ def from_s2_checkpoint(
         )
     with torch.device("meta"):
         model = DualARTransformer(config, attention=attention)
-    load_weights_strict(model, read_weights(folder), str(folder))
-    return model.to(device=device, dtype=dtype).eval(), tokenizer
+    return model, tokenizer
 
 
 def _write_atomic(path: Path, write) -> None:

@@ -22,7 +22,11 @@ def test_dry_run_times_each_variant_and_says_what_the_loader_must_feed(tmp_path)
     result = json.loads(out.read_text())
     assert result["dry_run"] and result["device"] == "cpu"
     rows = result["rows"]
-    assert [(row["seq_len"], row["activation_checkpointing"]) for row in rows] == [(256, True), (128, False)]
+    assert [(row["seq_len"], row["activation_checkpointing"], row["lora"]) for row in rows] == [
+        (256, True, False),
+        (128, False, False),
+        (128, False, True),
+    ]
     for row in rows:
         assert row["result"] == "ok" and row["tokens_per_s"] > 0 and 0 < row["mfu"] < 1
         assert row["tokens_per_step"] <= row["seq_len"] * row["accumulation"]  # whole samples, padding excluded

@@ -133,3 +133,29 @@ def test_the_pretraining_loss_is_the_references_on_its_golden_logits(golden_mode
         )
     tokens_learned, frames = int((labels[0, 0] != IGNORE).sum()), int(semantic.sum())
     torch.testing.assert_close(combine(sums, tokens_learned, frames, config), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_eq2_as_printed_learns_the_user_turn_but_not_the_system_turn_with_its_weight(shards, tokenizer, tiny_model):
+    """loss.learn=non_reference: m_t = 1 after the system turn (which holds the reference audio); lambda_text weighs
+    the learned labels outside the assistant turn, so lambda_text = 0 is the released code's loss again."""
+    tok, ids = tokenizer
+    [batch] = batches(shards, tokenizer, 1)
+    row = batch.inputs[0, 0]
+    system_end = int((row == ids.im_end).nonzero()[0, 0])
+    learned = batch.learned("non_reference")[0]
+    first = batch.segment_ids[0] == 1
+    assert not learned[: system_end + 1].any()  # the system turn (reference text and codes) teaches nothing
+    assert (learned & first & ~batch.loss_mask[0]).any()  # the user turn's text does
+    assert torch.equal(batch.learned("assistant"), batch.loss_mask)
+
+    module = DualARLoss(tiny_model, codebook_weights(LossConfig(), N), 4096)
+    with torch.no_grad():
+        assistant = module(batch.inputs, batch.masked_labels(), batch.segment_ids)
+        labels = batch.masked_labels("non_reference")
+        unweighted = module(batch.inputs, labels, batch.segment_ids)
+        zero = module(batch.inputs, labels, batch.segment_ids, batch.token_weights("non_reference", 0.0))
+        half = module(batch.inputs, labels, batch.segment_ids, batch.token_weights("non_reference", 0.5))
+    torch.testing.assert_close(zero.slow, assistant.slow)
+    assert assistant.slow < half.slow < unweighted.slow
+    torch.testing.assert_close(half.slow, (assistant.slow + unweighted.slow) / 2)
+    assert batch.token_weights("assistant", 0.5) is None and batch.token_weights("non_reference", 1.0) is None

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -124,16 +125,16 @@ def test_the_flop_count_is_the_matmuls_torch_counts(tiny_model):
 
 def test_lora_trains_only_the_adapters_and_the_export_merges_them(tmp_path, shards, tiny_model_dir):
     from models.dual_ar.checkpoint import from_s2_checkpoint, read_weights
-    from training.checkpoint import load_latest
+    from training.checkpoint import latest, load_full
 
     config = tiny_config(
         shards, tmp_path / "out", "model.init=s2", f"model.path={tiny_model_dir}", "lora.enabled=true", "lora.r=2",
         "optimizer.lr_text=5e-2", "optimizer.lr_audio=5e-2",
     )  # fmt: skip
     train(config)
-    _, state = load_latest(str(tmp_path / "out"))
-    assert state["model"] and all(".lora_" in k for k in state["model"])
-    assert any(k.startswith("model.fast_layers.") for k in state["model"])  # the fast AR's MLPs too
+    saved = load_full(latest(str(tmp_path / "out")), "model.model.")
+    assert saved and all(".lora_" in k for k in saved)
+    assert any(k.startswith("fast_layers.") for k in saved)  # the fast AR's MLPs too
     before, after = read_weights(tiny_model_dir), read_weights(tmp_path / "out" / "model")
     assert torch.equal(before["layers.0.attention.wqkv.weight"], after["layers.0.attention.wqkv.weight"])
     assert torch.equal(before["embeddings.weight"], after["embeddings.weight"])
@@ -170,7 +171,7 @@ def test_checkpoints_metrics_and_the_model_go_to_s3_and_a_run_resumes_from_there
     train(tiny_config(shards, out, "runtime.max_steps=4"))  # resumes at step 2
     train(tiny_config(shards, tmp_path / "straight", "runtime.max_steps=4"))
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
-    assert {"run/metrics.jsonl", "run/checkpoints/latest", "run/checkpoints/step-00000004/trainer.pt"} <= keys
+    assert {"run/metrics.jsonl", "run/checkpoints/latest", "run/checkpoints/step-00000004/state.pt"} <= keys
     assert "run/model/config.json" in keys and "run/model/model.safetensors.index.json" in keys
     remote = boto3.client("s3").get_object(Bucket=bucket, Key="run/metrics.jsonl")["Body"].read().decode()
     lines = [json.loads(line) for line in remote.splitlines()]
@@ -210,15 +211,13 @@ def test_a_checkpoint_error_is_one_line(tmp_path, capsys, shards):
     code, err = run_cli(tmp_path, capsys, config, "data.seq_len=200")
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(
-        f"cannot train: checkpoint {tmp_path}/out/checkpoints/step-00000002/trainer.pt was written with data.seq_len=160, this run has data.seq_len=200: set it back"
+        f"cannot train: checkpoint {tmp_path}/out/checkpoints/step-00000002 was written with data.seq_len=160, this run has data.seq_len=200: set it back"
     )
 
-    (tmp_path / "out" / "checkpoints" / "step-00000002" / "trainer.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "out" / "checkpoints" / "step-00000002" / "state.pt").write_bytes(b"not a checkpoint")
     code, err = run_cli(tmp_path, capsys, config)
     assert code == 2 and err.count("\n") == 1
-    assert err.startswith(
-        f"cannot train: checkpoint {tmp_path}/out/checkpoints/step-00000002/trainer.pt (named by {tmp_path}/out/checkpoints/latest) is unreadable:"
-    )
+    assert err.startswith(f"cannot train: checkpoint {tmp_path}/out/checkpoints/step-00000002/state.pt is unreadable:")
 
 
 def test_the_demo_config_is_valid_and_tiny():
@@ -228,3 +227,19 @@ def test_the_demo_config_is_valid_and_tiny():
 
     config = layered(TrainConfig, read_yaml(Path(train_job.__file__).parent / "configs" / "train_demo.yaml"))
     assert config.model.init == "tiny" and config.runtime.dtype == "float32" and config.runtime.max_steps >= 200
+
+
+def test_a_rank_that_resumed_another_step_than_rank_0_stops_the_run(tmp_path, shards):
+    from training.checkpoint import latest
+    from training.trainer import TrainError, World, prepare, resume
+
+    class OtherRanksAhead(World):  # what rank 0 would gather from a rank that read a newer checkpoint
+        def gather(self, obj):
+            return [obj, obj + 2]
+
+    config = tiny_config(shards, tmp_path / "out", "runtime.max_steps=2")
+    train(config)
+    world = OtherRanksAhead(0, 1, torch.device("cpu"))
+    run, _ = prepare(config, world)
+    with pytest.raises(TrainError, match=r"ranks resumed different steps \[2, 4\] from .*step-00000002"):
+        resume(run, config, world, latest(str(tmp_path / "out")))
