@@ -15,6 +15,7 @@ from jobs import codec_train
 from models.codec.checkpoint import RandomWeightsWarning, random_codec, read_state, release_key
 from models.codec.config import CodecConfig
 from tests.training.codec.tiny import tiny_codec_config, write_shard
+from training.checkpoint import STATE
 from training.codec.loop import train
 
 pytestmark = pytest.mark.ray
@@ -52,4 +53,4 @@ def test_two_ray_workers_match_one_process(ray_session, bucket, tmp_path, capsys
     two_update = torch.cat([(sharded[k] - start[k]).flatten() for k in single])
     assert float(torch.nn.functional.cosine_similarity(one_update, two_update, dim=0)) > 0.99
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="run/")["Contents"]}
-    assert {"run/checkpoints/latest", "run/checkpoints/step-00000002/trainer.pt", "run/eval.json"} <= keys
+    assert {"run/checkpoints/latest", f"run/checkpoints/step-00000002/{STATE}", "run/eval.json"} <= keys
