@@ -129,7 +129,10 @@ def test_a_run_killed_with_sigkill_and_restarted_continues_exactly(tmp_path, sha
         got, want = dict(got), dict(want)
         got.pop("steps_per_s"), want.pop("steps_per_s")
         assert got == want, want["step"]
-    straight, killed = read_state(tmp_path / "straight" / "codec" / "codec.pth"), read_state(out / "codec" / "codec.pth")
+    straight, killed = (
+        read_state(tmp_path / "straight" / "codec" / "codec.pth"),
+        read_state(out / "codec" / "codec.pth"),
+    )
     assert all(torch.equal(straight[k], killed[k]) for k in straight)
 
 
