@@ -10,9 +10,10 @@
 3. Two AdamW optimisers (generator with the semantic head; discriminators), lr x decay^step.
 4. The data: every rank decodes the sources once (training.codec.data); held-out clips are never cropped for
    training; the crops of a step are a function of the step, rank r takes its slice of the global batch.
-5. Resume: the newest checkpoint in runtime.out restores both models, both optimisers and the step. Nothing else is
-   needed: crops, quantizer dropout and learning rates are functions of the step, so a run killed at any moment
-   continues exactly as if it had not stopped.
+5. Resume: the newest checkpoint in runtime.out (training.checkpoint: sharded DCP, each rank its shards, loadable on
+   another number of ranks) restores both models, both optimisers and the step. Nothing else is needed: crops,
+   quantizer dropout and learning rates are functions of the step, so a run killed at any moment continues exactly
+   as if it had not stopped.
 6. Each step: the discriminators' step on real and detached decoded crops, then the generator's step: mel, VQ
    commitment and codebook, semantic distillation and, after discriminator_warmup_steps, adversarial and feature
    matching. Clip, step; log; checkpoint; evaluate on the held-out clips every eval.every steps.
@@ -232,7 +233,7 @@ def train_step(run: CodecRun, x: torch.Tensor, kept: torch.Tensor, step: int) ->
     return StepResult(loss_g, loss_d, parts, norms, out.codes, adversarial)
 
 
-# --- 5. checkpoints (one place: the lead may switch them to sharded DCP) -------------------------------------
+# --- 5. checkpoints: the Dual-AR trainer's (training.checkpoint) -----------------------------------------------
 
 
 def full_options():
@@ -241,40 +242,26 @@ def full_options():
     return StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
-def save_checkpoint(config: CodecTrainConfig, step: int, models: dict, optimizers: dict, world: World) -> None:
-    """Both models and both optimisers, full, by parameter name (a collective: every rank calls it)."""
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+def _pairs(models: dict, optimizers: dict) -> dict:
+    return {name: (models[name], optimizers[name]) for name in models}
 
-    options = full_options()
-    state = {
-        "step": step,
-        "model": {
-            f"{name}.{k}": v for name, m in models.items() for k, v in get_model_state_dict(m, options=options).items()
-        },
-        "optimizer": {
-            name: get_optimizer_state_dict(models[name], optimizers[name], options=options) for name in models
-        },
-        "data": {},  # crops are a function of the step
-        "rng": {},  # so are quantizer dropout and every other draw
-        "config": config.model_dump(mode="json"),
-        "world": world.size,
-    }
-    if world.rank == 0:
-        checkpoint.save(config.runtime.out, step, state, config.runtime.keep_checkpoints)
+
+def save_checkpoint(
+    checkpointer: checkpoint.Checkpointer, config: CodecTrainConfig, step: int, models: dict, optimizers: dict
+) -> None:
+    """Both models and both optimisers, each rank its shards (training.checkpoint, DCP: a checkpoint written by N
+    ranks loads on M); a collective: every rank calls it."""
+    tensors = checkpoint.sharded_state(models, _pairs(models, optimizers))
+    checkpointer.save(step, tensors, {"config": config.model_dump(mode="json")})
 
 
 def resume(config: CodecTrainConfig, models: dict, optimizers: dict) -> int:
-    """The step of the newest checkpoint, its states restored; 0 without one."""
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        set_model_state_dict,
-        set_optimizer_state_dict,
-    )
-
-    saved = checkpoint.load_latest(config.runtime.out) if config.runtime.resume else None
-    if saved is None:
+    """The step of the newest checkpoint, its states restored; 0 without one. Nothing else is needed: crops,
+    quantizer dropout and learning rates are functions of the step."""
+    uri = checkpoint.latest(config.runtime.out) if config.runtime.resume else None
+    if uri is None:
         return 0
-    uri, state = saved
+    state = checkpoint.read_state(uri, ("step", "config"))
     before, now = _leaves(state["config"]), _leaves(config.model_dump(mode="json"))
     for path in sorted(before):
         if path.startswith(SAME_CROPS) and before[path] != now.get(path):
@@ -282,15 +269,9 @@ def resume(config: CodecTrainConfig, models: dict, optimizers: dict) -> int:
                 f"checkpoint {uri} was written with {path}={json.dumps(before[path])}, this run has {path}={json.dumps(now.get(path))}: "
                 "set it back, or start afresh in another runtime.out or with --set runtime.resume=false"
             )
-    options = StateDictOptions(full_state_dict=True)
-    for name, model in models.items():
-        prefix = f"{name}."
-        part = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
-        try:
-            set_model_state_dict(model, part, options=options)
-        except (RuntimeError, KeyError) as exc:
-            raise CodecTrainError(f"checkpoint {uri}: its {name} does not fit this run's ({exc})") from None
-        set_optimizer_state_dict(model, optimizers[name], state["optimizer"][name], options=options)
+    tensors = checkpoint.sharded_state(models, _pairs(models, optimizers))
+    checkpoint.load(uri, tensors)  # CheckpointError naming the checkpoint when its tensors do not fit
+    checkpoint.apply_state(tensors, models, _pairs(models, optimizers))
     return int(state["step"])
 
 
@@ -409,6 +390,7 @@ def train(
 
     # 5. resume
     step = resume(config, models, optimizers)
+    checkpointer = checkpoint.Checkpointer(rt.out, rt.keep_checkpoints)
     if step == 0:
         heldout.run(generator, 0, "before")
 
@@ -461,7 +443,7 @@ def train(
         if step % config.eval.every == 0 and step != rt.max_steps:
             heldout.run(generator, step, None)
         if step % rt.ckpt_every == 0 or step == rt.max_steps:
-            save_checkpoint(config, step, models, optimizers, world)
+            save_checkpoint(checkpointer, config, step, models, optimizers)
             if log is not None:
                 log.publish()
     progress.close()
