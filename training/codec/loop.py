@@ -61,7 +61,7 @@ from training.codec.losses import (
     generator_adversarial_loss,
     semantic_loss,
 )
-from training.trainer import MetricsLog, World, progress_bar, setup_world
+from training.trainer import MetricsLog, World, config_leaves, progress_bar, setup_world
 
 CODEC_DIR = "codec"
 EVAL_LOG = "eval.jsonl"
@@ -262,7 +262,7 @@ def resume(config: CodecTrainConfig, models: dict, optimizers: dict) -> int:
     if uri is None:
         return 0
     state = checkpoint.read_state(uri, ("step", "config"))
-    before, now = _leaves(state["config"]), _leaves(config.model_dump(mode="json"))
+    before, now = config_leaves(state["config"]), config_leaves(config.model_dump(mode="json"))
     for path in sorted(before):
         if path.startswith(SAME_CROPS) and before[path] != now.get(path):
             raise CodecTrainError(
@@ -273,16 +273,6 @@ def resume(config: CodecTrainConfig, models: dict, optimizers: dict) -> int:
     checkpoint.load(uri, tensors)  # CheckpointError naming the checkpoint when its tensors do not fit
     checkpoint.apply_state(tensors, models, _pairs(models, optimizers))
     return int(state["step"])
-
-
-def _leaves(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def plain_codec(generator: CodecGenerator) -> S2CodecModel | None:
