@@ -17,6 +17,7 @@ SCHEMAS = {
     "rewards-response": ("schemas.rewards", "ScoreResponse"),
     "train-config": ("schemas.training", "TrainConfig"),
     "grpo-config": ("schemas.grpo", "GRPOConfig"),
+    "codec-train-config": ("schemas.codec_training", "CodecTrainConfig"),
 }
 
 

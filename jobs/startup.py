@@ -98,11 +98,12 @@ def nothing_to_do(out: str, setting: str, steps: int) -> str:
 def random_codec_note(checkpoint: str, setting: str) -> str | None:
     """The one line saying that a local codec checkpoint has random weights (its sidecar says so: `s2 codec init`);
     None for a trained one, or one on S3 (read when a node fetches it)."""
+    from models.checkpoints import checkpoint_key
     from models.codec import weights
 
     if checkpoint.startswith("s3://"):
         return None
-    config, _ = weights.read_config(weights.weights_file(checkpoint, setting))
+    config, _ = weights.read_config(weights.weights_file(checkpoint, checkpoint_key(setting)))
     if not config.random_init:
         return None
     return (

@@ -108,15 +108,11 @@ def run_ray(args: argparse.Namespace) -> int:
         return 2
     if (code := _ready(config)) is not None:
         return code
-    from pipelines.train import run_ray_training
+    from pipelines.train import failure_line, run_ray_training
 
-    result = run_ray_training(config)
-    if result.error is not None:
-        cause = result.error
-        while getattr(cause, "__cause__", None) is not None:
-            cause = cause.__cause__
-        message = str(cause).strip().splitlines()
-        print(f"training failed: {type(cause).__name__}: {message[-1] if message else ''}", file=sys.stderr)
+    failure = failure_line(run_ray_training(config))
+    if failure is not None:
+        print(f"training failed: {failure}", file=sys.stderr)
         return 1
     import storage
     from training.trainer import METRICS, MODEL_DIR

@@ -62,14 +62,17 @@ def ray_storage(out: str) -> str:
     return f"{out.rstrip('/')}/ray" if out.startswith("s3://") else os.path.abspath(os.path.join(out, "ray"))
 
 
-def run_ray_training(config: TrainConfig):
-    """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); returns Ray Train's Result."""
+def fit(worker_loop, config, name: str):
+    """Run `worker_loop(config as a dict)` on `config.ray.workers` Ray Train workers (RAY_ADDRESS or ray.address; else
+    a local Ray), with Ray Train's records under runtime.out/ray and up to ray.max_failures restarts of the group;
+    returns Ray Train's Result. `config`: a training config with `ray` (schemas.training.RayConfig) and `runtime.out`
+    (the Dual-AR trainer's, the codec's)."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     ensure_ray(config.ray.address)
     trainer = TorchTrainer(
-        _worker_loop,
+        worker_loop,
         train_loop_config=config.model_dump(mode="json"),
         scaling_config=ScalingConfig(
             num_workers=config.ray.workers,
@@ -78,9 +81,25 @@ def run_ray_training(config: TrainConfig):
         ),
         torch_config=TorchConfig(backend="nccl" if config.ray.use_gpu else "gloo"),
         run_config=RunConfig(
-            name="s2-train",
+            name=name,
             storage_path=ray_storage(config.runtime.out),
             failure_config=FailureConfig(max_failures=config.ray.max_failures),
         ),
     )
     return trainer.fit()
+
+
+def failure_line(result) -> str | None:
+    """A failed Ray Train Result's root cause in one line (None when it succeeded)."""
+    if result.error is None:
+        return None
+    cause = result.error
+    while getattr(cause, "__cause__", None) is not None:
+        cause = cause.__cause__
+    message = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {message[-1] if message else ''}"
+
+
+def run_ray_training(config: TrainConfig):
+    """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); returns Ray Train's Result."""
+    return fit(_worker_loop, config, "s2-train")

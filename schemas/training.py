@@ -248,33 +248,22 @@ class LoraConfig(_Strict):
     )
 
 
-class RuntimeConfig(_Strict):
-    """Precision, memory, logging, checkpoints and length of the run."""
+class RunConfig(_Strict):
+    """Precision, logging, checkpoints and length of a training run: what the Dual-AR trainer and the codec's share."""
 
     dtype: Literal["bfloat16", "float32"] = Field(
         default="bfloat16",
         description="Compute dtype (default bfloat16: autocast, or FSDP's mixed precision, over float32 weights).",
     )
-    compile: bool | None = Field(
-        default=None, description="torch.compile every transformer block (default None = on CUDA, off on CPU)."
-    )
-    activation_checkpointing: bool = Field(
-        default=False, description="Recompute each block in the backward pass (default false)."
-    )
     fsdp: bool | None = Field(
         default=None, description="Shard with FSDP2 fully_shard (default None = when the world size is above one)."
     )
-    micro_batch: int = Field(default=1, ge=1, description="Packed rows per micro-batch (default 1).")
     max_steps: int = Field(default=1000, ge=1, description="Optimizer steps of the run (default 1000).")
     log_every: int = Field(default=10, ge=1, description="Write a metrics line every this many steps (default 10).")
     ckpt_every: int = Field(
         default=500, ge=1, description="Checkpoint every this many steps (default 500); the last step always is."
     )
     keep_checkpoints: int = Field(default=2, ge=1, description="Checkpoints kept, newest first (default 2).")
-    async_checkpoint: bool = Field(
-        default=False,
-        description="Save checkpoints in the background (default false): training goes on once the shards are copied to host memory; the write, an S3 upload and `latest` follow in a thread.",
-    )
     out: str = Field(
         default="train_out",
         description="Run folder, local or s3:// (default 'train_out'): metrics.jsonl, checkpoints/, model/ (the released format).",
@@ -289,12 +278,28 @@ class RuntimeConfig(_Strict):
     cpu_threads: int | None = Field(
         default=None, ge=1, description="torch threads of the training process (default None = torch's choice)."
     )
+    seed: int = Field(default=0, description="Seed of torch's generators (default 0), offset by the rank.")
+
+
+class RuntimeConfig(RunConfig):
+    """Precision, memory, logging, checkpoints and length of the run."""
+
+    compile: bool | None = Field(
+        default=None, description="torch.compile every transformer block (default None = on CUDA, off on CPU)."
+    )
+    activation_checkpointing: bool = Field(
+        default=False, description="Recompute each block in the backward pass (default false)."
+    )
+    micro_batch: int = Field(default=1, ge=1, description="Packed rows per micro-batch (default 1).")
+    async_checkpoint: bool = Field(
+        default=False,
+        description="Save checkpoints in the background (default false): training goes on once the shards are copied to host memory; the write, an S3 upload and `latest` follow in a thread.",
+    )
     peak_tflops: float | None = Field(
         default=None,
         gt=0,
         description="Peak of one device for MFU in TFLOP/s (default None: the bf16 dense peak of known GPUs, a measured matmul rate on CPU).",
     )
-    seed: int = Field(default=0, description="Seed of torch's generators (default 0), offset by the rank.")
 
 
 class RayConfig(_Strict):

@@ -7,12 +7,20 @@ For each row: seconds per batch, x real time (audio seconds per wall second) and
 (counted on the network by torch.utils.flop_counter.FlopCounterMode: convolutions, matmuls, attention) per second,
 over the GPU's peak dense bf16 rate (--peak-tflops; H200: 989).
 
+Training (`--train-batches`): one GAN step of codec training (training.codec.loop.train_step: generator forward
+with straight-through quantization, the three discriminators' step, the generator's step with mel, adversarial,
+feature-matching, VQ and semantic-distillation losses) at the released size, bf16 autocast, on batches of 1 s crops,
+with the released discriminator sizes and a w2v-BERT 2.0-sized teacher of random weights (speed does not depend on
+them; none can be downloaded on the GPU machine). Per batch: seconds per step, steps/s, x real time (audio seconds
+trained per wall second) and peak GPU memory.
+
 Target: encode >= 2,000x real time on one H200.
 
 Usage:
   python -m scripts.gpu_bench_codec --out bench_out/codec_gpu.json       # on a GPU machine
   python -m scripts.gpu_bench_codec --dry-run                            # tiny codec on CPU, seconds
 Options: --batches 8,32,128 --seconds 10 --iters 3 --warmup 1 --device cuda --peak-tflops 989
+         --train-batches 4,8,16 --train-seconds 1 (--train-batches '' skips training)
 A batch that does not fit in GPU memory is reported as 'OOM' and the run goes on.
 """
 
@@ -69,6 +77,67 @@ def network_flops(codec: S2Codec, op: str, inputs: list[np.ndarray]) -> int:
     return counter.get_total_flops()
 
 
+def random_teacher(folder: str, tiny: bool) -> str:
+    """A w2v-BERT with random weights saved through save_pretrained: w2v-BERT 2.0's sizes (transformers' defaults),
+    or 2 layers of width 32 for a dry run."""
+    from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
+
+    torch.manual_seed(0)
+    sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64) if tiny else {}
+    Wav2Vec2BertModel(Wav2Vec2BertConfig(**sizes)).save_pretrained(folder)
+    return folder
+
+
+def train_rows(args: argparse.Namespace, batches: list[int], device: torch.device) -> list[dict]:
+    """Seconds per GAN training step (training.codec.loop.train_step) at each batch of crops."""
+    from schemas.codec_training import CodecTrainConfig
+    from training.codec.loop import prepare, train_step
+    from training.trainer import World
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        small = {"channels": 2, "resolutions": [512, 256], "stft_sizes": [256, 128]} if args.dry_run else {}
+        config = CodecTrainConfig.model_validate(
+            {
+                "data": {"sources": ["unused: the bench feeds crops"], "crop_seconds": args.train_seconds},
+                "codec": {"size": "tiny" if args.dry_run else "released"},
+                "discriminators": small,
+                "semantic": {"teacher": random_teacher(tmp, args.dry_run), "layer": 2 if args.dry_run else 16},
+                "runtime": {"dtype": "bfloat16", "device": str(device)},
+            }
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RandomWeightsWarning)
+            run = prepare(config, World(0, 1, device))
+    cc = run.codec_config
+    length = int(args.train_seconds * cc.sample_rate) // cc.frame_length * cc.frame_length
+    generator_params = sum(p.numel() for p in run.generator.parameters())
+    discriminator_params = sum(p.numel() for p in run.discriminators.parameters())
+    for batch in batches:
+        x = 0.1 * torch.randn(batch, length, device=device)
+        kept = torch.full((batch,), cc.residual_codebooks, device=device)
+        try:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            seconds = seconds_per_call(functools.partial(train_step, run, x, kept, 0), device, args.warmup, args.iters)
+            rows.append(
+                {
+                    "op": "train",
+                    "batch": batch,
+                    "s_per_step": seconds,
+                    "steps_per_s": 1 / seconds,
+                    "x_real_time": batch * length / cc.sample_rate / seconds,
+                    "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+                    "generator_params_m": generator_params / 1e6,
+                    "discriminator_params_m": discriminator_params / 1e6,
+                }
+            )
+        except torch.OutOfMemoryError:
+            rows.append({"op": "train", "batch": batch, "oom": True})
+            torch.cuda.empty_cache()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
@@ -80,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cuda")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's peak dense bf16 TFLOP/s (H200: 989)")
+    p.add_argument("--train-batches", default="4,8,16", help="crops per training step ('' = no training rows)")
+    p.add_argument("--train-seconds", type=float, default=1.0, help="length of a training crop")
     p.add_argument("--out", help="write the result as JSON here")
     args = p.parse_args(argv)
     if args.dry_run:
         args.batches, args.seconds, args.iters, args.device = "1,2", 0.25, 1, "cpu"
+        args.train_batches, args.train_seconds = "1,2", 0.1
         torch.set_num_threads(1)  # a check of the script, often on a shared test machine
     batches = [int(b) for b in args.batches.split(",")]
     config = CodecConfig.tiny() if args.dry_run else CodecConfig()
@@ -131,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         except torch.OutOfMemoryError:
             rows += [{"op": op, "batch": batch, "oom": True} for op in ("encode", "decode")]
             torch.cuda.empty_cache()
+    training = train_rows(args, [int(b) for b in args.train_batches.split(",") if b], device)
     best_encode = max((r["x_real_time"] for r in rows if r["op"] == "encode" and not r.get("oom")), default=0.0)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -141,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "iters": args.iters,
         "peak_tflops": args.peak_tflops,
         "rows": rows,
+        "train_rows": training,
         "target": {
             "encode_x_real_time": ENCODE_TARGET_X_REAL_TIME,
             "best_encode_x_real_time": best_encode,
@@ -159,6 +233,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{r['op']:<8}{r['batch']:>6}{r['s_per_batch']:>10.4f}{r['x_real_time']:>13.0f}{r['tflop_per_batch']:>13.3f}{r['mfu']:>8.1%}{mem:>10}"
         )
+    if training:
+        print(f"training step (GAN, bf16, {args.train_seconds:g} s crops):")
+        print(f"{'batch':>6}{'s/step':>10}{'steps/s':>10}{'x real time':>13}{'peak GiB':>10}")
+    for r in training:
+        if r.get("oom"):
+            print(f"{r['batch']:>6}{'OOM':>10}")
+            continue
+        mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
+        print(f"{r['batch']:>6}{r['s_per_step']:>10.4f}{r['steps_per_s']:>10.2f}{r['x_real_time']:>13.1f}{mem:>10}")
     print(f"best encode {best_encode:.0f}x real time (target >= {ENCODE_TARGET_X_REAL_TIME}x on one H200)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

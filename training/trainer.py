@@ -353,11 +353,12 @@ def train_step(run: Run, micro: list[Batch], world: World, config: TrainConfig) 
 # --- 5. resume ----------------------------------------------------------------------------------------------
 
 
-def _leaves(config: dict, prefix: str = "") -> dict:
+def config_leaves(config: dict, prefix: str = "") -> dict:
+    """A nested config dict as {"a.b.c": leaf value}: the settings a resumed run must keep, compared one by one."""
     out = {}
     for key, value in config.items():
         if isinstance(value, dict):
-            out.update(_leaves(value, f"{prefix}{key}."))
+            out.update(config_leaves(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -385,7 +386,7 @@ def check_resumable(saved: dict, config: TrainConfig, ranks: int, uri: str) -> N
         raise TrainError(
             f"checkpoint {uri} was written by a run of {was['rows']} rows per step (ranks x optimizer.accumulation x runtime.micro_batch); this run has {now['rows']}"
         )
-    before, current = _leaves(saved["config"]), _leaves(config.model_dump(mode="json"))
+    before, current = config_leaves(saved["config"]), config_leaves(config.model_dump(mode="json"))
     for path in sorted(before):
         if path.startswith(SAME_BATCHES) and path not in RESHAPEABLE and before[path] != current.get(path):
             raise TrainError(

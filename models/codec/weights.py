@@ -29,13 +29,13 @@ def check_name(spec: ModelSpec, setting: str = SETTING) -> None:
         raise ValueError(f"{setting}.name: unknown codec {spec.name!r}; known: {NAME}")
 
 
-def weights_file(checkpoint: str | None, setting: str = SETTING) -> Path:
-    """The `.pth` file a checkpoint setting names; CheckpointUnavailableError saying how to get one otherwise.
-    `setting` is a config section (its `.checkpoint` is named) or the raising command's own flag (`--codec`)."""
-    key = checkpoint_key(setting)
+def weights_file(checkpoint: str | None, key: str = f"{SETTING}.checkpoint") -> Path:
+    """The `.pth` file a checkpoint setting (`key`: a config path, or a command-line flag such as `--codec`) names;
+    CheckpointUnavailableError saying how to get one otherwise."""
+    given = pass_setting(key, "DIR")
     how = (
         f"Download the released codec (`huggingface-cli download {RELEASE_REPO} {WEIGHTS_FILE} --local-dir DIR`) or write a "
-        f"random tiny one (`s2 codec init --tiny DIR`), and pass it with {pass_setting(key, 'DIR')}"
+        f"random tiny one (`s2 codec init --tiny DIR`), and pass it with {given}"
     )
     if not checkpoint:
         raise CheckpointUnavailableError(f"s2 codec: {key} is not set and no codec weights are bundled. {how}.")
@@ -77,4 +77,4 @@ def preflight(spec: ModelSpec, setting: str = SETTING) -> None:
     if (spec.checkpoint or "").startswith("s3://"):
         check_s3(spec.checkpoint, "s2 codec", setting)  # its sidecar is read when a node fetches it
     else:
-        read_config(weights_file(spec.checkpoint, setting))
+        read_config(weights_file(spec.checkpoint, checkpoint_key(setting)))

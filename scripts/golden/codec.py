@@ -7,8 +7,10 @@ fishaudio/fish-speech at the pinned commit) and OUT (the folder to fill) set. Fo
               convolutions with the new weight-norm parametrisation, dac's VQ projections with weight_g/weight_v)
   codec.json  the config in our sidecar format (models/codec/config.py: CodecConfig fields)
   io.npz      input_<i> (float32 waveforms at 44.1 kHz), codes_<i> (`DAC.encode` of each input alone, [N, T]),
-              audio_<i> (`DAC.from_indices` of those codes), random_codes / random_audio (codes drawn uniformly over
-              every codebook, so that decoding reads rows the encoder never picks)
+              latents_<i> (the encoder's continuous output inside that call, before the quantizer, [D, T * 4]: the
+              encoder transformer's window changes these and, rarely, no code), audio_<i> (`DAC.from_indices` of
+              those codes), random_codes / random_audio (codes drawn uniformly over every codebook, so that decoding
+              reads rows the encoder never picks)
 
 and OUT/released_layout.tsv.gz: key and shape of every tensor of the released configuration (configs/modded_dac_vq.yaml,
 built on the meta device: no memory, no weights), in the reference's order.
@@ -237,14 +239,22 @@ def make(name: str, c: dict, seed: int) -> None:
     rng = np.random.default_rng(seed)
     inputs = [waveform(n, rng) for n in INPUT_LENGTHS[name]]
     arrays: dict[str, np.ndarray] = {}
+    latents = []
+    hook = model.encoder.register_forward_hook(lambda _m, _i, out: latents.append(out[0].float().numpy()))
     with torch.no_grad():
         for i, x in enumerate(inputs):
             codes, frames = model.encode(torch.from_numpy(x)[None, None], torch.tensor([len(x)]))
             audio = model.from_indices(codes.clone())
             assert codes.shape[-1] == frames.item() == math.ceil(len(x) / model.frame_length)
             arrays.update(
-                {f"input_{i}": x, f"codes_{i}": codes[0].numpy().astype(np.int16), f"audio_{i}": audio[0, 0].numpy()}
+                {
+                    f"input_{i}": x,
+                    f"codes_{i}": codes[0].numpy().astype(np.int16),
+                    f"latents_{i}": latents.pop(),
+                    f"audio_{i}": audio[0, 0].numpy(),
+                }
             )
+        hook.remove()
         # the reference is causal: the same inputs right-padded into one batch give the same codes
         batch = torch.zeros(len(inputs), 1, max(INPUT_LENGTHS[name]))
         for i, x in enumerate(inputs):

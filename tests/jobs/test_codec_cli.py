@@ -40,3 +40,29 @@ def test_register_adds_the_command_and_the_same_seed_gives_the_same_file(tmp_pat
         with pytest.warns(RandomWeightsWarning):
             assert args.func(args) == 0
     assert (tmp_path / "a" / "codec.pth").read_bytes() == (tmp_path / "b" / "codec.pth").read_bytes()
+
+
+def test_eval_reports_every_metric_as_a_table_and_json(tmp_path, capsys):
+    import soundfile
+
+    from tests.conftest import DATA
+
+    clip, rate = soundfile.read(DATA / "fullband" / "whisper__jfk_5s.flac", dtype="float32")
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    soundfile.write(tmp_path / "in" / "sub" / "jfk.flac", clip[rate : 2 * rate], rate)
+    golden = DATA / "golden" / "codec" / "reduced"
+    with pytest.warns(RandomWeightsWarning):
+        code = codec_job.main(
+            ["eval", "--codec", str(golden), "--input", str(tmp_path / "in"), "--out", str(tmp_path / "r")]
+        )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("mel_distance", "stoi", "pesq", "si_sdr"))
+    report = json.loads((tmp_path / "r" / "eval.json").read_text())
+    assert report["summary"]["clips"] == 1 and [c["key"] for c in report["clips"]] == ["sub/jfk.flac"]
+    assert len(report["summary"]["codebook_perplexity"]) == 10
+    assert soundfile.info(tmp_path / "r" / "wav" / "00_sub__jfk.wav").frames == rate
+
+    assert codec_job.main(["eval", "--codec", str(tmp_path / "none"), "--input", str(tmp_path / "in")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--codec" in err

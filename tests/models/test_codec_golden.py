@@ -1,6 +1,8 @@
 """Our codec against the reference's own outputs (tests/data/golden/codec, written by `python -m scripts.make_s2_golden
-codec` from fish-speech at the pinned commit): the reference's weights loaded through our loader give identical codes
-and the same audio within 1e-4, for a tiny config and for the released structure at reduced width."""
+codec` from fish-speech at the pinned commit): the reference's weights loaded through our loader give the same
+continuous encoder latents (before the quantizer: the encoder transformer's window acts there, even where no code
+changes), identical codes and the same audio within 1e-4, for a tiny config and for the released structure at reduced
+width."""
 
 from __future__ import annotations
 
@@ -51,6 +53,18 @@ def test_codes_equal_the_reference(golden):
     for got, want in zip(ours, codes):
         assert got.dtype == np.int16
         np.testing.assert_array_equal(got, want)
+
+
+def test_encoder_latents_match_the_reference(golden):
+    codec, inputs, _, _, io = golden
+    frame = codec.frame_length
+    for i, x in enumerate(inputs):
+        padded = torch.from_numpy(np.pad(x, (0, -len(x) % frame)))[None, None]
+        with torch.no_grad():
+            ours = codec.model.encoder(padded)[0].numpy()
+        want = io[f"latents_{i}"]
+        assert ours.shape == want.shape
+        np.testing.assert_allclose(ours, want, rtol=0, atol=1e-4 * max(1.0, float(np.abs(want).max())))
 
 
 def test_decoded_audio_matches_the_reference(golden):

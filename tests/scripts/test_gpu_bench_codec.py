@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_dry_run_times_encode_and_decode_with_flops(tmp_path):
+def test_dry_run_times_encode_decode_and_a_training_step(tmp_path):
     out = tmp_path / "codec.json"
     r = subprocess.run(
         [sys.executable, "-m", "scripts.gpu_bench_codec", "--dry-run", "--out", str(out)],
@@ -30,3 +30,8 @@ def test_dry_run_times_encode_and_decode_with_flops(tmp_path):
     encode = [row for row in result["rows"] if row["op"] == "encode"]
     assert encode[1]["tflop_per_batch"] > 1.9 * encode[0]["tflop_per_batch"]  # FLOPs counted for the whole batch
     assert result["target"]["encode_x_real_time"] == 2000
+    assert "training step" in r.stdout
+    assert [row["batch"] for row in result["train_rows"]] == [1, 2]
+    for row in result["train_rows"]:
+        assert row["op"] == "train" and row["steps_per_s"] > 0 and row["x_real_time"] > 0
+        assert 0 < row["generator_params_m"] < 1 and 0 < row["discriminator_params_m"] < 1
