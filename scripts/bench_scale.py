@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from jobs.config import add_overrides
+
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 8000
 TONES = 16
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--worker-cpus", type=int, default=2)
     p.add_argument("--timeout", type=float, default=3600, help="seconds a point may take before it is stopped")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_overrides(p)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--input", help=argparse.SUPPRESS)
     p.add_argument("--output", help=argparse.SUPPRESS)
