@@ -38,7 +38,8 @@ def test_a_file_and_a_folder_are_fetched_once(bucket, cache):
 
 def test_the_start_up_check_names_the_setting_and_downloads_nothing(bucket, cache):
     with pytest.raises(
-        CheckpointUnavailableError, match=r"nothing at s3://.*/absent; check `quality\.model\.checkpoint`"
+        CheckpointUnavailableError,
+        match=r"nothing at s3://(.*)/absent; check `--set quality\.model\.checkpoint=s3://\1/absent`",
     ):
         check_s3(f"s3://{bucket}/absent", "DNSMOS", "quality.model")
     assert not cache.exists()
