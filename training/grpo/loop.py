@@ -73,6 +73,7 @@ from training.grpo.scoring import Scorer
 from training.lora import apply_lora
 from training.trainer import (
     build_model,
+    config_leaves,
     export,
     lr_factor,
     param_groups,
@@ -196,18 +197,8 @@ def optimizer_config(config: GRPOConfig) -> TrainOptimizerConfig:
 # --- 3. resume ------------------------------------------------------------------------------------------------
 
 
-def _leaves(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            out.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def check_resumable(saved: dict, config: GRPOConfig, uri: str) -> None:
-    before, now = _leaves(saved), _leaves(config.model_dump(mode="json"))
+    before, now = config_leaves(saved), config_leaves(config.model_dump(mode="json"))
     for path in sorted(before.keys() | now.keys()):
         if not path.startswith(RESUMABLE_CHANGES) and before.get(path) != now.get(path):
             raise GRPOError(

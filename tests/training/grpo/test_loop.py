@@ -91,3 +91,14 @@ def test_one_step_with_the_real_local_rewards(prompts_file, tmp_path):
     assert {"stt", "quality", "similarity", "similarity.cosine", "stt.wer"} <= set(components), components
     assert all(math.isfinite(v) for v in components.values())
     assert math.isfinite(line["loss"]) and line["errors"] in (0, 1, 2)
+
+
+def test_a_resume_keeps_every_setting_but_the_resumable_ones(prompts_file, tmp_path):
+    from training.grpo.loop import GRPOError, check_resumable
+
+    saved = grpo_config(prompts_file, tmp_path).model_dump(mode="json")
+    check_resumable(saved, grpo_config(prompts_file, tmp_path, "runtime.steps=99"), "ckpt")
+    with pytest.raises(
+        GRPOError, match=r"written with loss.length_norm=\"constant\", this run has loss.length_norm=\"sequence\""
+    ):
+        check_resumable(saved, grpo_config(prompts_file, tmp_path, "loss.length_norm=sequence"), "ckpt")
