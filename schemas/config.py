@@ -15,7 +15,9 @@ import types
 import typing
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from schemas.quality import QUALITY_DIMENSIONS
 
 # The segment key: '<16 hex>_<SEGMENT_DIGITS digits>', the index being piece * PIECE_KEY_STRIDE + the segment's index in
 # its piece (curation/io/keys.py). The settings that bound pieces per input and segments per piece are validated
@@ -95,13 +97,15 @@ class SeparationGate(_Strict):
     """Separation only where it is needed (a separator damages clean speech: Spleeter leaves 12-24 dB SI-SDR on some
     clean LibriSpeech clips). Each utterance is scored by the quality model first: at least `min_clean` on `dimension`
     (DNSMOS 'snr' is its background score, BAK: high means a clean background) and it is written untouched. Otherwise
-    the separator runs, and its vocals against what it removed give the speech-to-background ratio: at least
-    `untouched_snr_db` and the background is negligible (the input is written untouched); below `min_snr_db` it is too
-    strong for the separated speech to be trusted ('background_too_strong'); in between the vocals are written (and
-    scored again). Chosen on the corpus's clean speech and its 0 dB speech + noise and speech + music mixes
-    (python -m scripts.bench_separation --gate): a music separator's ratio flatters noise it lets through as vocals
-    (Spleeter gave 11 dB on a 0 dB speech + dishes mix whose kept audio was 0.3 dB SI-SDR from the speech), so the
-    bars are high; with 10 / 5 dB that segment and a separated clean one (9.4 dB from its input) were kept."""
+    the separator runs, and its vocals against what it removed give the speech-to-background ratio: below `min_snr_db`
+    the separated speech cannot be trusted ('background_too_strong'). The vocals are then judged by what they are: the
+    quality model scores them, and missing any minimum in `vocals_min` rejects the utterance ('background_too_strong').
+    What passes is written untouched at a ratio of at least `untouched_snr_db` (the background was negligible), else
+    as its vocals. The ratio alone is a poor predictor both ways: on the corpus's speech over a +10 dB music bed it
+    reads 6-15 dB while most vocals reach 13-18 dB SI-SDR, and a music separator passes dish clatter (and a solo
+    trumpet) as vocals, reading 17-28 dB where the input holds 10 dB of clatter. Chosen on the corpus's clips mixed at
+    +10 / +5 / 0 dB with noise and music (python -m scripts.bench_separation --gate --separated-out DIR; the labels it
+    writes go to s2 calibrate-quality --labels)."""
 
     dimension: str = Field(default="snr", description="Quality dimension taken as the background score.")
     min_clean: float = Field(
@@ -109,11 +113,22 @@ class SeparationGate(_Strict):
     )
     untouched_snr_db: float = Field(
         default=15.0,
-        description="Separated speech at least this far above the background (dB): the input is written untouched.",
+        description="Separated speech at least this far above the background (dB), its vocals passing vocals_min: the "
+        "input is written untouched.",
     )
+    # 9.5: below it the vocals of +5 dB mixes (ratio 1-9 dB) are mostly under 12 dB SI-SDR with scores DNSMOS cannot
+    # tell from good ones, and a clean clip Spleeter damages (9.0 dB ratio, vocals 9.5 dB from it) is not kept
     min_snr_db: float | None = Field(
-        default=12.0,
+        default=9.5,
         description="Separated speech less far above the background (dB) is rejected; None keeps it.",
+    )
+    # DNSMOS on Spleeter's vocals: background (BAK) separates speech over music (2.8-4.0) from dish clatter passed as
+    # vocals (1.9-2.2); signal (SIG) 3.3 drops the damaged rest. No 'overall': separation lowers OVRL for all vocals
+    vocals_min: dict[str, float] = Field(
+        default_factory=lambda: {"snr": 2.7, "recording_quality": 3.3},
+        description="Minimums on the quality model's scores of the separated vocals (QualityScores field names), "
+        "bars for separated audio: an utterance whose vocals miss any is rejected, and vocals written are held to "
+        "these instead of quality.thresholds; empty: the ratio alone decides and quality.thresholds apply.",
     )
 
     @model_validator(mode="after")
@@ -124,6 +139,14 @@ class SeparationGate(_Strict):
                 "a segment cannot be both too noisy and clean enough"
             )
         return self
+
+    @field_validator("vocals_min")
+    @classmethod
+    def _dimensions(cls, minimums: dict[str, float]) -> dict[str, float]:
+        unknown = [d for d in minimums if d not in QUALITY_DIMENSIONS]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a quality dimension ({', '.join(QUALITY_DIMENSIONS)})")
+        return minimums
 
 
 class SeparationConfig(_Strict):

@@ -72,6 +72,11 @@ class SeparationInfo(BaseModel):
         default=None,
         description="Where the separator ran: its vocals against what it removed, in dB (how loud the background was).",
     )
+    vocals_quality: dict[str, float] | None = Field(
+        default=None,
+        description="Where the gate judged the separated vocals: the quality model's scores of them (the dimensions "
+        "separation.gate.vocals_min names).",
+    )
 
 
 class VadInfo(BaseModel):

@@ -241,7 +241,12 @@ def preflight(cfg: CurateConfig) -> None:
             raise StartupError(
                 f"quality.thresholds.{unknown[0]}: the {spec.name} scorer does not score {unknown[0]!r} (it scores {', '.join(dims)})"
             )
-        if gate is not None and dims is not None and gate.dimension not in dims:
-            raise StartupError(
-                f"separation.gate.dimension: the {spec.name} scorer does not score {gate.dimension!r} (it scores {', '.join(dims)})"
-            )
+        if gate is not None and dims is not None:
+            unscored = [("dimension", gate.dimension)] * (gate.dimension not in dims) + [
+                (f"vocals_min.{d}", d) for d in gate.vocals_min if d not in dims
+            ]
+            if unscored:
+                setting, dim = unscored[0]
+                raise StartupError(
+                    f"separation.gate.{setting}: the {spec.name} scorer does not score {dim!r} (it scores {', '.join(dims)})"
+                )

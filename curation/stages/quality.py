@@ -1,7 +1,9 @@
 """Quality scoring and filtering: each live segment gets `QualityScores` in its Sample, and is rejected if any
 configured dimension is below its minimum (or NaN); the reject detail lists each failed threshold with its value,
-e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5', or if its measured band is below quality.min_bandwidth_hz. A segment the separation gate scored and left untouched keeps those
-scores (its audio is the audio they were computed on); the others are scored here."""
+e.g. 'overall 2.41 < 2.8; snr 1.90 < 2.5', or if its measured band is below quality.min_bandwidth_hz. A segment the separation gate scored keeps those
+scores (its audio is the audio they were computed on: the input left untouched, or the separated vocals, which the
+gate held to separation.gate.vocals_min, bars for separated audio, in place of these minimums); the others are
+scored here."""
 
 from __future__ import annotations
 
@@ -33,7 +35,10 @@ class QualityStage(CurationStage):
             row.sample.quality = scores
         for row in rows:
             if row.live:
-                failed = row.sample.quality.failed(self.cfg.thresholds)
+                sep = row.sample.separation
+                judged = sep is not None and sep.applied and sep.vocals_quality is not None
+                # separated vocals the gate judged were held to its bars for separated audio
+                failed = [] if judged else row.sample.quality.failed(self.cfg.thresholds)
                 band, min_band = row.sample.audio.bandwidth_hz, self.cfg.min_bandwidth_hz
                 if failed:
                     row.rejected(self.name, RejectReason.QUALITY_BELOW_THRESHOLD, "; ".join(failed))

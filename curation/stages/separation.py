@@ -3,10 +3,12 @@
 Gated (`separation.gate`, the default): after VAD, each utterance is scored by the quality model before separation.
 A clean one (background score at least `gate.min_clean`) is written untouched, full band, and keeps those scores.
 The others go through the separator, whose vocals against what it removed (at the analysis rate) give the
-speech-to-background ratio: at least `gate.untouched_snr_db` and the input is written untouched (the background was
-negligible), below `gate.min_snr_db` the utterance is rejected ('background_too_strong': the separated speech cannot be
-trusted), in between the vocals are written and scored again by the quality stage. `Sample.separation` records whether
-separation was applied and the figures it was decided on.
+speech-to-background ratio: below `gate.min_snr_db` the utterance is rejected ('background_too_strong': the separated
+speech cannot be trusted). The vocals are then judged by what they are: the quality model scores them, and missing any
+minimum of `gate.vocals_min` (bars for separated audio) rejects the utterance ('background_too_strong'). What passes is
+written untouched when the ratio is at least `gate.untouched_snr_db` (the background was negligible), else as its
+vocals, with their scores. With no `vocals_min` the ratio alone decides and the quality stage scores the vocals.
+`Sample.separation` records whether separation was applied and the figures it was decided on.
 
 Ungated (`separation.gate: null`): every decoded piece is replaced by its vocals before VAD, as one row.
 """
@@ -17,10 +19,11 @@ import math
 
 import numpy as np
 
-from curation.row import Row, analysis_copy
+from curation.row import AudioEncoding, Row, analysis_copy, pcm_bytes
 from curation.stages.base import CurationStage, shared_model
 from models.signal import effective_bandwidth_hz
-from schemas.config import ModelSpec, SeparationConfig
+from schemas.config import ModelSpec, SeparationConfig, SeparationGate
+from schemas.quality import QualityScores
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, SeparationInfo
 
@@ -30,6 +33,25 @@ def snr_db(vocals: np.ndarray, mixture: np.ndarray) -> float:
     n = min(len(vocals), len(mixture))
     v, rest = vocals[:n].astype(np.float64), mixture[:n].astype(np.float64) - vocals[:n]
     return float(10 * np.log10(max(np.mean(v**2), 1e-12) / max(np.mean(rest**2), 1e-12)))
+
+
+def gate_decision(gate: SeparationGate, ratio: float, vocals: QualityScores | None) -> str:
+    """What the gate makes of an utterance the separator ran on, from the separator's speech-to-background `ratio` and
+    the quality model's scores of the separated `vocals`: UNTOUCHED, SEPARATED, JUDGE (the vocals' scores are needed
+    and `vocals` is None), or else why it is rejected. A high ratio alone does not leave the input untouched: a music
+    separator passes dish clatter as vocals, so the ratio of a noisy input can read 17 dB."""
+    if gate.min_snr_db is not None and ratio < gate.min_snr_db:
+        return f"separated speech {ratio:.1f} dB above the background < min_snr_db {gate.min_snr_db:g}"
+    if gate.vocals_min:
+        if vocals is None:
+            return JUDGE
+        missed = vocals.failed(gate.vocals_min)
+        if missed:
+            return f"separated vocals' {', '.join(missed)} (vocals_min)"
+    return UNTOUCHED if ratio >= gate.untouched_snr_db else SEPARATED
+
+
+UNTOUCHED, SEPARATED, JUDGE = "untouched", "separated", "judge"
 
 
 class SeparationStage(CurationStage):
@@ -83,16 +105,47 @@ class SeparationStage(CurationStage):
             RejectReason.SEPARATION_FAILED,
             full_band=True,
         )
+        judge = []
         for row, v in vocals:
             try:
-                if self.per_segment:
-                    self._separated(row, v)
-                else:
+                if not self.per_segment:
                     row.set_waveform(v, self.output_rate(row.sample_rate), self.analysis_rate)
                     row.separation = self.info
+                    continue
+                copy = analysis_copy(v, self.output_rate(row.sample_rate), self.analysis_rate)
+                ratio = snr_db(copy, row.analysis_waveform())
+                row.sample.separation = row.sample.separation.model_copy(
+                    update={"speech_to_background_db": round(ratio, 2)}
+                )
+                decision = gate_decision(self.cfg.gate, ratio, None)
+                if decision == JUDGE:
+                    judge.append((row, v, copy, ratio))
+                else:
+                    self._decided(row, decision, v, copy)
             except ValueError as exc:  # non-finite vocals
                 self.fail(row, RejectReason.SEPARATION_FAILED, exc)
+        if judge:
+            self._judge(judge)
         return rows
+
+    def _judge(self, judge: list[tuple[Row, np.ndarray, np.ndarray, float]]) -> None:
+        """Score the separated vocals (their analysis copies, held by stand-in rows so that a failing one is its own
+        row's reject) and decide on them."""
+        stand_ins = [
+            row.copy(audio=pcm_bytes(copy), encoding=AudioEncoding.PCM16, sample_rate=self.analysis_rate, analysis=b"")
+            for row, _, copy, _ in judge
+        ]
+        scored = {id(r): s for r, s in self.call_model(stand_ins, self.scorer.score, RejectReason.SEPARATION_FAILED)}
+        for (row, vocals, copy, ratio), stand_in in zip(judge, stand_ins):
+            if stand_in.reject is not None:
+                row.rejected(self.name, stand_in.reject.reason, stand_in.reject.detail)
+                continue
+            scores = scored[id(stand_in)]
+            dims = scores.dimensions()
+            row.sample.separation = row.sample.separation.model_copy(
+                update={"vocals_quality": {d: round(dims[d], 4) for d in self.cfg.gate.vocals_min if d in dims}}
+            )
+            self._decided(row, gate_decision(self.cfg.gate, ratio, scores), vocals, copy, scores)
 
     def _gate(self, rows: list[Row]) -> list[Row]:
         """Score each utterance (its analysis copy) before separation; a clean one is written untouched and keeps its
@@ -109,31 +162,34 @@ class SeparationStage(CurationStage):
                 noisy.append(row)
         return noisy
 
-    def _separated(self, row: Row, vocals: np.ndarray) -> None:
-        """Decide on the separator's vocals by their ratio to what it removed, both taken at the analysis rate (the
-        vocals' copy there is the one written with them: nothing is resampled twice)."""
-        gate, sample = self.cfg.gate, row.sample
-        rate = self.output_rate(row.sample_rate)
-        copy = analysis_copy(vocals, rate, self.analysis_rate)
-        ratio = snr_db(copy, row.analysis_waveform())
-        sample.separation = sample.separation.model_copy(update={"speech_to_background_db": round(ratio, 2)})
-        if ratio >= gate.untouched_snr_db:
-            return  # the background is negligible: the input stays, with the gate's scores
-        if gate.min_snr_db is not None and ratio < gate.min_snr_db:
-            row.rejected(
-                self.name,
-                RejectReason.BACKGROUND_TOO_STRONG,
-                f"separated speech {ratio:.1f} dB above the background < min_snr_db {gate.min_snr_db:g} "
-                f"({gate.dimension} {sample.separation.background:.2f} before separation)",
-            )
+    def _decided(
+        self, row: Row, decision: str, vocals: np.ndarray, copy: np.ndarray, scores: QualityScores | None = None
+    ) -> None:
+        """Carry out the gate's decision: the input stays (with the gate's scores), the vocals replace it (with their
+        own `scores` where they were judged, else none: the quality stage scores them), or the row is rejected. The
+        vocals' analysis copy is the one written with them: nothing is resampled twice."""
+        if decision == UNTOUCHED:
             return
+        if decision != SEPARATED:
+            self._too_strong(row, decision)
+            return
+        rate = self.output_rate(row.sample_rate)
         row.set_waveform(vocals, rate, self.analysis_rate, analysis=copy)
+        sample = row.sample
         sample.separation = sample.separation.model_copy(update={"applied": True})
-        sample.quality = None  # new audio: the quality stage scores it
+        sample.quality = scores
         sample.audio = AudioFacts(
             sample_rate=rate,
             channels=1,
             duration_s=row.n_samples / rate,
             format="FLAC",
             bandwidth_hz=effective_bandwidth_hz(vocals, rate),
+        )
+
+    def _too_strong(self, row: Row, why: str) -> None:
+        sep = row.sample.separation
+        row.rejected(
+            self.name,
+            RejectReason.BACKGROUND_TOO_STRONG,
+            f"{why} ({self.cfg.gate.dimension} {sep.background:.2f} before separation)",
         )

@@ -92,6 +92,7 @@ def test_parse_value_keeps_text_its_type_does_not_accept():
         ("segmentation.nonsense=1", "nonsense"),
         ("decode.sample_rate=-1", "sample_rate"),
         ("shards.samples_per_shard=seven", "samples_per_shard"),
+        ("separation.gate.vocals_min.pitch=3", "separation.gate.vocals_min"),
     ],
 )
 def test_bad_configuration_fails_naming_the_field(override, field):

@@ -39,6 +39,11 @@ def test_the_separation_gate_needs_the_quality_model_and_its_dimension():
         preflight(_config({"quality": {"enabled": False}}))
     with pytest.raises(StartupError, match="^separation.gate.dimension: the dnsmos scorer does not score 'pitch'"):
         preflight(_config(overrides=["separation.gate.dimension=pitch"]))
+    # the minimums on the separated vocals: a dimension the scorer does not score fails at start, naming the setting
+    with pytest.raises(
+        StartupError, match="^separation.gate.vocals_min.speaker_consistency: the dnsmos scorer does not"
+    ):
+        preflight(_config(overrides=["separation.gate.vocals_min.speaker_consistency=3.0"]))
     preflight(_config({"quality": {"enabled": False}, "separation": {"gate": None}}))  # ungated: no need
 
 
