@@ -86,7 +86,9 @@ def child(args: argparse.Namespace) -> int:
         cfg = curate_config("local", direct=direct, overrides=SPINE + args.overrides)
         first: list[float] = []
         t0 = time.time()
-        summary = curate(cfg, RayExecutor(cfg), on_unit=lambda s: first or first.append(time.time()))
+        executor = RayExecutor(cfg)
+        summary = curate(cfg, executor, on_unit=lambda s: first or first.append(time.time()))
+        Path(args.result).with_suffix(".stats.txt").write_text(executor.dataset.stats())
         result = {
             "inputs": summary["inputs"],
             "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
