@@ -8,10 +8,13 @@ checkout's code (e.g. the main branch), the runs alternating (baseline, this tre
 their CPU ratio and whether both kept and rejected the same segments for the same reasons.
 
 The child is this file run with PYTHONPATH set to the tree under test, so the baseline tree needs no copy of it.
+With --profile, this tree's first run is sampled by py-spy (native frames included) into a collapsed-stack file, and
+the result gives the share of the separation stage's samples spent in each of PROFILE_PARTS.
 
 Usage:
   .venv/bin/python -m scripts.bench_gate --files 12 --baseline /work/main --repeats 2 --out bench_out/gate.json
   .venv/bin/python -m scripts.bench_gate --files 4 --set separation.model.batch_size=1   # one tree, settings changed
+  .venv/bin/python -m scripts.bench_gate --files 12 --profile bench_out/gate_profile.txt
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("separation", "quality")
+# where the separation stage's samples fall: a part is a frame (or pair of frames) that some stacks pass through
+PROFILE_PARTS = {
+    "DNSMOS (gate scores)": ("_gate (curation/stages/separation.py",),
+    "DNSMOS networks (ONNX Runtime)": ("DnsmosScorer._run (models/quality/dnsmos.py", "Session.run"),
+    "Spleeter": ("vocals (models/separator/base.py",),
+    "Spleeter U-Nets": ("SpleeterUNet.forward",),
+    "oneDNN primitive creation": ("dnnl_primitive_create",),
+    "STFT and inverse STFT": ("stft",),
+}
 
 
 def worker(input_dir: Path, output: Path, overrides: list[str]) -> dict:
@@ -60,11 +72,30 @@ def worker(input_dir: Path, output: Path, overrides: list[str]) -> dict:
     }
 
 
-def run_child(tree: Path, input_dir: Path, overrides: list[str]) -> dict:
+def profile_shares(path: Path) -> dict[str, float]:
+    """Share of the separation stage's samples in a py-spy collapsed-stack file that fall in each PROFILE_PARTS."""
+    stacks = [line.rstrip("\n").rsplit(" ", 1) for line in path.read_text().splitlines()]
+    stacks = [(s, int(n)) for s, n in stacks if "process_batch (curation/stages/separation.py" in s]
+    total = sum(n for _, n in stacks) or 1
+
+    def within(stack: str, frames: tuple[str, ...]) -> bool:
+        if len(frames) == 1:
+            return frames[0] in stack
+        calls = stack.split(";")
+        return any(frames[0] in a and frames[1] in b for a, b in zip(calls, calls[1:]))
+
+    shares = {part: sum(n for s, n in stacks if within(s, frames)) / total for part, frames in PROFILE_PARTS.items()}
+    return {"samples": total} | {part: round(v, 4) for part, v in shares.items()}
+
+
+def run_child(tree: Path, input_dir: Path, overrides: list[str], profile: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(dir=ROOT / "bench_out") as tmp:
         env = os.environ | {"PYTHONPATH": str(tree), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(input_dir), str(Path(tmp) / "out")]
         cmd += [a for o in overrides for a in ("--set", o)]
+        if profile is not None:
+            spy = Path(sys.executable).with_name("py-spy")  # the dev extra's
+            cmd = [str(spy), "record", "--native", "-r", "40", "-f", "raw", "-o", str(profile), "--", *cmd]
         subprocess.run(cmd + ["--result", f"{tmp}/result.json"], cwd=tree, env=env, check=True)
         return json.loads(Path(f"{tmp}/result.json").read_text())
 
@@ -98,6 +129,7 @@ def main() -> int:
     p.add_argument("--baseline", type=Path, help="another checkout to compare with (e.g. /work/main)")
     p.add_argument("--repeats", type=int, default=1, help="runs per tree, alternating")
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE override for this tree's runs")
+    p.add_argument("--profile", type=Path, help="sample this tree's first run with py-spy into this file")
     p.add_argument("--out", type=Path, help="results as JSON")
     p.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
@@ -111,7 +143,7 @@ def main() -> int:
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in trees}
     for k in range(args.repeats):
         for name, tree, overrides in trees:
-            r = run_child(tree, input_dir, overrides)
+            r = run_child(tree, input_dir, overrides, args.profile if k == 0 and name == "this" else None)
             runs[name].append(r)
             cpu = sum(r["cpu_s"].values())
             print(f"run {k + 1} {name:8s} separation+quality CPU {cpu:7.1f} s  {counts(r['outcome'])}", flush=True)
@@ -127,6 +159,9 @@ def main() -> int:
             "same_outcome_every_run": all(r["outcome"] == runs[name][0]["outcome"] for r in runs[name]),
             "samples_sha256": sorted({r["samples_sha256"] for r in runs[name]}),
         }
+    if args.profile:
+        result["profile"] = profile_shares(args.profile)
+        print(json.dumps(result["profile"], indent=1))
     if args.baseline:
         base, this = runs["baseline"][0]["outcome"], runs["this"][0]["outcome"]
         changed = {k: (base.get(k), this.get(k)) for k in base.keys() | this.keys() if base.get(k) != this.get(k)}
