@@ -198,6 +198,12 @@ def _speech(args: argparse.Namespace) -> set[str]:
     return {Path(r[0]).name for r in rows if len(r) > 5 and r[5] not in ("-", "")}
 
 
+def _where(clip: str, kind: str, snr: float | None, row: Row) -> dict:
+    """A segment's clip, condition and span in it."""
+    src = row.sample.source
+    return {"clip": clip, "kind": kind, "snr_db": snr, "start_s": src.start_s, "end_s": src.end_s}
+
+
 def _segment_si_sdr(audio: np.ndarray, rate: int, start_s: float, ref: np.ndarray, eval_rate: int) -> float:
     a = int(round(start_s * eval_rate))
     out = resample(audio, rate, eval_rate)
@@ -257,11 +263,7 @@ def run_gate(args: argparse.Namespace, spec: ModelSpec) -> dict:
                 continue
             sep = row.sample.separation
             rec = {
-                "clip": clip,
-                "kind": kind,
-                "snr_db": snr,
-                "start_s": row.sample.source.start_s,
-                "end_s": row.sample.source.end_s,
+                **_where(clip, kind, snr, row),
                 "kept": row.live,
                 "reject": None if row.live else f"{row.reject.stage}/{row.reject.reason}",
                 "separated": bool(sep and sep.applied),
@@ -348,13 +350,7 @@ def separate_all(args: argparse.Namespace, cfg: CurateConfig) -> list[dict]:
         mixture = resample(wave, wrate, ANALYSIS_RATE)
         for i, row in enumerate(_segments([segmentation, separation], wave, wrate, f"{kind}{snr}/{clip}")):
             sep = row.sample.separation if row.sample else None
-            rec = {
-                "clip": clip,
-                "kind": kind,
-                "snr_db": snr,
-                "start_s": row.sample.source.start_s,
-                "end_s": row.sample.source.end_s,
-            }
+            rec = _where(clip, kind, snr, row)
             segments.append(rec)
             if not (row.live and sep.applied):
                 rec["separated"] = False  # clean enough for the gate, or failed
