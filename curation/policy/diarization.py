@@ -226,6 +226,19 @@ def _speaker_turns(turns: list[list[int]], ids, frame_s: float, duration: float)
     ]
 
 
+def segment_voices(
+    wav: np.ndarray, sample_rate: int, embedder: SpeakerEmbedder, params: DiarizationParams = DiarizationParams()
+) -> SegmentVoices:
+    """The segment's voices for `diarize_source` alone, without its own turns: for turns a transcriber wrote itself."""
+    speech = speech_frames(wav, sample_rate, params)
+    spans = _window_spans(speech, params)
+    frame = int(round(sample_rate * FRAME_S))
+    emb = embedder.embed([wav[a * frame : b * frame] for a, b in spans], sample_rate) if len(spans) else None
+    return SegmentVoices(
+        speech, spans, (emb if emb is not None else np.zeros((0, 0))).astype(np.float16), len(wav) / sample_rate
+    )
+
+
 def diarize(
     wav: np.ndarray, sample_rate: int, embedder: SpeakerEmbedder, params: DiarizationParams = DiarizationParams()
 ) -> list[SpeakerTurn]:
