@@ -279,7 +279,7 @@ class TranscriptionConfig(_Strict):
         ge=0,
         description="Measure overlapped speech in every segment (sample.overlap_s: a second-voice pitch test, "
         "curation.policy.overlap) and reject ('overlapping_speech') a segment with more seconds of it; None = not "
-        "measured. Off by default: on AMI meetings the test finds little of the overlap (README, Performance).",
+        "measured. Off by default: on the AMI excerpts the test finds none of the overlap (README, Performance).",
     )
     use_sidecar: bool = Field(default=True, description="Use .txt/.lab beside the input or the manifest's text column.")
     max_sidecar_wer: float = Field(
