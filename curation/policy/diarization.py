@@ -64,9 +64,9 @@ class DiarizationParams:
     channel_share: float = 0.3
     source_similarity: float = 0.45
     # One speaker is the verdict on a whole source only when its last two clusters are this similar; below, the source
-    # keeps its two main clusters (which `min_speaker_s` may still join). Two voices that differ little (one meeting's
-    # far-field pair) merge below `single_similarity` and above `source_similarity`; one voice's windows never did on
-    # the benchmark's 1-speaker sources (their last merge at 0.56-0.63, two-voice AMI dev01's at 0.52).
+    # keeps its two main clusters (which `min_speaker_s` may still join). Two voices that differ little (AMI dev01's
+    # pair) merge below `single_similarity` and above `source_similarity`; one voice's windows never did on the
+    # benchmark's 1-speaker sources (their last merge at 0.56-0.63, dev01's at 0.52: a thin margin).
     single_similarity: float = 0.54
     # Phrases (speech between pauses of `phrase_pause_s` or more) are embedded whole as well: a turn changes hands at
     # a pause, and a short answer (a back-channel) fills no 1.5 s window of its own. A phrase with `min_phrase_s` of
@@ -245,8 +245,8 @@ def _label_turns(
     """[start, end, speaker column] turns tiling a segment's frames, from its windows' similarity to each speaker
     (`sims`, windows x speakers): each speech frame takes the speaker its covering windows resemble most (frames no
     window covers, the nearest covered frame's), blended with its phrase's own similarity (`phrase_sims`); runs
-    become turns, and turns with too little speech to judge join the neighbour
-    whose speaker their frames resemble more."""
+    become turns, and turns with too little speech to judge join the neighbour whose speaker their frames resemble
+    more."""
     n = len(speech)
     score, cover = np.zeros((n, sims.shape[1])), np.zeros(n)
     for (a, b), row in zip(spans, sims):
