@@ -300,6 +300,13 @@ class TranscriptionConfig(_Strict):
         description="Segments with more distinct speakers (after source-level diarization) are rejected "
         "('too_many_speakers'); 1 = single-speaker data. None = any.",
     )
+    max_overlap_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Measure overlapped speech in every segment (sample.overlap_s: a second-voice pitch test, "
+        "curation.policy.overlap) and reject ('overlapping_speech') a segment with more seconds of it; None = not "
+        "measured. Off by default: on the AMI excerpts the test finds none of the overlap (README, Performance).",
+    )
     use_sidecar: bool = Field(default=True, description="Use .txt/.lab beside the input or the manifest's text column.")
     max_sidecar_wer: float = Field(
         default=0.6, ge=0, description="Reject when ASR and sidecar disagree more than this."

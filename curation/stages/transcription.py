@@ -3,7 +3,8 @@ how it was decided, or a reject.
 
 Profiles:
 - `s2` (qwen3-omni): the model writes speaker turns and vocal tags itself, and names the language first
-  (models/asr/qwen3_omni.py); its output is used as is.
+  (models/asr/qwen3_omni.py); its output is used as is. With a speaker model, the segment's voices are kept on the
+  row too, so that its turns get source-level ids.
 - `local` (pocketsphinx): words with times and confidences; speaker turns come from diarization
   (curation.policy.diarization) and each word goes to the speaker active at its midpoint. The segment's voices are
   kept on the row (`row.speakers`) for source-level diarization (curation.stages.source.SourceSpeakers).
@@ -31,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.policy.diarization import SpeakerTurn, diarization_params, diarize_segment
+from curation.policy.diarization import SpeakerTurn, diarization_params, diarize_segment, segment_voices
+from curation.policy.overlap import overlap_seconds
 from curation.policy.text_filters import Verdict, check_empty, check_language, check_rate, check_repeats, speech_rate
 from curation.policy.turns import speaker_turns
 from curation.row import Row, SpeakerEvidence
@@ -73,6 +75,20 @@ def gate_score(evidence: dict[str, float], confidence_weight: float) -> float:
     return evidence["acoustic_per_frame"] + confidence_weight * evidence["mean_confidence"]
 
 
+def overlap_verdict(row: Row, wav: np.ndarray, max_overlap_s: float) -> bool:
+    """Record the segment's overlapped speech; reject it (True) when there is more than `max_overlap_s`, before it is
+    transcribed."""
+    row.sample.overlap_s = overlap_seconds(wav, row.analysis_rate)
+    if row.sample.overlap_s <= max_overlap_s:
+        return False
+    row.rejected(
+        Stage.TRANSCRIPTION,
+        RejectReason.OVERLAPPING_SPEECH,
+        f"{row.sample.overlap_s:.2f} s of overlapped speech > max_overlap_s {max_overlap_s:g}",
+    )
+    return True
+
+
 class TranscriptionStage(CurationStage):
     """Tags outside the registry are kept or rejected per `cfg.unknown_tags`."""
 
@@ -91,7 +107,7 @@ class TranscriptionStage(CurationStage):
         self.transcriber = registry.build("asr", self.cfg.model, "transcription.model")
         self.languages = getattr(self.transcriber, "languages", None)  # None: any language
         self.embedder = None
-        if self.cfg.speaker_model is not None and not self.transcriber.writes_speaker_turns:
+        if self.cfg.speaker_model is not None:
             self.embedder = registry.build("speaker", self.cfg.speaker_model, "transcription.speaker_model")
             self.diarization = diarization_params(self.cfg.speaker_model)
 
@@ -114,7 +130,10 @@ class TranscriptionStage(CurationStage):
                     f"{', '.join(sorted(self.languages))} only",
                 )
                 continue
-            items.append(_Item(row, row.analysis_waveform(), single_segment(row), language, source))
+            wav = row.analysis_waveform()
+            if self.cfg.max_overlap_s is not None and overlap_verdict(row, wav, self.cfg.max_overlap_s):
+                continue
+            items.append(_Item(row, wav, single_segment(row), language, source))
 
         # the prompt names a given language, so rows are transcribed in groups of one language (never mixed)
         results: dict[int, TranscriptionResult] = {}
@@ -166,7 +185,12 @@ class TranscriptionStage(CurationStage):
                 )
             item.sidecar_used = True
         if self.transcriber.writes_speaker_turns:
-            return asr
+            if self.embedder is None:
+                return asr
+            # its turns stay as written; their voices get source-level ids (SourceSpeakers)
+            voices = segment_voices(item.wav, item.row.analysis_rate, self.embedder, self.diarization)
+            item.row.speakers = SpeakerEvidence(voices, model_turns=True)
+            return asr.model_copy(update={"model_id": f"{asr.model_id}+{self.embedder.model_id}"})
 
         model_id = asr.model_id
         if side_turns is not None and len({t.speaker for t in side_turns}) > 1:
