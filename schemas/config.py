@@ -100,8 +100,8 @@ class SeparationGate(_Strict):
     the separator runs, and its vocals against what it removed give the speech-to-background ratio: below `min_snr_db`
     the separated speech cannot be trusted ('background_too_strong'). The vocals are then judged by what they are: the
     quality model scores them, and missing any minimum in `vocals_min` rejects the utterance ('background_too_strong').
-    What passes is written untouched at a ratio of at least `untouched_snr_db` (the background was negligible), else
-    as its vocals. The ratio alone is a poor predictor both ways: on the corpus's speech over a +10 dB music bed it
+    What passes is written untouched at a ratio of at least `untouched_snr_db` (the background was negligible; of the
+    vocals' scores only the background counts there, the input being held to quality.thresholds), else as its vocals. The ratio alone is a poor predictor both ways: on the corpus's speech over a +10 dB music bed it
     reads 6-15 dB while most vocals reach 13-18 dB SI-SDR, and a music separator passes dish clatter (and a solo
     trumpet) as vocals, reading 17-28 dB where the input holds 10 dB of clatter. Chosen on the corpus's clips mixed at
     +10 / +5 / 0 dB with noise and music (python -m scripts.bench_separation --gate --separated-out DIR; the labels it
@@ -113,8 +113,8 @@ class SeparationGate(_Strict):
     )
     untouched_snr_db: float = Field(
         default=15.0,
-        description="Separated speech at least this far above the background (dB), its vocals passing vocals_min: the "
-        "input is written untouched.",
+        description="Separated speech at least this far above the background (dB), its vocals passing vocals_min's "
+        "background minimum (`dimension`): the input is written untouched.",
     )
     # 9.5: below it the vocals of +5 dB mixes (ratio 1-9 dB) are mostly under 12 dB SI-SDR with scores DNSMOS cannot
     # tell from good ones, and a clean clip Spleeter damages (9.0 dB ratio, vocals 9.5 dB from it) is not kept

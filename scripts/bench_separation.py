@@ -430,24 +430,24 @@ def run_separated(args: argparse.Namespace, spec: ModelSpec) -> dict:
             r[label] = written
         kept_share = _speech_kept(segments, label)
         rows = []
-        for kind, snr in sorted({_condition_key(r) for r in segments if r["kind"] != "clean"}):
+        for kind, snr in sorted({_condition_key(r) for r in segments}):
             sel = [r for r in segments if _condition_key(r) == (kind, snr) and r.get("separated")]
             kept_si = [r[f"si_sdr_{r[label]}"] for r in sel if r[label]]
             rows.append(
                 {
                     "input": kind,
-                    "snr_db": snr,
+                    "snr_db": None if snr == -1 else snr,
                     "separated": len(sel),
                     "speech_time_kept": round(kept_share.get((kind, snr), 0.0), 4),
                     "good_rejected_s": round(
                         sum(r["end_s"] - r["start_s"] for r in sel if r["good"] and not r[label]), 2
                     ),
-                    "kept_below_bar": sum(x < args.bar_db for x in kept_si),
+                    "kept_below_bar": sum(x < _bar(kind, args) for x in kept_si),
                 }
             )
             x = rows[-1]
             print(
-                f"{label:14s} {kind:6s} {snr:4g} {x['separated']:9d} {x['speech_time_kept']:11.1%} {x['good_rejected_s']:17.1f} {x['kept_below_bar']:10d}"
+                f"{label:14s} {kind:6s} {'' if snr == -1 else f'{snr:g}':>4s} {x['separated']:9d} {x['speech_time_kept']:11.1%} {x['good_rejected_s']:17.1f} {x['kept_below_bar']:10d}"
             )
         evaluation[label] = {"gate": gate.model_dump(), "table": rows}
     print(f"{args.separated_out}: labels.jsonl and {len([r for r in segments if r.get('separated')])} clips")

@@ -270,3 +270,14 @@ def test_noise_alone_and_dish_clatter_passed_as_vocals_are_rejected(beds):
     clatter = out[3].sample.separation
     assert clatter.speech_to_background_db >= gate.untouched_snr_db and "(vocals_min)" in out[3].reject.detail
     assert clatter.vocals_quality["snr"] < gate.vocals_min["snr"]
+
+
+def test_clean_speech_the_separator_leaves_alone_stays_untouched_whatever_its_vocals_signal_score(beds):
+    # every utterance sent to the separator; a signal bar no vocals reach: clean speech (ratio far above
+    # untouched_snr_db) is still written untouched, held to the quality stage's minimums on its own scores, as without
+    # the vocals' scores (only their background score counts there)
+    gate = SeparationGate(min_clean=100.0, vocals_min={"snr": 2.7, "recording_quality": 5.0})
+    out = _gated(gate)([segment_row(beds["arctic"], 16000)])[0]
+    sep = out.sample.separation
+    assert out.live and not sep.applied and sep.speech_to_background_db >= gate.untouched_snr_db, out.reject
+    assert np.array_equal(out.pcm(), segment_row(beds["arctic"], 16000).pcm())
