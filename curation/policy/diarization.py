@@ -242,31 +242,88 @@ def diarize_segment(
 ) -> tuple[list[SpeakerTurn], SegmentVoices | None]:
     """`diarize`, and the segment's voices for source-level diarization (`diarize_source`). Without `voices` (None
     then), a segment with too little speech to tell voices apart is not embedded at all."""
-    duration = len(wav) / sample_rate
-    single = [SpeakerTurn(0, 0.0, duration)]
+    return diarize_segments([wav], sample_rate, embedder, params, voices)[0]
+
+
+@dataclass
+class _Segment:
+    """One segment on its way through `diarize_segments`."""
+
+    wav: np.ndarray
+    speech: np.ndarray
+    spans: np.ndarray
+    too_little: bool
+    emb: np.ndarray | None = None
+    turns: list[list[int]] | None = None  # frame turns of a segment heard as several voices, before re-embedding
+    result: list[SpeakerTurn] | None = None
+
+
+def diarize_segments(
+    wavs: Sequence[np.ndarray],
+    sample_rate: int,
+    embedder: SpeakerEmbedder,
+    params: DiarizationParams = DiarizationParams(),
+    voices: bool = True,
+) -> list[tuple[list[SpeakerTurn], SegmentVoices | None]]:
+    """`diarize_segment` of each of `wavs`, their windows embedded in one embedder call and their whole turns in one
+    more (the embedder batches them): each segment's result is its own, whatever segments it came with."""
     frame = int(round(sample_rate * FRAME_S))
-    speech = speech_frames(wav, sample_rate, params)
-    spans = _window_spans(speech, params)
-    too_little = speech.sum() * FRAME_S < 2 * params.min_speaker_s or len(spans) < 2
-    if not len(spans) or (too_little and not voices):
-        return single, SegmentVoices(speech, spans[:0], np.zeros((0, 0), np.float16), duration) if voices else None
-    emb = embedder.embed([wav[a * frame : b * frame] for a, b in spans], sample_rate)
-    found = SegmentVoices(speech, spans, emb.astype(np.float16), duration) if voices else None
-    if too_little:
-        return single, found
-    labels = _cluster(emb, params.same_speaker_similarity)
-    labels = _absorb_small(labels, emb, np.full(len(spans), params.hop_s), params.min_speaker_s)
+    segs = []
+    for wav in wavs:
+        speech = speech_frames(wav, sample_rate, params)
+        spans = _window_spans(speech, params)
+        segs.append(_Segment(wav, speech, spans, speech.sum() * FRAME_S < 2 * params.min_speaker_s or len(spans) < 2))
+    embedded = [g for g in segs if len(g.spans) and (voices or not g.too_little)]
+    for g, emb in zip(
+        embedded,
+        _embed_each(embedder, [[g.wav[a * frame : b * frame] for a, b in g.spans] for g in embedded], sample_rate),
+    ):
+        g.emb = emb
+        if not g.too_little:
+            g.turns = _window_turns(g, params)
+    several = [g for g in embedded if g.turns is not None]
+    clips = [[g.wav[s * frame : e * frame] for s, e, _ in g.turns] for g in several]
+    for g, turn_emb in zip(several, _embed_each(embedder, clips, sample_rate)):
+        g.result = _merge_turns(g, turn_emb, frame / sample_rate, len(g.wav) / sample_rate, params)
+    out = []
+    for g in segs:
+        duration = len(g.wav) / sample_rate
+        found = None
+        if voices:
+            emb = g.emb.astype(np.float16) if g.emb is not None else np.zeros((0, 0), np.float16)
+            found = SegmentVoices(g.speech, g.spans if g.emb is not None else g.spans[:0], emb, duration)
+        out.append((g.result or [SpeakerTurn(0, 0.0, duration)], found))
+    return out
+
+
+def _embed_each(embedder: SpeakerEmbedder, clips: list[list[np.ndarray]], sample_rate: int) -> list[np.ndarray]:
+    """Every clip of every group in one embedder call; the embeddings split back by group."""
+    flat = [c for group in clips for c in group]
+    if not flat:
+        return []
+    emb = embedder.embed(flat, sample_rate)
+    bounds = np.cumsum([0, *map(len, clips)])
+    return [emb[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _window_turns(g: _Segment, params: DiarizationParams) -> list[list[int]] | None:
+    """Frame turns from clustering the segment's windows; None when they are one voice."""
+    labels = _cluster(g.emb, params.same_speaker_similarity)
+    labels = _absorb_small(labels, g.emb, np.full(len(g.spans), params.hop_s), params.min_speaker_s)
     ids = np.unique(labels)
     if len(ids) == 1:
-        return single, found
-
+        return None
     # Frame scores: mean similarity of the covering windows to each speaker centroid.
-    centroids = _unit(np.stack([emb[labels == c].mean(axis=0) for c in ids]))
-    turns = _label_turns(speech, spans, emb @ centroids.T, params)
+    centroids = _unit(np.stack([g.emb[labels == c].mean(axis=0) for c in ids]))
+    return _label_turns(g.speech, g.spans, g.emb @ centroids.T, params)
 
-    # Whole-turn embeddings: merge speakers that are too small or one voice, reassign turns to the nearest speaker.
-    turn_emb = embedder.embed([wav[s * frame : e * frame] for s, e, _ in turns], sample_rate)
-    speech_s = np.array([speech[s:e].sum() * FRAME_S for s, e, _ in turns])
+
+def _merge_turns(
+    g: _Segment, turn_emb: np.ndarray, frame_s: float, duration: float, params: DiarizationParams
+) -> list[SpeakerTurn]:
+    """Whole-turn embeddings: merge speakers that are too small or one voice, reassign turns to the nearest speaker."""
+    turns = g.turns
+    speech_s = np.array([g.speech[s:e].sum() * FRAME_S for s, e, _ in turns])
     labels = np.array([c for _, _, c in turns])
     for _ in range(2 * len(turns)):
         ids = np.unique(labels)
@@ -290,7 +347,7 @@ def diarize_segment(
         labels = new
     turns = _merge_equal([[s, e, int(c)] for (s, e, _), c in zip(turns, labels)])
     order = {c: i for i, c in enumerate(dict.fromkeys(t[2] for t in turns))}
-    return _speaker_turns(turns, order, frame / sample_rate, duration), found
+    return _speaker_turns(turns, order, frame_s, duration)
 
 
 def diarize_source(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.policy.diarization import SpeakerTurn, diarization_params, diarize_segment
+from curation.policy.diarization import SpeakerTurn, diarization_params, diarize_segments
 from curation.policy.text_filters import Verdict, check_empty, check_language, check_rate, check_repeats, speech_rate
 from curation.policy.turns import speaker_turns
 from curation.row import Row, SpeakerEvidence
@@ -56,6 +56,8 @@ class _Item:
     language: str | None  # given with the input or for the job
     language_source: str  # 'manifest', 'config' or 'unknown'
     sidecar_used: bool = False
+    turn_text: str | None = None  # the sidecar's text, whose tokens take the speakers of the ASR words
+    diarize: bool = False  # speaker turns come from diarization, once the segment is kept
 
     @property
     def speech_s(self) -> float:
@@ -124,6 +126,7 @@ class TranscriptionStage(CurationStage):
             results.update(
                 (id(r), res) for r, res in self.call_model(group, transcribe, RejectReason.TRANSCRIPTION_FAILED)
             )
+        kept: list[tuple[_Item, RichTranscript]] = []
         for item in items:
             if id(item.row) not in results:
                 continue
@@ -136,13 +139,38 @@ class TranscriptionStage(CurationStage):
             if not isinstance(out, RichTranscript):
                 item.row.rejected(self.name, *out)
                 continue
+            # the verdicts read the words only, never the turns: speakers are found for the kept segments alone
             verdict = self._decide_language(item, out, result) or self._check(item, out)
             if verdict:
-                item.row.speakers = None
                 item.row.rejected(self.name, *verdict)
             else:
+                kept.append((item, out))
+        for item, out in kept:
+            if not item.diarize:
                 item.row.sample.transcript = out
+        self._assign_speakers([(i, t) for i, t in kept if i.diarize])
         return rows
+
+    def _assign_speakers(self, kept: list[tuple[_Item, RichTranscript]]) -> None:
+        """Kept segments' transcripts with speaker turns from diarization (their windows embedded together, per
+        analysis rate), and their voices kept on the rows; a failure is retried segment by segment."""
+        for rate in dict.fromkeys(i.row.analysis_rate for i, _ in kept):
+            group = [(i, t) for i, t in kept if i.row.analysis_rate == rate]
+            try:
+                found = diarize_segments([i.wav for i, _ in group], rate, self.embedder, self.diarization)
+            except Exception as exc:
+                if len(group) == 1:
+                    self.fail(group[0][0].row, RejectReason.TRANSCRIPTION_FAILED, exc)
+                else:
+                    for one in group:
+                        self._assign_speakers([one])
+                continue
+            for (item, single), (diar, voices) in zip(group, found):
+                item.row.speakers = SpeakerEvidence(voices, item.turn_text)
+                turns = speaker_turns(single.words or [], diar, item.turn_text)
+                item.row.sample.transcript = RichTranscript(
+                    turns=turns, language=single.language, words=single.words, model_id=single.model_id
+                )
 
     def _build(self, item: _Item, result: TranscriptionResult) -> RichTranscript | tuple[RejectReason, str]:
         if result.transcript is None:
@@ -173,17 +201,18 @@ class TranscriptionStage(CurationStage):
             return RichTranscript(
                 turns=side_turns, language=asr.language, words=asr.words, model_id=model_id + "+sidecar"
             )
-        duration = len(item.wav) / item.row.analysis_rate
-        diar = [SpeakerTurn(0, 0.0, duration)]
-        text = " ".join(t.text for t in side_turns) if side_turns is not None else None
-        if self.embedder is not None:
-            diar, voices = diarize_segment(item.wav, item.row.analysis_rate, self.embedder, self.diarization)
-            item.row.speakers = SpeakerEvidence(voices, text)
+        item.turn_text = " ".join(t.text for t in side_turns) if side_turns is not None else None
+        item.diarize = self.embedder is not None
+        if item.diarize:
             model_id += f"+{self.embedder.model_id}"
-        if text is not None:
+        if item.turn_text is not None:
             model_id += "+sidecar"
+        diar = [SpeakerTurn(0, 0.0, len(item.wav) / item.row.analysis_rate)]  # one speaker until the segment is kept
         return RichTranscript(
-            turns=speaker_turns(asr.words or [], diar, text), language=asr.language, words=asr.words, model_id=model_id
+            turns=speaker_turns(asr.words or [], diar, item.turn_text),
+            language=asr.language,
+            words=asr.words,
+            model_id=model_id,
         )
 
     def _decide_language(self, item: _Item, t: RichTranscript, result: TranscriptionResult) -> Verdict:

@@ -12,6 +12,7 @@ from curation.policy.diarization import (
     diarization_params,
     diarize,
     diarize_segment,
+    diarize_segments,
     diarize_source,
     join_utterances,
     speech_span,
@@ -80,6 +81,26 @@ def test_two_speaker_dialogues(pair, embedder):
     assert turns[0].start_s == 0.0 and turns[-1].end_s == pytest.approx(len(wav) / SR)
     assert all(x.end_s == y.start_s and x.speaker != y.speaker for x, y in zip(turns, turns[1:]))
     assert turns[0].speaker == 0
+
+
+def test_segments_diarized_together_match_each_alone(embedder):
+    """Windows and whole turns of several segments embedded in shared batches give each segment the turns and
+    voices it gets alone, to the bit (the embedder's results do not depend on what shares its batch)."""
+    a, b = PAIRS["cmu aew / cmu axb"]()
+    two, _ = _dialogue(a, b)
+    one, _ = join_utterances([(0, c) for c in _load("lhotse__2412-153948-0000.flac", 3)], SR)
+    segments = [two, one[:SR], one, np.zeros(SR, np.float32), two[: 3 * SR]]
+    together = diarize_segments(segments, SR, embedder)
+    alone = [diarize_segment(x, SR, embedder) for x in segments]
+    assert len({t.speaker for t in together[0][0]}) == 2 and len(together[2][0]) == 1
+    for (turns, voices), (turns1, voices1) in zip(together, alone):
+        assert turns == turns1
+        assert np.array_equal(voices.speech, voices1.speech) and np.array_equal(voices.windows, voices1.windows)
+        assert voices.embeddings.shape == voices1.embeddings.shape
+        assert np.array_equal(voices.embeddings, voices1.embeddings)
+    assert [diarize(x, SR, embedder) for x in segments] == [
+        t for t, _ in diarize_segments(segments, SR, embedder, voices=False)
+    ]
 
 
 def test_one_speaker_stays_one(embedder):
