@@ -56,6 +56,11 @@ def search_settings(spec: ModelSpec, setting: str = "transcription.model") -> di
             raise ValueError(
                 f"{setting}.options.{key}: not a pocketsphinx option (hmm, lm, dict, {', '.join(SEARCH_SETTINGS)})"
             )
+        if isinstance(value, str):  # YAML reads 1e-40 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         valid = {
             _SWITCH: isinstance(value, bool),
