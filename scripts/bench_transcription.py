@@ -9,8 +9,8 @@ The first `--files` files of the benchmark set (scripts/bench_corpus.py, as `mak
 every stage before transcription once, by the sequential executor of the `local` profile, and the rows that reach
 transcription are kept in bench_out/transcription_rows/FILES.pkl (rebuilt when the set's recipe changes). Each run
 then builds the transcription stage of the same configuration (`--set` edits it: decoder settings, the speaker
-model) and times it on those rows, process CPU seconds (all threads) around the stage calls, model loading apart:
-a shared, loaded machine changes wall time far more than CPU time. It prints the verdicts (kept, rejects by
+model) and times it on those rows, process CPU seconds (all threads) around the stage calls, model loading apart,
+with one torch thread by default (as a fused Ray actor, one per core, runs the stage): a shared, loaded machine changes wall time far more than CPU time. It prints the verdicts (kept, rejects by
 reason) and a digest of every kept transcript, so two code versions can be compared on exactly the same rows.
 """
 
@@ -73,13 +73,16 @@ def capture(input_dir: Path, n_files: int, work: Path) -> list:
     return captured
 
 
-def run_stage(rows: list, overrides: list[str]) -> dict:
+def run_stage(rows: list, overrides: list[str], threads: int) -> dict:
+    import torch
+
     from curation.stages.pipeline import CurationPipeline
     from jobs.config import curate_config
     from schemas.rejects import Stage
 
     cfg = curate_config("local", direct={"input": ".", "output": "unused"}, overrides=overrides)
     (stage,) = [s for s in CurationPipeline.from_config(cfg).models if s.name == Stage.TRANSCRIPTION]
+    torch.set_num_threads(threads)
     t = time.process_time()
     stage.setup()
     load_s = time.process_time() - t
@@ -114,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hours", type=float, default=1.0, help="the benchmark set's size, as `make bench` builds it")
     p.add_argument("--input-dir", default="bench_out/input")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rows", type=int, default=None, help="only the first N captured rows (a smaller fixed subset)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1: a fused Ray actor runs on one core)"
+    )
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     add_overrides(p)
     args = p.parse_args(argv)
@@ -126,9 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         rows = capture(Path(args.input_dir), args.files, work)
         cache.write_bytes(pickle.dumps(rows))
         print(f"captured {len(rows)} rows in {time.perf_counter() - t:.0f} s -> {cache}")
-    rows = pickle.loads(cache.read_bytes())
-    result = run_stage(rows, args.overrides)
-    result |= {"files": args.files, "overrides": args.overrides, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    rows = pickle.loads(cache.read_bytes())[: args.rows]
+    result = run_stage(rows, args.overrides, args.threads)
+    result |= {
+        "files": args.files,
+        "rows": args.rows,
+        "threads": args.threads,
+        "overrides": args.overrides,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     print(json.dumps({k: v for k, v in result.items() if k != "transcripts"}, indent=1))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
