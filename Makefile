@@ -44,8 +44,8 @@ bench: install
 bench-memory: install
 	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_curation --long-input-hours 2 --out bench_out/curation_long.json
 
-# Curation at 1k and 10k tiny inputs on a 2-node Ray cluster with S3 (moto) output: driver peak RSS, wall, time to
-# the first unit, finalize (bench_out/scale.json). The 100k point: `$(PY) -m scripts.bench_scale --points 100000`.
+# Curation at 1k, 10k and 100k tiny inputs on a 2-node Ray cluster with S3 (moto) output: driver peak RSS, wall, time
+# to the first unit, finalize (bench_out/scale.json). About an hour on 2 cores; `--points 1000 10000` for the small ones.
 bench-scale: install
 	RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m scripts.bench_scale --out bench_out/scale.json
 

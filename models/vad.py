@@ -53,14 +53,17 @@ class SileroVad:
         pre = PREROLL_FRAMES * FRAME
         padded = np.zeros(-(-len(w) // FRAME) * FRAME, np.float32)
         padded[: len(w)] = w
+        # silero runs frame by frame, each frame seeing only the frames before it: a waveform shorter than a piece is
+        # run at its own length, not padded to the piece (a 1.5 s input would otherwise cost 30 s of frames)
+        piece = min(self.piece, len(padded))
         pieces, frames = [], []
         for start in range(0, len(padded), self.piece):
             lo = max(0, start - pre)
-            chunk = np.zeros(pre + self.piece, np.float32)
-            part = padded[lo : start + self.piece]
+            chunk = np.zeros(pre + piece, np.float32)
+            part = padded[lo : start + piece]
             chunk[pre - (start - lo) : pre - (start - lo) + len(part)] = part
             pieces.append(chunk)
-            frames.append(min(self.piece, len(padded) - start) // FRAME)
+            frames.append(min(piece, len(padded) - start) // FRAME)
         out = []
         for b in range(0, len(pieces), self.batch_size):
             self.model.reset_states()

@@ -173,6 +173,7 @@ class RayExecutor:
         self.dataset: ray.data.Dataset | None = None
         self.window: tuple[float, float] | None = None
         self.writer_nodes: list[str] = []  # the Ray nodes the unit writers ran on
+        self.writers: list = []  # a completed run's unit writers, kept for finalize
 
     def prepare(self, pipeline: CurationPipeline) -> None:
         cfg = self.cfg
@@ -181,9 +182,17 @@ class RayExecutor:
         check_nodes(cfg, writer_resources(cfg, pipeline))
 
     def finalize(self, output: str, plan: RunPlan) -> tuple[dict, RunStats]:
-        """In a Ray task on a worker (where the writers' CPU share runs): the driver parses no sample."""
-        task = ray.remote(finalize).options(num_cpus=self.cfg.ray.writers.num_cpus, max_retries=1)
-        return ray.get(task.remote(output, plan))
+        """On a unit writer of the run, still up with its imports done (a fresh worker's start-up was most of a small
+        run's finalize), else (a resume with nothing to do) in a Ray task on a worker: the driver parses no sample."""
+        writers, self.writers = self.writers, []
+        try:
+            if writers:
+                return ray.get(writers[0].finalize.remote(output, plan))
+            task = ray.remote(finalize).options(num_cpus=self.cfg.ray.writers.num_cpus, max_retries=1)
+            return ray.get(task.remote(output, plan))
+        finally:
+            for writer in writers:
+                ray.kill(writer)
 
     def build_dataset(self, pipeline: CurationPipeline, inputs: PlannedInputs, writers: list) -> ray.data.Dataset:
         cfg = self.cfg
@@ -234,13 +243,13 @@ class RayExecutor:
                     for unit, samples, rejects in zip(batch["unit"], batch["samples"], batch["rejects"]):
                         on_unit({"unit": int(unit), "samples": int(samples), "rejects": int(rejects)})
         except Exception as exc:
+            for writer in writers:
+                ray.kill(writer)
             cause = one_line_cause(exc)
             if cause is None:
                 raise
             raise cause.with_traceback(None) from None
-        finally:
-            for writer in writers:
-                ray.kill(writer)
+        self.writers = writers
         self.window = (start, time.time())
 
 

@@ -14,7 +14,9 @@ from collections import defaultdict
 
 import ray
 
-from curation.io.shards import UnitWriter, unit_summary
+from curation.io.plan import RunPlan
+from curation.io.shards import UnitWriter, finalize, unit_summary
+from curation.report.stats import RunStats
 from curation.row import Row, from_columns, to_columns
 from curation.run import UnitTarget
 from schemas.config import Resources
@@ -31,6 +33,9 @@ class UnitWriterActor:
 
     def pending_units(self) -> list[int]:
         return self.writer.pending_units()
+
+    def finalize(self, output: str, plan: RunPlan) -> tuple[dict, RunStats]:
+        return finalize(output, plan)
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()

@@ -4,8 +4,8 @@ output on S3 (a moto server on 127.0.0.1). Per point: the driver's peak RSS, the
 completed unit and the finalize time, in bench_out/scale.json (`points`, merged with the points already there, so the
 largest can run later on its own).
 
-    .venv/bin/python -m scripts.bench_scale                                  # 1k and 10k
-    .venv/bin/python -m scripts.bench_scale --points 100000 --timeout 3600   # later, the 100k point
+    .venv/bin/python -m scripts.bench_scale                       # 1k, 10k and 100k (`make bench-scale`)
+    .venv/bin/python -m scripts.bench_scale --points 1000 10000   # the two small points only
 
 The inputs are hard links to 16 tone files (distinct paths, so distinct keys; one tone per frequency), listed in a
 JSONL manifest. Each point runs in a child process (one cluster, one driver) that reports its own peak RSS (getrusage:
@@ -86,7 +86,9 @@ def child(args: argparse.Namespace) -> int:
         cfg = curate_config("local", direct=direct, overrides=SPINE + args.overrides)
         first: list[float] = []
         t0 = time.time()
-        summary = curate(cfg, RayExecutor(cfg), on_unit=lambda s: first or first.append(time.time()))
+        executor = RayExecutor(cfg)
+        summary = curate(cfg, executor, on_unit=lambda s: first or first.append(time.time()))
+        Path(args.result).with_suffix(".stats.txt").write_text(executor.dataset.stats())
         result = {
             "inputs": summary["inputs"],
             "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -111,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench_out/scale.json")
     p.add_argument("--work-dir", default="bench_out/scale_runs")
-    p.add_argument("--points", type=int, nargs="+", default=[1000, 10000])
+    p.add_argument("--points", type=int, nargs="+", default=[1000, 10000, 100000])
     p.add_argument("--worker-cpus", type=int, default=2)
-    p.add_argument("--timeout", type=float, default=3600, help="seconds a point may take before it is stopped")
+    p.add_argument("--timeout", type=float, default=5400, help="seconds a point may take before it is stopped")
     add_overrides(p)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--input", help=argparse.SUPPRESS)

@@ -14,8 +14,9 @@ import json
 import os
 import tarfile
 import tempfile
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -268,6 +269,23 @@ class ParquetStream:
             os.unlink(self.tmp.name)
 
 
+# completion records read ahead at once: one read per unit is a round trip to S3, which a few threads overlap
+RECORDS_AHEAD = 16
+
+
+def unit_records(output: str, units: Sequence[int]) -> Iterator[dict]:
+    """The completion records of `units`, in that order, each read while the ones before it are processed (at most
+    RECORDS_AHEAD in memory)."""
+    with ThreadPoolExecutor(min(RECORDS_AHEAD, 8)) as pool:
+        ahead: deque = deque()
+        for unit in units:
+            ahead.append(pool.submit(storage.read_text, unit_record_uri(output, unit)))
+            if len(ahead) == RECORDS_AHEAD:
+                yield json.loads(ahead.popleft().result())
+        while ahead:
+            yield json.loads(ahead.popleft().result())
+
+
 def finalize(output: str, plan: RunPlan) -> tuple[dict, RunStats]:
     """Build index.json, manifest.parquet and rejects.parquet from the completion records, one record at a time.
 
@@ -279,8 +297,7 @@ def finalize(output: str, plan: RunPlan) -> tuple[dict, RunStats]:
     totals = {"segments_kept": 0, "segments_rejected": 0, "seconds_in": 0.0, "seconds_out": 0.0}
     manifest = ParquetStream(storage.join(output, "manifest.parquet"), MANIFEST_SCHEMA)
     rejects = ParquetStream(storage.join(output, "rejects.parquet"), REJECTS_SCHEMA)
-    for unit in sorted(plan.units):
-        record = json.loads(storage.read_text(unit_record_uri(output, unit)))
+    for record in unit_records(output, sorted(plan.units)):
         shards += record["shards"]
         manifest.append(record["samples"])
         rejects.append(record["rejects"])
