@@ -33,11 +33,6 @@ SEARCH_SETTINGS = {
 }
 
 
-# Chosen on the corpus's clean English (scripts/bench_asr, README Performance): at most 3000 active HMMs per frame
-# (pocketsphinx's default 30000) gives the same words at about two thirds of the decoding time.
-DEFAULT_SEARCH: dict[str, float | int | bool] = {"maxhmmpf": 3000}
-
-
 def model_root() -> Path:
     """pocketsphinx's model folder, where `pocketsphinx.get_model_path()` finds it for a wheel install, but
     without importing pocketsphinx: the driver checks the files, only the actors load the decoder."""
@@ -50,9 +45,9 @@ def model_root() -> Path:
 
 
 def search_settings(spec: ModelSpec, setting: str = "transcription.model") -> dict[str, float | int | bool]:
-    """The decoder's search settings: DEFAULT_SEARCH, and those given in spec.options; any other option than these
-    and the model files is an error naming it."""
-    out = dict(DEFAULT_SEARCH)
+    """The decoder's search settings given in spec.options (pocketsphinx's defaults otherwise); any other option than
+    these and the model files is an error naming it."""
+    out = {}
     for key, value in spec.options.items():
         if key in ("hmm", "lm", "dict"):
             continue

@@ -77,8 +77,7 @@ def test_search_settings_are_checked_at_start(options, error):
         registry.preflight("asr", ModelSpec(name="pocketsphinx", options=options), "transcription.model")
 
 
-def test_search_settings_reach_the_decoder(sphinx):
-    assert sphinx.decoder.config["maxhmmpf"] == 3000  # the default chosen on the corpus (DEFAULT_SEARCH)
+def test_search_settings_reach_the_decoder():
     spec = ModelSpec(name="pocketsphinx", options={"maxhmmpf": 1500, "beam": "1e-40", "fwdflat": False})
     config = PocketsphinxTranscriber.from_spec(spec).decoder.config
     assert (config["maxhmmpf"], config["beam"], config["fwdflat"]) == (1500, pytest.approx(1e-40), False)
