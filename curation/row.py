@@ -72,10 +72,12 @@ class SourceInfo:
 class SpeakerEvidence:
     """What source-level diarization (curation.stages.source.SourceSpeakers) needs of a transcribed segment: its
     voices (windows and their embeddings), and the text its turns are made of when it is not the ASR's words (a
-    sidecar's). Travels with the row to its writer; never written to KEY.json."""
+    sidecar's), or whether its turns are the transcriber's own (kept as written, given source ids). Travels with the
+    row to its writer; never written to KEY.json."""
 
     voices: SegmentVoices
     text: str | None = None
+    model_turns: bool = False
 
 
 @dataclass

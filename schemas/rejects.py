@@ -54,6 +54,7 @@ class RejectReason(StrEnum):
     LOW_ASR_CONFIDENCE = "low_asr_confidence"
     UNKNOWN_TAG = "unknown_tag"
     TOO_MANY_SPEAKERS = "too_many_speakers"
+    OVERLAPPING_SPEECH = "overlapping_speech"
     # codec
     TOO_SHORT_FOR_CODEC = "too_short_for_codec"
     SILENT = "silent"
@@ -98,6 +99,8 @@ REASON_DOCS: dict[RejectReason, str] = {
     RejectReason.UNKNOWN_TAG: "a tag outside the registry, with transcription.unknown_tags=reject",
     RejectReason.TOO_MANY_SPEAKERS: "more distinct speakers in the segment than transcription.max_speakers (after "
     "source-level diarization), e.g. two voices in a segment of a single-speaker job",
+    RejectReason.OVERLAPPING_SPEECH: "more overlapped speech (two voices at once: sample.overlap_s) than "
+    "transcription.max_overlap_s; overlaps blur the timbre a TTS learns",
     RejectReason.TOO_SHORT_FOR_CODEC: "shorter than one codec frame (2048 samples at 44.1 kHz for S2)",
     RejectReason.SILENT: "digital silence: nothing for the codec to encode",
     RejectReason.CODEC_FAILED: "the codec failed on this segment",

@@ -129,6 +129,12 @@ class Sample(BaseModel):
         description="Distinct speakers found across all kept samples of this sample's source (source-level "
         "diarization); the turns' `source_speaker` ids range over them. None where no speaker embedder ran.",
     )
+    overlap_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds of overlapped speech (two voices at once) found in the segment "
+        "(curation.policy.overlap); None where not measured (transcription.max_overlap_s unset).",
+    )
     codec: CodecInfo | None = Field(default=None, description="Set when the shard holds KEY.codes.npy.")
 
 

@@ -8,6 +8,10 @@ Sources:
    four-speaker conversation, two one-speaker sources (one also by telephone), and a dialogue where one speaker only
    answers with 0.6 s back-channels.
 
+4. Overlap (--parts overlap): the second-voice pitch test (curation.policy.overlap) on the AMI excerpts against the
+   RTTM's overlapped speech (10 ms frames where two or more reference speakers talk): precision and recall. Bar: both
+   >= 80%.
+
 3. Bandwidth (--parts bandwidth): every clean_en clip and the full-band music clips (first 20 s), low-passed at 4, 8,
    11 and 16 kHz, resampled to 44.1 kHz and dithered to 16 bits (curation.evaluation.bandwidth); the estimate's error
    against the cutoff, wherever the clip's own band reaches 1.1 x above it. Bar: every one within 10%.
@@ -40,6 +44,7 @@ from curation.evaluation.speakers import conversation, read_rttm, source_hypothe
 from curation.io.audio import decode_file, open_stream
 from curation.io.keys import source_key
 from curation.policy.diarization import (
+    FRAME_S,
     SpeakerTurn,
     attribution_accuracy,
     diarization_params,
@@ -47,6 +52,7 @@ from curation.policy.diarization import (
     diarize_source,
     speech_span,
 )
+from curation.policy.overlap import overlap_frames
 from curation.row import Row, SourceInfo
 from curation.stages.segmentation import SegmentationStage
 from models import registry
@@ -56,6 +62,7 @@ from schemas.sample import AudioFacts
 SR = 16000
 BAR = 0.85
 BANDWIDTH_BAR = 0.10
+OVERLAP_BAR = 0.80
 CUTOFFS_HZ = (4000.0, 8000.0, 11000.0, 16000.0)
 MUSIC_S = 20.0
 # speaker -> clips; a clip named 'file:n' is cut into n equal turns
@@ -181,6 +188,32 @@ def measure_bandwidth(corpus: Path) -> dict:
     return {"bar": BANDWIDTH_BAR, "by_cutoff": by_cutoff, "passes": passes, "clips": rows}
 
 
+def measure_overlap(corpus: Path) -> dict:
+    found = true = hits = 0
+    sources = {}
+    for name, wav, ref in ami_sources(corpus):
+        flags = overlap_frames(wav, SR)
+        talking = np.zeros(len(flags) + 1, dtype=int)
+        for t in ref:
+            talking[int(round(t.start_s / FRAME_S)) : int(round(t.end_s / FRAME_S))] += 1
+        overlapped = talking[: len(flags)] >= 2
+        sources[name] = {
+            "flagged_s": round(flags.sum() * FRAME_S, 2),
+            "overlap_s": round(overlapped.sum() * FRAME_S, 2),
+        }
+        found, true, hits = found + flags.sum(), true + overlapped.sum(), hits + (flags & overlapped).sum()
+    precision, recall = (hits / found if found else 0.0), (hits / true if true else 0.0)
+    print(
+        f"overlap: {true * FRAME_S:.2f} s in the RTTM, {found * FRAME_S:.2f} s flagged: precision {precision:.1%}, recall {recall:.1%}"
+    )
+    return {
+        "precision": round(float(precision), 4),
+        "recall": round(float(recall), 4),
+        "sources": sources,
+        "passes": bool(precision >= OVERLAP_BAR and recall >= OVERLAP_BAR),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
@@ -188,13 +221,18 @@ def main() -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    ap.add_argument("--parts", nargs="+", choices=("speakers", "bandwidth"), default=["speakers", "bandwidth"])
+    ap.add_argument(
+        "--parts", nargs="+", choices=("speakers", "bandwidth", "overlap"), default=["speakers", "bandwidth", "overlap"]
+    )
     args = ap.parse_args()
     results: dict = {}
     ok = True
     if "bandwidth" in args.parts:
         results["bandwidth"] = measure_bandwidth(args.corpus)
         ok = results["bandwidth"]["passes"]
+    if "overlap" in args.parts:
+        results["overlap"] = measure_overlap(args.corpus)
+        ok = ok and results["overlap"]["passes"]
     if "speakers" in args.parts:
         results["speakers"] = measure_speakers(args)
         ok = ok and all(r["passes"] is not False for r in results["speakers"]["sources"])

@@ -1,4 +1,5 @@
-"""Speaker turns of a transcript from timed words and diarization turns (the `local` profile's speakers).
+"""Speaker turns of a transcript from timed words and diarization turns (the `local` profile's speakers), and
+source-level ids for turns a model wrote itself (the `s2` profile's).
 
 Each word goes to the diarization turn active at its midpoint. With a reference text (a sidecar), its tokens
 replace the ASR words and take their speakers from the ASR words they align with.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Sequence
+
+import numpy as np
 
 from curation.policy.diarization import SpeakerTurn
 from models.wer import align, normalize_words
@@ -75,3 +78,21 @@ def speaker_turns_mapped(
         Turn(speaker=order[s], text=" ".join(toks), start_s=turns[a].start_s, end_s=turns[b].end_s)
         for s, a, b, toks in groups
     ], order
+
+
+def model_turn_source_ids(turns: Sequence[Turn], source_turns: Sequence[SpeakerTurn], duration_s: float) -> list[int]:
+    """Source-level ids for turns a model wrote itself (Qwen3-Omni: its own speaker numbers, often no times): each turn
+    spans its own times where given, else a share of the segment proportional to its text; each of the model's
+    speakers takes the source speaker (from `source_turns`, the source-level diarization of the segment) its turns
+    overlap longest, so one model speaker is one source voice throughout the segment."""
+    lengths = np.array([max(len(t.text), 1) for t in turns], dtype=np.float64)
+    bounds = np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum() * duration_s
+    time: dict[int, dict[int, float]] = {}
+    for k, turn in enumerate(turns):
+        timed = turn.start_s is not None and turn.end_s is not None
+        a, b = (turn.start_s, turn.end_s) if timed else (bounds[k], bounds[k + 1])
+        share = time.setdefault(turn.speaker, {})
+        for s in source_turns:
+            share[s.speaker] = share.get(s.speaker, 0.0) + max(0.0, min(b, s.end_s) - max(a, s.start_s))
+    owner = {spk: max(sorted(share), key=lambda s: share[s]) for spk, share in time.items() if share}
+    return [owner.get(t.speaker, source_turns[0].speaker) for t in turns]

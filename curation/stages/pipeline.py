@@ -55,8 +55,7 @@ def _speakers(cfg: CurateConfig) -> SourceSpeakers | None:
     t = cfg.transcription
     if not t.enabled:
         return None
-    writes_turns = registry.model_class("asr", t.model.name, "transcription.model").writes_speaker_turns
-    if t.speaker_model is not None and not writes_turns:
+    if t.speaker_model is not None:  # turns diarized, or written by the transcriber, get source-level ids
         return SourceSpeakers(diarization_params(t.speaker_model), t.max_speakers)
     if t.max_speakers is not None:
         return SourceSpeakers(DiarizationParams(), t.max_speakers)  # counts the model's own turns

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 
 from curation.policy.diarization import DiarizationParams, diarize_source
 from curation.policy.text_filters import source_rate_verdicts, speech_rate
-from curation.policy.turns import speaker_turns_mapped
+from curation.policy.turns import model_turn_source_ids, speaker_turns_mapped
 from curation.row import Row
 from curation.stages.base import GuardedStage
 from schemas.rejects import RejectReason, Stage
@@ -69,7 +69,8 @@ class SourceSpeakers(SourceStage):
     ids (`Turn.source_speaker`: one voice, one id, in every segment of a recording), and `Sample.source_speakers` the
     number of speakers of the source. Words are reassigned to the source-level turns, so a segment whose two voices
     its own diarization could not tell apart gets two turns, and one it split in two that are one voice of the source
-    gets one. With `max_speakers`, a segment with more distinct speakers is rejected ('too_many_speakers'); segments
+    gets one. Turns a transcriber wrote itself (Qwen3-Omni) are kept as written: each of its speakers takes the
+    source speaker its turns overlap most (curation.policy.turns.model_turn_source_ids). With `max_speakers`, a segment with more distinct speakers is rejected ('too_many_speakers'); segments
     whose speakers come from a sidecar with its own turns count those."""
 
     name = Stage.TRANSCRIPTION
@@ -88,7 +89,10 @@ class SourceSpeakers(SourceStage):
         for row, seg_turns in zip(voiced, turns):
             t = row.sample.transcript
             row.sample.source_speakers = n_speakers
-            if seg_turns:
+            if seg_turns and row.speakers.model_turns:
+                ids = model_turn_source_ids(t.turns, seg_turns, row.speakers.voices.duration_s)
+                t.turns = [turn.model_copy(update={"source_speaker": i}) for turn, i in zip(t.turns, ids)]
+            elif seg_turns:
                 new, owner = speaker_turns_mapped(t.words or [], seg_turns, row.speakers.text)
                 by_local = {local: source for source, local in owner.items()}
                 t.turns = [turn.model_copy(update={"source_speaker": by_local[turn.speaker]}) for turn in new]

@@ -3,7 +3,8 @@ how it was decided, or a reject.
 
 Profiles:
 - `s2` (qwen3-omni): the model writes speaker turns and vocal tags itself, and names the language first
-  (models/asr/qwen3_omni.py); its output is used as is.
+  (models/asr/qwen3_omni.py); its output is used as is. With a speaker model, the segment's voices are kept on the
+  row too, so that its turns get source-level ids.
 - `local` (pocketsphinx): words with times and confidences; speaker turns come from diarization
   (curation.policy.diarization) and each word goes to the speaker active at its midpoint. The segment's voices are
   kept on the row (`row.speakers`) for source-level diarization (curation.stages.source.SourceSpeakers).
@@ -31,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.policy.diarization import SpeakerTurn, diarization_params, diarize_segments
+from curation.policy.diarization import SpeakerTurn, diarization_params, diarize_segment, segment_voices
+from curation.policy.overlap import overlap_seconds
 from curation.policy.text_filters import Verdict, check_empty, check_language, check_rate, check_repeats, speech_rate
 from curation.policy.turns import speaker_turns
 from curation.row import Row, SpeakerEvidence
@@ -57,7 +59,9 @@ class _Item:
     language_source: str  # 'manifest', 'config' or 'unknown'
     sidecar_used: bool = False
     turn_text: str | None = None  # the sidecar's text, whose tokens take the speakers of the ASR words
-    diarize: bool = False  # speaker turns come from diarization, once the segment is kept
+    speakers: str | None = (
+        None  # once the segment is kept: 'diarize' (turns from its voices) or 'voices' (model's turns)
+    )
 
     @property
     def speech_s(self) -> float:
@@ -73,6 +77,20 @@ def single_segment(row: Row) -> bool:
 def gate_score(evidence: dict[str, float], confidence_weight: float) -> float:
     """The offline recogniser's evidence as one number: acoustic score per frame + weight x mean word confidence."""
     return evidence["acoustic_per_frame"] + confidence_weight * evidence["mean_confidence"]
+
+
+def overlap_verdict(row: Row, wav: np.ndarray, max_overlap_s: float) -> bool:
+    """Record the segment's overlapped speech; reject it (True) when there is more than `max_overlap_s`, before it is
+    transcribed."""
+    row.sample.overlap_s = overlap_seconds(wav, row.analysis_rate)
+    if row.sample.overlap_s <= max_overlap_s:
+        return False
+    row.rejected(
+        Stage.TRANSCRIPTION,
+        RejectReason.OVERLAPPING_SPEECH,
+        f"{row.sample.overlap_s:.2f} s of overlapped speech > max_overlap_s {max_overlap_s:g}",
+    )
+    return True
 
 
 class TranscriptionStage(CurationStage):
@@ -93,7 +111,7 @@ class TranscriptionStage(CurationStage):
         self.transcriber = registry.build("asr", self.cfg.model, "transcription.model")
         self.languages = getattr(self.transcriber, "languages", None)  # None: any language
         self.embedder = None
-        if self.cfg.speaker_model is not None and not self.transcriber.writes_speaker_turns:
+        if self.cfg.speaker_model is not None:
             self.embedder = registry.build("speaker", self.cfg.speaker_model, "transcription.speaker_model")
             self.diarization = diarization_params(self.cfg.speaker_model)
 
@@ -116,7 +134,10 @@ class TranscriptionStage(CurationStage):
                     f"{', '.join(sorted(self.languages))} only",
                 )
                 continue
-            items.append(_Item(row, row.analysis_waveform(), single_segment(row), language, source))
+            wav = row.analysis_waveform()
+            if self.cfg.max_overlap_s is not None and overlap_verdict(row, wav, self.cfg.max_overlap_s):
+                continue
+            items.append(_Item(row, wav, single_segment(row), language, source))
 
         # the prompt names a given language, so rows are transcribed in groups of one language (never mixed)
         results: dict[int, TranscriptionResult] = {}
@@ -126,7 +147,6 @@ class TranscriptionStage(CurationStage):
             results.update(
                 (id(r), res) for r, res in self.call_model(group, transcribe, RejectReason.TRANSCRIPTION_FAILED)
             )
-        kept: list[tuple[_Item, RichTranscript]] = []
         for item in items:
             if id(item.row) not in results:
                 continue
@@ -139,38 +159,29 @@ class TranscriptionStage(CurationStage):
             if not isinstance(out, RichTranscript):
                 item.row.rejected(self.name, *out)
                 continue
-            # the verdicts read the words only, never the turns: speakers are found for the kept segments alone
+            # the verdicts read the words only, never the turns: voices are embedded for the kept segments alone
             verdict = self._decide_language(item, out, result) or self._check(item, out)
             if verdict:
                 item.row.rejected(self.name, *verdict)
-            else:
-                kept.append((item, out))
-        for item, out in kept:
-            if not item.diarize:
-                item.row.sample.transcript = out
-        self._assign_speakers([(i, t) for i, t in kept if i.diarize])
+                continue
+            try:
+                item.row.sample.transcript = self._with_speakers(item, out) if item.speakers else out
+            except Exception as exc:
+                self.fail(item.row, RejectReason.TRANSCRIPTION_FAILED, exc)
         return rows
 
-    def _assign_speakers(self, kept: list[tuple[_Item, RichTranscript]]) -> None:
-        """Kept segments' transcripts with speaker turns from diarization (their windows embedded together, per
-        analysis rate), and their voices kept on the rows; a failure is retried segment by segment."""
-        for rate in dict.fromkeys(i.row.analysis_rate for i, _ in kept):
-            group = [(i, t) for i, t in kept if i.row.analysis_rate == rate]
-            try:
-                found = diarize_segments([i.wav for i, _ in group], rate, self.embedder, self.diarization)
-            except Exception as exc:
-                if len(group) == 1:
-                    self.fail(group[0][0].row, RejectReason.TRANSCRIPTION_FAILED, exc)
-                else:
-                    for one in group:
-                        self._assign_speakers([one])
-                continue
-            for (item, single), (diar, voices) in zip(group, found):
-                item.row.speakers = SpeakerEvidence(voices, item.turn_text)
-                turns = speaker_turns(single.words or [], diar, item.turn_text)
-                item.row.sample.transcript = RichTranscript(
-                    turns=turns, language=single.language, words=single.words, model_id=single.model_id
-                )
+    def _with_speakers(self, item: _Item, t: RichTranscript) -> RichTranscript:
+        """A kept segment's voices on its row (for source-level diarization) and, unless the model wrote its turns,
+        its speaker turns from diarization."""
+        rate = item.row.analysis_rate
+        if item.speakers == "voices":
+            voices = segment_voices(item.wav, rate, self.embedder, self.diarization)
+            item.row.speakers = SpeakerEvidence(voices, model_turns=True)
+            return t
+        diar, voices = diarize_segment(item.wav, rate, self.embedder, self.diarization)
+        item.row.speakers = SpeakerEvidence(voices, item.turn_text)
+        turns = speaker_turns(t.words or [], diar, item.turn_text)
+        return RichTranscript(turns=turns, language=t.language, words=t.words, model_id=t.model_id)
 
     def _build(self, item: _Item, result: TranscriptionResult) -> RichTranscript | tuple[RejectReason, str]:
         if result.transcript is None:
@@ -194,7 +205,11 @@ class TranscriptionStage(CurationStage):
                 )
             item.sidecar_used = True
         if self.transcriber.writes_speaker_turns:
-            return asr
+            if self.embedder is None:
+                return asr
+            # its turns stay as written; their voices get source-level ids (SourceSpeakers)
+            item.speakers = "voices"
+            return asr.model_copy(update={"model_id": f"{asr.model_id}+{self.embedder.model_id}"})
 
         model_id = asr.model_id
         if side_turns is not None and len({t.speaker for t in side_turns}) > 1:
@@ -202,8 +217,8 @@ class TranscriptionStage(CurationStage):
                 turns=side_turns, language=asr.language, words=asr.words, model_id=model_id + "+sidecar"
             )
         item.turn_text = " ".join(t.text for t in side_turns) if side_turns is not None else None
-        item.diarize = self.embedder is not None
-        if item.diarize:
+        if self.embedder is not None:
+            item.speakers = "diarize"
             model_id += f"+{self.embedder.model_id}"
         if item.turn_text is not None:
             model_id += "+sidecar"

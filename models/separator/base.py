@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -27,11 +27,13 @@ class Separated(NamedTuple):
 class Separator(ABC):
     """Splits mono audio into vocals and the rest, in overlapping chunks of `chunk_s` seconds so memory
     stays bounded whatever the duration. Subclasses set `model_id`, `sample_rate` (native), `batch_size`
-    and implement `_separate_batch` on equal-length chunks at the native rate."""
+    and implement `_separate_batch` on chunks at the native rate: of equal length, or, where the subclass defines
+    `bucket`, of one bucket, from any inputs (it then gives a chunk the same result in any batch)."""
 
     model_id: str
     sample_rate: int
     batch_size: int
+    bucket: Callable[[int], int] | None = None  # chunk length -> the length it is computed at
 
     def __init__(self, chunk_s: float, overlap_s: float):
         self.chunk_s, self.overlap_s = chunk_s, overlap_s
@@ -44,8 +46,8 @@ class Separator(ABC):
         return cls(spec, chunk_s, overlap_s)
 
     @abstractmethod
-    def _separate_batch(self, x: np.ndarray) -> np.ndarray:
-        """(batch, samples) float32 at the native rate -> (batch, 2, samples): vocals, residual."""
+    def _separate_batch(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        """float32 chunks at the native rate -> each one's (2, samples): vocals, residual."""
 
     def separate(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> list[Separated]:
         sinks = self._run(waveforms, sample_rate, sample_rate, want_residual=True)
@@ -71,5 +73,5 @@ class Separator(ABC):
             [StemSink(len(x), self.sample_rate, output_rate) if want else None for want in (True, want_residual)]
             for x in native
         ]
-        separate_in_chunks(native, self._separate_batch, self.chunk, self.overlap, self.batch_size, sinks)
+        separate_in_chunks(native, self._separate_batch, self.chunk, self.overlap, self.batch_size, sinks, self.bucket)
         return sinks

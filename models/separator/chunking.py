@@ -1,10 +1,12 @@
 """Separating inputs of any length with bounded memory: overlapping chunks, cross-faded back together.
 
 Each input is cut into chunks of `chunk` samples that overlap their neighbours by `overlap` samples.
-An input's chunks are batched by length (most are full length), never with another input's (a batched model
+Chunks are batched by length (most are full length), never with another input's (a batched model
 may round differently with the batch's content, and an input's result must not depend on which inputs share
-its call), separated, and cross-faded with raised-cosine ramps whose sum is 1, so an identity separation
-gives the input back. Finished samples
+its call), unless the model buckets lengths: then the chunks of one bucket share calls across inputs (a model that
+buckets gives each chunk the same result in any batch), at most one full chunk's bucket per call, so memory stays
+that of one full chunk. The outputs are cross-faded with raised-cosine ramps whose sum is 1, so an identity
+separation gives the input back. Finished samples
 stream into a sink per stem (optionally resampled on the fly), so no full-length intermediate is held
 beyond the outputs themselves.
 """
@@ -18,8 +20,10 @@ import numpy as np
 
 from models.signal import resample_stream
 
-# (batch, samples) float32 -> (batch, stems, samples) float32
-SeparateBatch = Callable[[np.ndarray], np.ndarray]
+# chunks of one bucket, float32 -> each one's (stems, samples) float32
+SeparateBatch = Callable[[list[np.ndarray]], list[np.ndarray]]
+# a chunk's length -> the length the model computes it at (non-decreasing): chunks of one bucket share calls
+Bucket = Callable[[int], int]
 
 
 def chunk_spans(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
@@ -93,31 +97,32 @@ def separate_in_chunks(
     overlap: int,
     batch_size: int,
     sinks: Sequence[Sequence[StemSink | None]],
+    bucket: Bucket | None = None,
 ) -> None:
     """Run `separate_batch` over overlapping chunks of every waveform and stream the cross-faded stems
-    into `sinks[input][stem]` (None = stem not wanted). Chunks of equal length of one input share a model call."""
+    into `sinks[input][stem]` (None = stem not wanted). Without `bucket`, chunks of equal length of one input share a
+    model call; with it, chunks of one bucket from any input do, up to `batch_size` of them and one full chunk's
+    bucket in all."""
     ramp = fade_in(overlap)
     plans = [chunk_spans(len(x), chunk, overlap) for x in waveforms]
     assemblers = [_Assembler(spans, overlap, ramp, s) for spans, s in zip(plans, sinks)]
-    # By input, then full chunks first (stable: an input's chunks keep their order, only its last is shorter).
-    jobs = sorted(
-        ((i, k, a, b) for i, spans in enumerate(plans) for k, (a, b) in enumerate(spans)),
-        key=lambda j: (j[0], j[2] - j[3]),
-    )
+    jobs = [(i, k, a, b) for i, spans in enumerate(plans) for k, (a, b) in enumerate(spans)]
+
+    def share(job: tuple[int, int, int, int]) -> int | tuple[int, int]:  # jobs that may share a call
+        _, _, a, b = job
+        return bucket(b - a) if bucket else (job[0], b - a)
+
+    # Either way an input's chunks keep their order: all but its last are full length, and buckets grow with length.
+    # Without buckets: by input, full chunks first; with them: largest bucket first, then by input.
+    jobs.sort(key=lambda j: (-share(j), j[0], j[1]) if bucket else (j[0], j[2] - j[3]))
     start = 0
     while start < len(jobs):
-        length = jobs[start][3] - jobs[start][2]
+        limit = batch_size if bucket is None else max(1, min(batch_size, bucket(chunk) // share(jobs[start])))
         stop = start + 1
-        while (
-            stop < len(jobs)
-            and stop - start < batch_size
-            and jobs[stop][0] == jobs[start][0]
-            and jobs[stop][3] - jobs[stop][2] == length
-        ):
+        while stop < len(jobs) and stop - start < limit and share(jobs[stop]) == share(jobs[start]):
             stop += 1
         group = jobs[start:stop]
-        x = np.stack([waveforms[i][a:b] for i, _, a, b in group]).astype(np.float32, copy=False)
-        y = separate_batch(x)
-        for (i, k, _, _), yi in zip(group, y):
+        ys = separate_batch([waveforms[i][a:b].astype(np.float32, copy=False) for i, _, a, b in group])
+        for (i, k, _, _), yi in zip(group, ys):
             assemblers[i].add(k, yi)
         start = stop

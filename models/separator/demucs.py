@@ -186,14 +186,14 @@ class DemucsSeparator(Separator):
         self.model = model.to(self.device)
         self.vocals_index = model.sources.index("vocals")
 
-    def _separate_batch(self, x: np.ndarray) -> np.ndarray:
+    def _separate_batch(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
         import torch
         from demucs.apply import apply_model
 
-        mix = torch.from_numpy(x).to(self.device).unsqueeze(1).expand(-1, self.model.audio_channels, -1)
+        mix = torch.from_numpy(np.stack(chunks)).to(self.device).unsqueeze(1).expand(-1, self.model.audio_channels, -1)
         with torch.inference_mode():
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 stems = apply_model(self.model, mix, shifts=0, split=True, overlap=INNER_OVERLAP, device=self.device)
             stems = stems.float().mean(dim=2)  # (batch, sources, samples)
             vocals = stems[:, self.vocals_index]
-            return torch.stack([vocals, stems.sum(dim=1) - vocals], dim=1).cpu().numpy()
+            return list(torch.stack([vocals, stems.sum(dim=1) - vocals], dim=1).cpu().numpy())

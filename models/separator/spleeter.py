@@ -81,13 +81,14 @@ class SpleeterSeparator(Separator):
         )
         self.window = torch.hann_window(N_FFT, device=self.device)
 
-    def _separate_batch(self, x: np.ndarray) -> np.ndarray:
-        # On CPU, batching chunks makes oneDNN slower (about 70x against 100x real time for 30 s chunks on 2
-        # cores) and costs ~170 MB of activations per chunk: there the chunks go through one at a time.
-        step = 1 if self.device.type == "cpu" else len(x)
-        return np.concatenate([self._separate(x[i : i + step]) for i in range(0, len(x), step)])
+    def bucket(self, n: int) -> int:
+        """The frames the U-Nets see for a chunk of n samples (padded to a multiple of 64): chunks of one bucket share
+        a call; there are 7 buckets for 10 s chunks."""
+        from models.separator.spleeter_net import padded_frames
 
-    def _separate(self, x: np.ndarray) -> np.ndarray:
+        return padded_frames(n)
+
+    def _separate_batch(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
         from models.separator.spleeter_net import separate_stems
 
-        return separate_stems(self.vocals_net, self.accompaniment_net, self.window, x, self.dtype)
+        return separate_stems(self.vocals_net, self.accompaniment_net, self.window, chunks, self.dtype)

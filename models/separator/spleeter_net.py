@@ -48,8 +48,12 @@ class SpleeterUNet(nn.Module):
             if i < len(self.norms):
                 h = F.leaky_relu(self.norms[i](c), 0.2, inplace=True)  # in place: activations dominate memory
         h = skips.pop()
-        for up, norm in zip(self.ups, self.denorms):
-            h = norm(F.relu(F.pixel_shuffle(up(h), 2), inplace=True))
+        for level, (up, norm) in enumerate(zip(self.ups, self.denorms)):
+            # The deepest level, 1-2 frames high at chunks of 64-128 frames, one item at a time: there oneDNN
+            # computes a batch with another kernel than one item, which rounds otherwise, and a chunk's result must
+            # not depend on what shares its call (tests/models/test_separator.py). It costs ~1% of the net.
+            h = torch.cat([up(item) for item in h.split(1)]) if level == 0 else up(h)
+            h = norm(F.relu(F.pixel_shuffle(h, 2), inplace=True))
             if skips:
                 h = torch.cat([skips.pop(), h], dim=1)
         return torch.sigmoid(self.mask(h)) * x
@@ -122,34 +126,48 @@ def load_unet(path: Path) -> SpleeterUNet:
     return net.eval()
 
 
+def padded_frames(n: int) -> int:
+    """STFT frames of n samples (centred), padded to a multiple of 64 for the U-Net's six stride-2 levels."""
+    return -(-(n // HOP + 1) // 64) * 64
+
+
 @torch.inference_mode()
 def separate_stems(
-    vocals_net: SpleeterUNet, accompaniment_net: SpleeterUNet, window: torch.Tensor, x: np.ndarray, dtype: torch.dtype
-) -> np.ndarray:
-    """(batch, samples) at 44.1 kHz -> (batch, 2, samples): vocals and accompaniment.
+    vocals_net: SpleeterUNet,
+    accompaniment_net: SpleeterUNet,
+    window: torch.Tensor,
+    chunks: list[np.ndarray],
+    dtype: torch.dtype,
+) -> list[np.ndarray]:
+    """Chunks at 44.1 kHz whose frames pad to one size -> each one's (2, samples): vocals and accompaniment.
 
     As in Spleeter, the two U-Net estimates become ratio ("Wiener-style") masks with exponent 2 on the mixture's
     complex STFT; bins above the model's band get the frame's mean mask (Spleeter's `mask_extension: average`,
-    which keeps speech above 11 kHz)."""
+    which keeps speech above 11 kHz). The chunks share the U-Nets' calls, each zero past its own frames as it would
+    be alone, and each mask is cut back to its frames: a chunk's result is the one it gets alone."""
     device = window.device
-    wav = torch.from_numpy(x).to(device)
-    spec = torch.stft(wav, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
-    frames = spec.shape[-1]
-    mag = spec[:, :BINS].abs().transpose(1, 2)  # (batch, frames, bins)
-    mag = F.pad(mag, (0, 0, 0, -frames % 64))  # six stride-2 levels
-    net_in = (
-        mag.unsqueeze(1).expand(-1, 2, -1, -1).contiguous(memory_format=torch.channels_last)
-    )  # mono as both stereo channels
+    waves = [torch.from_numpy(x).to(device)[None] for x in chunks]
+    specs = [
+        torch.stft(w, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True) for w in waves
+    ]
+    net_in = torch.zeros(len(chunks), 2, max(padded_frames(w.shape[1]) for w in waves), BINS, device=device)
+    net_in = net_in.contiguous(memory_format=torch.channels_last)
+    for i, spec in enumerate(specs):
+        net_in[i, :, : spec.shape[-1]] = spec[0, :BINS].abs().T  # mono as both stereo channels
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         v = vocals_net(net_in).float().square_()
         a = accompaniment_net(net_in).float().square_()
     # mask = (v² + eps/2) / (v² + a² + eps), in place: these are the largest buffers after the nets
     v.add_(EPS / 2)
     a.add_(v).add_(EPS / 2)
-    mask = v.div_(a).mean(dim=1)[:, :frames].transpose(1, 2)  # (batch, bins, frames)
-    upper = mask.mean(dim=1, keepdim=True).expand(-1, N_FFT // 2 + 1 - BINS, -1)
-    vocals = torch.istft(
-        spec.mul_(torch.cat([mask, upper], dim=1)), N_FFT, HOP, window=window, center=True, length=x.shape[1]
-    )
-    # Ratio masks sum to one, so the accompaniment is the mixture minus the vocals.
-    return torch.stack([vocals, wav - vocals], dim=1).float().cpu().numpy()
+    masks = v.div_(a).mean(dim=1)  # (batch, frames, bins)
+    out = []
+    for i, (wav, spec) in enumerate(zip(waves, specs)):
+        mask = masks[i : i + 1, : spec.shape[-1]].transpose(1, 2)  # (1, bins, frames)
+        upper = mask.mean(dim=1, keepdim=True).expand(-1, N_FFT // 2 + 1 - BINS, -1)
+        vocals = torch.istft(
+            spec.mul_(torch.cat([mask, upper], dim=1)), N_FFT, HOP, window=window, center=True, length=wav.shape[1]
+        )
+        # Ratio masks sum to one, so the accompaniment is the mixture minus the vocals.
+        out.append(torch.stack([vocals, wav - vocals], dim=1)[0].float().cpu().numpy())
+    return out

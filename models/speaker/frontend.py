@@ -90,6 +90,8 @@ def trim_long_silences(wav: np.ndarray, window: int = 480, smooth: int = 8, keep
     # Moving average then rounding removes isolated flips; dilation keeps short pauses inside speech.
     padded = np.concatenate([np.zeros((smooth - 1) // 2), flags, np.zeros(smooth // 2)])
     mask = np.round(np.convolve(padded, np.ones(smooth) / smooth, mode="valid")).astype(bool)
-    mask = np.convolve(mask.astype(np.int32), np.ones(keep + 1, dtype=np.int32), mode="same") > 0
+    # "same" cropped by hand: numpy's returns the kernel's length when the mask is shorter (audio under 0.21 s)
+    dilated = np.convolve(mask.astype(np.int32), np.ones(keep + 1, dtype=np.int32), mode="full")
+    mask = dilated[keep // 2 : keep // 2 + len(mask)] > 0
     kept = wav[: len(mask) * window][np.repeat(mask, window)]
     return kept if kept.size >= HOP * 20 else wav

@@ -25,7 +25,7 @@ def test_the_s2_profile_changes_only_what_it_states():
         "qwen3-omni",
     )
     assert cfg.quality.thresholds == {"overall": 3.0} and cfg.quality.model.options == {"head": "quality_head.pt"}
-    assert cfg.transcription.speaker_model is None and cfg.decode.piece_s == 600
+    assert cfg.transcription.speaker_model.name == "wavlm" and cfg.decode.piece_s == 600
     # sections it does not state, and fields of the sections it does, keep the defaults
     assert cfg.shards == defaults.shards and cfg.segmentation.model == defaults.segmentation.model
     assert (

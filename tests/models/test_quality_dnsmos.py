@@ -99,3 +99,17 @@ def test_scores_do_not_depend_on_memory_settings_or_batching(scorer):
     long = np.concatenate([x, x, x])  # several windows, so batch size 1 runs the model more than once
     lean = DnsmosScorer.from_spec(ModelSpec(name="dnsmos", batch_size=1, options={"arena": False}))
     assert [s.model_dump() for s in lean.score([x, long], SR)] == [s.model_dump() for s in scorer.score([x, long], SR)]
+
+
+def test_a_segments_scores_are_the_same_bytes_whatever_shares_its_runs(scorer):
+    """Windows of several segments share runs (batch_size 4: a 1-window segment rides with its neighbours' windows);
+    each segment's scores equal those it gets alone, one window per run, in any order."""
+    x = _load("speech", CLIPS[0])
+    noisy = add_noise(x, _load("noise", NOISES[1]), 5.0, np.random.default_rng(0)).audio
+    segments = [x[: SR * 2], np.concatenate([x, x, x]), noisy, x[SR:], np.concatenate([noisy, x, x])]
+    alone = DnsmosScorer.from_spec(ModelSpec(name="dnsmos", batch_size=1))
+    expected = [alone.score([s], SR)[0].model_dump() for s in segments]
+    assert [len(DnsmosScorer.windows(s)) for s in segments] == [1, 2, 1, 1, 2]  # 7 windows: runs of 4, 3
+    for order in (list(range(len(segments))), [4, 2, 0, 3, 1]):
+        got = scorer.score([segments[i] for i in order], SR)
+        assert [g.model_dump() for g in got] == [expected[i] for i in order]

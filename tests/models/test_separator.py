@@ -54,9 +54,9 @@ def test_overlap_add_reconstructs_exactly_through_an_identity_separator(overlap)
     sinks = [[StemSink(len(x), 1, 1), StemSink(len(x), 1, 1)] for x in xs]
     calls = []
 
-    def identity(batch: np.ndarray) -> np.ndarray:
-        calls.append(batch.shape)
-        return np.stack([batch, -2 * batch], axis=1)
+    def identity(chunks: list[np.ndarray]) -> list[np.ndarray]:
+        calls.append(np.shape(chunks))
+        return [np.stack([c, -2 * c]) for c in chunks]
 
     separate_in_chunks(xs, identity, chunk=200, overlap=overlap, batch_size=4, sinks=sinks)
     for x, (a, b) in zip(xs, sinks):
@@ -72,9 +72,9 @@ def test_an_inputs_chunks_never_share_a_call_with_another_inputs():
     xs = [np.full(n, float(i), np.float32) for i, n in enumerate((450, 200, 1000, 90))]
     owners = []
 
-    def identity(batch: np.ndarray) -> np.ndarray:
-        owners.append({float(v) for v in batch[:, 0]})
-        return batch[:, None]
+    def identity(chunks: list[np.ndarray]) -> list[np.ndarray]:
+        owners.append({float(c[0]) for c in chunks})
+        return [c[None] for c in chunks]
 
     sinks = [[StemSink(len(x), 1, 1)] for x in xs]
     separate_in_chunks(xs, identity, chunk=200, overlap=20, batch_size=4, sinks=sinks)
@@ -84,10 +84,48 @@ def test_an_inputs_chunks_never_share_a_call_with_another_inputs():
         np.testing.assert_array_equal(sink.out, x)
 
 
+def test_bucketed_chunks_of_any_input_share_calls_up_to_one_full_chunks_bucket():
+    """With a bucket (here: lengths rounded up to 100), chunks of one bucket share calls whatever their input, largest
+    bucket first, at most batch_size of them and one full chunk's bucket (200) in all; each input is rebuilt whole."""
+    xs = [np.full(n, float(i), np.float32) for i, n in enumerate((450, 60, 1000, 90, 30, 170))]
+    calls = []
+
+    def identity(chunks: list[np.ndarray]) -> list[np.ndarray]:
+        calls.append([(float(c[0]), len(c)) for c in chunks])
+        return [c[None] for c in chunks]
+
+    sinks = [[StemSink(len(x), 1, 1)] for x in xs]
+    separate_in_chunks(xs, identity, 200, 20, 4, sinks, bucket=lambda n: -(-n // 100) * 100)
+    assert calls == [
+        [(0.0, 200)], [(0.0, 200)], [(2.0, 200)], [(2.0, 200)], [(2.0, 200)], [(2.0, 200)], [(2.0, 200)],
+        [(5.0, 170)], [(0.0, 90), (1.0, 60)], [(2.0, 100), (3.0, 90)], [(4.0, 30)],
+    ]  # fmt: skip
+    for x, (sink,) in zip(xs, sinks):
+        np.testing.assert_array_equal(sink.out, x)
+
+
+def test_spleeter_gives_a_chunk_the_same_vocals_in_any_batch():
+    """Inputs of many lengths (frames padding to 64, 128 and 192, and one of two chunks) separated together in
+    bucketed batches get the very bytes each gets alone, whatever the order: the padding past a chunk's own frames
+    is masked, and no kernel rounds otherwise for a batch."""
+    spleeter = load_separator(ModelSpec(name="spleeter", batch_size=8), chunk_s=5.0, overlap_s=0.5)
+    rng = np.random.default_rng(3)
+    lengths = (22050, 30000, 60000, 44100 + 7, 90000, 100000, 150000, 200000, 44100 * 6)
+    xs = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in lengths]
+    assert {spleeter.bucket(n) for n in lengths} == {64, 128, 192, 256, 320}
+    alone = [spleeter.separate([x], 44100)[0] for x in xs]
+    for order in (range(len(xs)), reversed(range(len(xs)))):
+        order = list(order)
+        together = spleeter.separate([xs[i] for i in order], 44100)
+        for i, got in zip(order, together):
+            np.testing.assert_array_equal(got.vocals, alone[i].vocals)
+            np.testing.assert_array_equal(got.residual, alone[i].residual)
+
+
 def test_streamed_resampling_matches_one_shot_resampling():
     x = np.random.default_rng(1).standard_normal(44100 * 3 + 17).astype(np.float32)
     sink = StemSink(len(x), 44100, 16000)
-    separate_in_chunks([x], lambda b: b[:, None], chunk=44100, overlap=4410, batch_size=2, sinks=[[sink]])
+    separate_in_chunks([x], lambda cs: [c[None] for c in cs], chunk=44100, overlap=4410, batch_size=2, sinks=[[sink]])
     np.testing.assert_allclose(sink.out, resample(x, 44100, 16000), atol=1e-4)
 
 

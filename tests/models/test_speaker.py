@@ -11,7 +11,7 @@ from models import registry
 from models.checkpoints import CheckpointUnavailableError
 from models.registry import UnknownModelError
 from models.signal import resample
-from models.speaker.frontend import mel_filterbank, mel_spectrogram
+from models.speaker.frontend import mel_filterbank, mel_spectrogram, trim_long_silences
 from schemas.config import ModelSpec
 from tests.conftest import DATA
 
@@ -98,3 +98,14 @@ def test_preflight_fails_fast(tmp_path):
         registry.preflight("speaker", ModelSpec(name="resemblyzer", checkpoint=str(tmp_path / "none.pt")), setting)
     with pytest.raises(UnknownModelError, match=r"transcription\.speaker_model\.name: unknown speaker model 'ecapa'"):
         registry.preflight("speaker", ModelSpec(name="ecapa"), setting)
+
+
+def test_silence_trimming_keeps_speech_under_a_fifth_of_a_second():
+    """A clip shorter than the trimming's dilation (7 windows of 30 ms) once raised IndexError."""
+    x = _clip("aew_a0001")
+    loud = int(np.argmax(np.abs(x)))
+    short = x[max(0, loud - 1200) : max(0, loud - 1200) + 2400]  # 0.15 s around the loudest sample
+    trimmed = trim_long_silences(short)
+    np.testing.assert_array_equal(trimmed, short)  # too short to trim: returned whole
+    long = trim_long_silences(np.concatenate([x, np.zeros(32000, np.float32), x]))
+    assert len(x) < len(long) < 2 * len(x) + 32000  # the 2 s pause is cut, the speech kept

@@ -30,8 +30,23 @@ def head(tiny_w2vbert, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def tiny_wavlm(tmp_path_factory):
+    """A WavLM x-vector with random weights (models.speaker.wavlm.TINY_WAVLM_XVECTOR), saved as a hub checkpoint."""
+    import torch
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    from models.speaker.wavlm import TINY_WAVLM_XVECTOR
+
+    out = tmp_path_factory.mktemp("wavlm")
+    torch.manual_seed(0)
+    WavLMForXVector(WavLMConfig(**TINY_WAVLM_XVECTOR)).save_pretrained(out)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(out)
+    return out
+
+
 def test_s2_profile_runs_the_reports_models(
-    ray_session, tiny_htdemucs, tiny_w2vbert, head, tiny_qwen3_omni, tiny_codec_dir, tmp_path
+    ray_session, tiny_htdemucs, tiny_w2vbert, head, tiny_qwen3_omni, tiny_wavlm, tiny_codec_dir, tmp_path
 ):
     src = tmp_path / "in"
     src.mkdir()
@@ -65,6 +80,7 @@ def test_s2_profile_runs_the_reports_models(
             f"transcription.model.options.prompt={OPTIONS['prompt']}",
             f"transcription.model.options.max_new_tokens={OPTIONS['max_new_tokens']}",
             "transcription.max_sidecar_wer=10",
+            f"transcription.speaker_model.checkpoint={tiny_wavlm}",
             f"codec.model.checkpoint={tiny_codec_dir}",
         ],
     )
@@ -79,4 +95,6 @@ def test_s2_profile_runs_the_reports_models(
         assert s.quality.model_id.startswith("w2vbert") and s.quality.overall is not None and s.quality.snr is not None
         assert s.transcript.model_id.startswith("qwen3-omni") and s.transcript.render() == TARGET
         assert [t.speaker for t in s.transcript.turns] == [0, 1]
+        # the model's turns, with source-level ids from the speaker embedder's clustering of each source
+        assert s.source_speakers >= 1 and all(t.source_speaker is not None for t in s.transcript.turns)
         assert "random-init" in s.codec.model_id and s.codec.frames > 0  # the s2 profile tokenizes

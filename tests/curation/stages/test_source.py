@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from curation.policy.diarization import DiarizationParams, diarize_segment, join_utterances, speech_span
+from curation.policy.diarization import (
+    DiarizationParams,
+    diarize_segment,
+    join_utterances,
+    segment_voices,
+    speech_span,
+)
 from curation.row import SpeakerEvidence
 from curation.stages.source import SourceSpeakers, SpeechRateOutliers
 from models import registry
@@ -102,3 +108,27 @@ def test_single_speaker_jobs_reject_segments_with_two_voices(embedder):
     rows = _voiced_segments(embedder, [a[0], both])
     out = SourceSpeakers(DiarizationParams(), max_speakers=1).process_source(rows)
     assert out[0].live and out[1].reject.reason == "too_many_speakers" and "max_speakers 1" in out[1].reject.detail
+
+
+def test_turns_the_transcriber_wrote_get_source_ids(embedder):
+    """The s2 profile: Qwen3-Omni writes its own turns (its own speaker numbers, no times); each of its speakers takes
+    the source voice its turns cover, the same voice the same id in every segment."""
+    a = [_clip(f"pyroomacoustics__cmu_arctic_us_aew_a000{i}.wav") for i in (1, 2, 3)]
+    b = [_clip(f"pyroomacoustics__cmu_arctic_us_axb_a000{i}.wav") for i in (4, 6)]
+    both, _ = join_utterances([(1, b[1]), (0, a[2])], 16000)  # B speaks first: the model calls B speaker 0 here
+    written = [
+        [Turn(speaker=0, text="one voice only")],
+        [Turn(speaker=0, text="another voice")],
+        [Turn(speaker=0, text="the first voice of this segment talks"), Turn(speaker=1, text="and the second answers")],
+    ]
+    rows = []
+    for k, (x, turns) in enumerate(zip([a[0], b[0], both], written)):
+        row = segment_row(x, 16000, 0, uri="/in/call.wav", segment=k, start_s=10.0 * k, file_rows=3)
+        row.sample.transcript = RichTranscript(turns=turns, model_id="qwen3-omni")
+        row.speakers = SpeakerEvidence(segment_voices(x, 16000, embedder), model_turns=True)
+        rows.append(row)
+    SourceSpeakers(DiarizationParams()).process_source(rows[::-1])
+    ids = [[(t.speaker, t.source_speaker) for t in r.sample.transcript.turns] for r in rows]
+    assert ids == [[(0, 0)], [(0, 1)], [(0, 1), (1, 0)]]
+    assert [t.text for t in rows[2].sample.transcript.turns] == [t.text for t in written[2]]  # kept as written
+    assert [r.sample.source_speakers for r in rows] == [2, 2, 2]

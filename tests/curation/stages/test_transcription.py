@@ -155,9 +155,9 @@ def test_each_utterance_is_decoded_once_and_only_kept_ones_get_speakers(local_st
     decoder = local_stage.transcriber.decoder
     passes, diarized = [], []
     monkeypatch.setattr(local_stage.transcriber, "decoder", _CountingDecoder(decoder, passes))
-    diarize = transcription.diarize_segments
+    diarize = transcription.diarize_segment
     monkeypatch.setattr(
-        transcription, "diarize_segments", lambda wavs, *a: diarized.extend(map(len, wavs)) or diarize(wavs, *a)
+        transcription, "diarize_segment", lambda wav, *a, **k: diarized.append(len(wav)) or diarize(wav, *a, **k)
     )
     out = local_stage([_row(1, arctic), _row(2, zh), _row(3, arctic[: len(arctic) // 2])])
     assert _outcome(out, 1)[0] == "language_unsupported"
@@ -223,13 +223,15 @@ def test_s2_profile_keeps_model_turns_and_rejects_bad_output(monkeypatch):
         return ScriptedOmni(answers)
 
     monkeypatch.setattr(transcription.registry, "build", build)
-    cfg = TranscriptionConfig(model=ModelSpec(name="qwen3-omni"), language="en", unknown_tags="reject")
+    cfg = TranscriptionConfig(
+        model=ModelSpec(name="qwen3-omni"), speaker_model=None, language="en", unknown_tags="reject"
+    )
     stage = TranscriptionStage(cfg)
     assert built == []  # models load at setup, not when the stage is built
     stage.setup()
     assert stage.embedder is None and built == [
         ("asr", "qwen3-omni", "transcription.model")
-    ]  # the model writes speaker turns itself
+    ]  # the model writes speaker turns itself; no speaker model, no source-level ids
     rng = np.random.default_rng(0)
     rows = [
         _row(
@@ -279,3 +281,43 @@ def test_s2_profile_takes_the_language_from_the_model(monkeypatch):
     ]
     assert _outcome(out, 3)[0] == "language_mismatch" and "'fr'" in _outcome(out, 3)[1]
     assert all(r.sample.language_evidence is None for r in out[:3])
+
+
+def test_s2_profile_with_a_speaker_model_keeps_the_voices_of_the_model_turns(monkeypatch):
+    """Qwen3-Omni's turns stay as written; the segment's voices travel with the row for source-level ids."""
+    x = _load("pyroomacoustics__cmu_arctic_us_aew_a0001.wav")
+    answers = {len(x): "<|speaker:0|>Author of the danger trail.<|speaker:1|>Philip Steels."}
+    real_build = transcription.registry.build
+    monkeypatch.setattr(
+        transcription.registry,
+        "build",
+        lambda family, spec, setting, **k: (
+            ScriptedOmni(answers) if family == "asr" else real_build(family, spec, setting)
+        ),
+    )
+    cfg = TranscriptionConfig(model=ModelSpec(name="qwen3-omni"), speaker_model=ModelSpec(name="resemblyzer"))
+    stage = TranscriptionStage(cfg)
+    stage.setup()
+    (row,) = stage([_row(0, x)])
+    t = row.sample.transcript
+    assert t.render() == answers[len(x)] and t.model_id == "qwen3-omni:scripted+resemblyzer"
+    voices = row.speakers.voices
+    assert row.speakers.model_turns and len(voices.windows) == len(voices.embeddings) > 1
+    assert voices.embeddings.shape[1] == 256 and voices.duration_s == pytest.approx(len(x) / SR)
+
+
+def test_overlapped_speech_is_measured_and_rejected_before_transcription():
+    t = np.arange(3 * SR) / SR
+    bursts = np.sin(2 * np.pi * 1.5 * t) > 0
+    two = sum(
+        np.sin(k * 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / SR) / k
+        for f0 in (120, 205)
+        for k in range(1, 15)
+    )
+    speech = _load("pyroomacoustics__cmu_arctic_us_aew_a0001.wav")
+    stage = TranscriptionStage(TranscriptionConfig(max_overlap_s=0.5))
+    stage.setup()
+    out = stage([_row(0, speech), _row(1, (0.05 * two * bursts).astype(np.float32))])
+    assert out[0].live and out[0].sample.overlap_s <= 0.5 and out[0].sample.transcript is not None
+    assert out[1].reject.reason == "overlapping_speech" and "max_overlap_s 0.5" in out[1].reject.detail
+    assert out[1].sample.overlap_s > 0.5
