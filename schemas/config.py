@@ -277,7 +277,9 @@ class TranscriptionConfig(_Strict):
     )
     model: ModelSpec = Field(
         default_factory=lambda: ModelSpec(name="pocketsphinx", device="cpu", batch_size=4),
-        description="'pocketsphinx' (en-us model in its wheel) or 'qwen3-omni' (options: prompt, system, max_new_tokens).",
+        description="'pocketsphinx' (en-us model in its wheel; options: hmm, lm, dict, and search settings such as "
+        "maxhmmpf, beam, wbeam, lw: models/asr/sphinx.py SEARCH_SETTINGS) or 'qwen3-omni' (options: prompt, system, "
+        "max_new_tokens).",
     )
     speaker_model: ModelSpec | None = Field(
         default_factory=lambda: ModelSpec(name="resemblyzer", device="cpu"),

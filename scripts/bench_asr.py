@@ -2,6 +2,7 @@
 
     .venv/bin/python -m scripts.bench_asr                                  # tests/data, pocketsphinx
     .venv/bin/python -m scripts.bench_asr --corpus /work/shared/corpus --out bench_out/asr.json
+    .venv/bin/python -m scripts.bench_asr --corpus /work/shared/corpus --option beam=1e-40 --option maxwpf=20
     .venv/bin/python -m scripts.bench_asr --model qwen3-omni --checkpoint /models/Qwen3-Omni-30B-A3B-Instruct --device cuda
 
 The corpus has a MANIFEST.tsv (path, lang, transcript, ...); a clip listed under another folder than the
@@ -18,6 +19,8 @@ import re
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 from curation.io.audio import decode_file
 from models import registry
@@ -45,6 +48,13 @@ def main() -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--languages", default="en", help="comma-separated manifest languages to score")
+    ap.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model option (YAML value), e.g. a pocketsphinx search setting: --option beam=1e-40",
+    )
     ap.add_argument("--max-wer", type=float, default=0.40)
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -54,12 +64,13 @@ def main() -> int:
         rows = [
             r for r in csv.DictReader(f, delimiter="\t") if r.get("transcript", "").strip() and r.get("lang") in langs
         ]
-    spec = ModelSpec(name=args.model, checkpoint=args.checkpoint, device=args.device, batch_size=1)
+    options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
+    spec = ModelSpec(name=args.model, checkpoint=args.checkpoint, device=args.device, batch_size=1, options=options)
     transcriber = registry.build("asr", spec)
 
     clips, seen = [], set()
     total_err = total_ref = 0
-    audio_s = compute_s = 0.0
+    audio_s = compute_s = cpu_s = 0.0
     print(f"{'clip':60s} {'dur_s':>6s} {'words':>5s} {'WER':>6s}  hypothesis")
     for row in rows:
         path = find_clip(args.corpus, row["path"])
@@ -67,9 +78,9 @@ def main() -> int:
             continue
         seen.add(path)
         x = decode_file(str(path), SR).audio
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         (result,) = transcriber.transcribe([x], SR, language=row["lang"])
-        compute_s += time.perf_counter() - t0
+        compute_s, cpu_s = compute_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
         audio_s += len(x) / SR
         hyp = result.transcript.plain_text() if result.transcript else ""
         ref = reference_words(row["transcript"])
@@ -90,7 +101,7 @@ def main() -> int:
     overall = total_err / max(total_ref, 1)
     rtf = compute_s / max(audio_s, 1e-9)
     print(
-        f"{'overall':60s} {audio_s:6.1f} {total_ref:5d} {overall:6.1%}  ({len(clips)} clips, real-time factor {rtf:.2f}, bound {args.max_wer:.0%})"
+        f"{'overall':60s} {audio_s:6.1f} {total_ref:5d} {overall:6.1%}  ({len(clips)} clips, real-time factor {rtf:.2f}, CPU {cpu_s:.2f} s, bound {args.max_wer:.0%})"
     )
     summary = {
         "model_id": transcriber.model_id,
@@ -101,6 +112,8 @@ def main() -> int:
         "reference_words": total_ref,
         "audio_s": round(audio_s, 2),
         "real_time_factor": round(rtf, 3),
+        "cpu_s": round(cpu_s, 3),
+        "options": options,
         "max_wer": args.max_wer,
         "normalisation": normalize_words.__doc__,
     }

@@ -58,6 +58,10 @@ class _Item:
     language: str | None  # given with the input or for the job
     language_source: str  # 'manifest', 'config' or 'unknown'
     sidecar_used: bool = False
+    turn_text: str | None = None  # the sidecar's text, whose tokens take the speakers of the ASR words
+    speakers: str | None = (
+        None  # once the segment is kept: 'diarize' (turns from its voices) or 'voices' (model's turns)
+    )
 
     @property
     def speech_s(self) -> float:
@@ -155,13 +159,29 @@ class TranscriptionStage(CurationStage):
             if not isinstance(out, RichTranscript):
                 item.row.rejected(self.name, *out)
                 continue
+            # the verdicts read the words only, never the turns: voices are embedded for the kept segments alone
             verdict = self._decide_language(item, out, result) or self._check(item, out)
             if verdict:
-                item.row.speakers = None
                 item.row.rejected(self.name, *verdict)
-            else:
-                item.row.sample.transcript = out
+                continue
+            try:
+                item.row.sample.transcript = self._with_speakers(item, out) if item.speakers else out
+            except Exception as exc:
+                self.fail(item.row, RejectReason.TRANSCRIPTION_FAILED, exc)
         return rows
+
+    def _with_speakers(self, item: _Item, t: RichTranscript) -> RichTranscript:
+        """A kept segment's voices on its row (for source-level diarization) and, unless the model wrote its turns,
+        its speaker turns from diarization."""
+        rate = item.row.analysis_rate
+        if item.speakers == "voices":
+            voices = segment_voices(item.wav, rate, self.embedder, self.diarization)
+            item.row.speakers = SpeakerEvidence(voices, model_turns=True)
+            return t
+        diar, voices = diarize_segment(item.wav, rate, self.embedder, self.diarization)
+        item.row.speakers = SpeakerEvidence(voices, item.turn_text)
+        turns = speaker_turns(t.words or [], diar, item.turn_text)
+        return RichTranscript(turns=turns, language=t.language, words=t.words, model_id=t.model_id)
 
     def _build(self, item: _Item, result: TranscriptionResult) -> RichTranscript | tuple[RejectReason, str]:
         if result.transcript is None:
@@ -188,8 +208,7 @@ class TranscriptionStage(CurationStage):
             if self.embedder is None:
                 return asr
             # its turns stay as written; their voices get source-level ids (SourceSpeakers)
-            voices = segment_voices(item.wav, item.row.analysis_rate, self.embedder, self.diarization)
-            item.row.speakers = SpeakerEvidence(voices, model_turns=True)
+            item.speakers = "voices"
             return asr.model_copy(update={"model_id": f"{asr.model_id}+{self.embedder.model_id}"})
 
         model_id = asr.model_id
@@ -197,17 +216,18 @@ class TranscriptionStage(CurationStage):
             return RichTranscript(
                 turns=side_turns, language=asr.language, words=asr.words, model_id=model_id + "+sidecar"
             )
-        duration = len(item.wav) / item.row.analysis_rate
-        diar = [SpeakerTurn(0, 0.0, duration)]
-        text = " ".join(t.text for t in side_turns) if side_turns is not None else None
+        item.turn_text = " ".join(t.text for t in side_turns) if side_turns is not None else None
         if self.embedder is not None:
-            diar, voices = diarize_segment(item.wav, item.row.analysis_rate, self.embedder, self.diarization)
-            item.row.speakers = SpeakerEvidence(voices, text)
+            item.speakers = "diarize"
             model_id += f"+{self.embedder.model_id}"
-        if text is not None:
+        if item.turn_text is not None:
             model_id += "+sidecar"
+        diar = [SpeakerTurn(0, 0.0, len(item.wav) / item.row.analysis_rate)]  # one speaker until the segment is kept
         return RichTranscript(
-            turns=speaker_turns(asr.words or [], diar, text), language=asr.language, words=asr.words, model_id=model_id
+            turns=speaker_turns(asr.words or [], diar, item.turn_text),
+            language=asr.language,
+            words=asr.words,
+            model_id=model_id,
         )
 
     def _decide_language(self, item: _Item, t: RichTranscript, result: TranscriptionResult) -> Verdict:

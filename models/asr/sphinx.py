@@ -21,6 +21,16 @@ SILENCE_PEAK = 1e-4  # about -80 dBFS: below this everywhere the input is digita
 _SILENCES = ("<s>", "</s>", "<sil>")
 LN_FLOOR = -745.0  # the Python binding gives exp(score): a product that underflowed counts as this log
 _WORD_CHARS = re.compile(r"[^a-z']+")
+# Search settings a spec may set in its options (pocketsphinx's own names and types): beams are probabilities
+# relative to the best path (smaller keeps more), max*pf caps on active HMMs/words per frame (-1: no cap), `ds` the
+# frame downsampling, `fwdflat`/`bestpath` the second and third passes, `pl_window` the phone-loop lookahead.
+_PROBABILITY, _COUNT, _SWITCH, _WEIGHT = "a probability in (0, 1]", "an integer", "true or false", "a positive number"
+SEARCH_SETTINGS = {
+    **dict.fromkeys(("beam", "wbeam", "pbeam", "lpbeam", "lponlybeam", "fwdflatbeam", "fwdflatwbeam"), _PROBABILITY),
+    **dict.fromkeys(("maxhmmpf", "maxwpf", "topn", "ds", "pl_window"), _COUNT),
+    **dict.fromkeys(("fwdflat", "bestpath"), _SWITCH),
+    "lw": _WEIGHT,
+}
 
 
 def model_root() -> Path:
@@ -32,6 +42,36 @@ def model_root() -> Path:
     if root is None:
         raise ImportError("No module named 'pocketsphinx'")
     return root / "model"
+
+
+def search_settings(spec: ModelSpec, setting: str = "transcription.model") -> dict[str, float | int | bool]:
+    """The decoder's search settings given in spec.options (pocketsphinx's defaults otherwise); any other option than
+    these and the model files is an error naming it."""
+    out = {}
+    for key, value in spec.options.items():
+        if key in ("hmm", "lm", "dict"):
+            continue
+        kind = SEARCH_SETTINGS.get(key)
+        if kind is None:
+            raise ValueError(
+                f"{setting}.options.{key}: not a pocketsphinx option (hmm, lm, dict, {', '.join(SEARCH_SETTINGS)})"
+            )
+        if isinstance(value, str):  # YAML reads 1e-40 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        valid = {
+            _SWITCH: isinstance(value, bool),
+            _COUNT: number and value == int(value),
+            _PROBABILITY: number and 0.0 < value <= 1.0,
+            _WEIGHT: number and value > 0.0,
+        }[kind]
+        if not valid:
+            raise ValueError(f"{setting}.options.{key}={value!r}: must be {kind}")
+        out[key] = bool(value) if kind is _SWITCH else int(value) if kind is _COUNT else float(value)
+    return out
 
 
 def model_files(spec: ModelSpec) -> dict[str, str]:
@@ -56,6 +96,7 @@ class PocketsphinxTranscriber:
 
     @classmethod
     def preflight(cls, spec: ModelSpec, setting: str = "transcription.model") -> None:
+        search_settings(spec, setting)
         try:
             files = model_files(spec)
         except ImportError as exc:
@@ -73,7 +114,7 @@ class PocketsphinxTranscriber:
 
         self.preflight(spec)
         files = model_files(spec)
-        self.decoder = Decoder(loglevel="FATAL", samprate=self.sample_rate, **files)
+        self.decoder = Decoder(loglevel="FATAL", samprate=self.sample_rate, **files, **search_settings(spec))
         self.frame_rate = int(self.decoder.config["frate"])
         self.model_id = "pocketsphinx:" + (
             "en-us" if not any(k in spec.options for k in files) else Path(files["hmm"]).name

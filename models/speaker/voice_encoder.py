@@ -25,6 +25,11 @@ from schemas.config import ModelSpec
 PARTIAL_FRAMES = 160  # 1.6 s of mel frames per partial utterance
 PARTIAL_RATE = 1.3  # partials per second of audio
 MIN_COVERAGE = 0.75  # a last partial needs this much real audio to be kept
+# The network always runs on blocks of this many partials (the last one zero-padded): a partial's embedding then has
+# the same bits whatever other partials share its call (the CPU kernels' rounding depends on the batch's shape, not
+# on its other rows), so a clip's embedding does not depend on how clips are batched. 16 rows run as fast per
+# partial as any larger block on CPU.
+NET_BLOCK = 16
 
 
 def weights_path(spec: ModelSpec, setting: str = "transcription.speaker_model") -> Path:
@@ -107,9 +112,15 @@ class ResemblyzerEmbedder:
                 self._partials(resample(to_mono(x), sample_rate, self.sample_rate))
                 for x in waveforms[k : k + self.batch_size]
             ]
-            mels = torch.from_numpy(np.concatenate(parts)).to(self.device)
+            mels = np.concatenate(parts)
+            mels = np.concatenate([mels, np.zeros((-len(mels) % NET_BLOCK, *mels.shape[1:]), mels.dtype)])
             with torch.inference_mode():
-                partial = self.net(mels).cpu().numpy()
+                partial = np.concatenate(
+                    [
+                        self.net(torch.from_numpy(mels[b : b + NET_BLOCK]).to(self.device)).cpu().numpy()
+                        for b in range(0, len(mels), NET_BLOCK)
+                    ]
+                )
             bounds = np.cumsum([0] + [len(p) for p in parts])
             for j in range(len(parts)):
                 mean = partial[bounds[j] : bounds[j + 1]].mean(axis=0)

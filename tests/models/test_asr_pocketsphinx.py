@@ -63,6 +63,26 @@ def test_unknown_name_and_missing_model_files_fail_fast(tmp_path):
         PocketsphinxTranscriber.from_spec(ModelSpec(name="pocketsphinx", options={"hmm": str(tmp_path / "absent")}))
 
 
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"beem": 1e-40}, r"transcription\.model\.options\.beem: not a pocketsphinx option \(hmm, lm, dict, beam, "),
+        ({"beam": 2.0}, r"transcription\.model\.options\.beam=2\.0: must be a probability in \(0, 1\]"),
+        ({"maxhmmpf": 2.5}, r"options\.maxhmmpf=2\.5: must be an integer"),
+        ({"fwdflat": "no"}, r"options\.fwdflat='no': must be true or false"),
+    ],
+)
+def test_search_settings_are_checked_at_start(options, error):
+    with pytest.raises(ValueError, match=error):
+        registry.preflight("asr", ModelSpec(name="pocketsphinx", options=options), "transcription.model")
+
+
+def test_search_settings_reach_the_decoder():
+    spec = ModelSpec(name="pocketsphinx", options={"maxhmmpf": 1500, "beam": "1e-40", "fwdflat": False})
+    config = PocketsphinxTranscriber.from_spec(spec).decoder.config
+    assert (config["maxhmmpf"], config["beam"], config["fwdflat"]) == (1500, pytest.approx(1e-40), False)
+
+
 def test_the_model_folder_is_found_where_pocketsphinx_finds_it():
     import pocketsphinx
 

@@ -147,6 +147,39 @@ def test_offline_english_asr_keeps_only_speech_it_can_vouch_for(local_stage):
     assert (out[5].sample.language, out[5].sample.language_source) == ("en", "manifest")
 
 
+def test_each_utterance_is_decoded_once_and_only_kept_ones_get_speakers(local_stage, monkeypatch):
+    """The words and the language evidence come from one decoder pass per utterance, and the speaker embeddings are
+    computed only for the segments the language gate and the filters keep (the gate refuses the Mandarin clip)."""
+    arctic = _load("pyroomacoustics__cmu_arctic_us_aew_a0001.wav")
+    zh = _zh("fireredasr__BAC009S0764W0121.wav")
+    decoder = local_stage.transcriber.decoder
+    passes, diarized = [], []
+    monkeypatch.setattr(local_stage.transcriber, "decoder", _CountingDecoder(decoder, passes))
+    diarize = transcription.diarize_segment
+    monkeypatch.setattr(
+        transcription, "diarize_segment", lambda wav, *a, **k: diarized.append(len(wav)) or diarize(wav, *a, **k)
+    )
+    out = local_stage([_row(1, arctic), _row(2, zh), _row(3, arctic[: len(arctic) // 2])])
+    assert _outcome(out, 1)[0] == "language_unsupported"
+    assert out[0].live and out[2].live and out[1].speakers is None
+    assert passes == [len(arctic), len(zh), len(arctic) // 2]
+    assert diarized == [len(arctic), len(arctic) // 2]
+
+
+class _CountingDecoder:
+    """The real decoder, recording how many samples each decoder pass (process_raw) is given."""
+
+    def __init__(self, decoder, passes: list[int]):
+        self._decoder, self._passes = decoder, passes
+
+    def process_raw(self, pcm: bytes, *args, **kwargs):
+        self._passes.append(len(pcm) // 2)
+        return self._decoder.process_raw(pcm, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._decoder, name)
+
+
 def test_pocketsphinx_refuses_other_languages_at_start():
     with pytest.raises(ValueError, match="transcription.language='zh'"):
         TranscriptionStage(TranscriptionConfig(language="zh"))
