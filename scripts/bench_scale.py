@@ -8,7 +8,7 @@ largest can run later on its own).
     .venv/bin/python -m scripts.bench_scale --points 1000 10000   # the two small points only
 
 The inputs are hard links to 16 tone files (distinct paths, so distinct keys; one tone per frequency), listed in a
-JSONL manifest. Each point runs in a child process (one cluster, one driver) that reports its own peak RSS (getrusage:
+JSONL manifest. Each point runs in a child process (one cluster, one driver) that reports its own peak RSS (VmHWM:
 the driver alone, not the Ray daemons nor the S3 server, which runs in this process).
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -71,6 +70,14 @@ def make_manifest(folder: Path, n: int) -> Path:
     return manifest
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS since it started its program. Not getrusage's ru_maxrss: Linux carries that over from
+    the forking parent through exec, so a child of this script (whose S3 server holds the last point's objects) would
+    report the parent's size."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
 def child(args: argparse.Namespace) -> int:
     """One point, driven from this process, on a fresh two-node cluster."""
     from ray.cluster_utils import Cluster
@@ -91,7 +98,7 @@ def child(args: argparse.Namespace) -> int:
         Path(args.result).with_suffix(".stats.txt").write_text(executor.dataset.stats())
         result = {
             "inputs": summary["inputs"],
-            "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "driver_peak_rss_mb": round(peak_rss_mb(), 1),
             "wall_s": round(time.time() - t0, 1),
             "finalize_s": summary["finalize_s"],
             "time_to_first_unit_s": round(first[0] - t0, 1) if first else None,
