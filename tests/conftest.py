@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -56,8 +58,35 @@ def ray_session(s3_server):
     ensure_ray(num_cpus=2)
     import ray
 
-    yield ray
-    ray.shutdown()
+    yield ray  # stopped in pytest_unconfigure, once the summary is out
+
+
+# Ray 2.x can hang for good in ray.shutdown() closing its GCS subscribers (a gRPC call without a deadline:
+# ray-project/ray#44836, #45044; seen once at the end of this suite, every test passed). A bounded wait, then an exit
+# with pytest's own status, so a finished suite never hangs CI.
+RAY_SHUTDOWN_S = 120
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    stopper = threading.Thread(target=ray.shutdown, daemon=True)
+    stopper.start()
+    stopper.join(RAY_SHUTDOWN_S)
+    if stopper.is_alive():
+        print(
+            f"ray.shutdown() hung for {RAY_SHUTDOWN_S} s (a Ray bug): exiting without it", file=sys.stderr, flush=True
+        )
+        node = getattr(ray._private.worker, "_global_node", None)
+        if node is not None:
+            node.kill_all_processes(check_alive=False, allow_graceful=False)  # the Ray processes this session started
+        os._exit(config.stash.get(_EXIT_STATUS, 1))
 
 
 @pytest.fixture(scope="session")
