@@ -81,9 +81,8 @@ def run_ray(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     from pipelines.codec_train import run_ray_codec_training
-    from pipelines.train import failure_line
 
-    failure = failure_line(run_ray_codec_training(config))
+    failure = run_ray_codec_training(config)
     if failure is not None:
         print(f"codec training failed: {failure}", file=sys.stderr)
         return 1

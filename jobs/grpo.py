@@ -183,13 +183,9 @@ def run_ray(args: argparse.Namespace) -> int:
         return code
     from pipelines.grpo import run_ray_grpo
 
-    result = run_ray_grpo(config, resolved)
-    if result.error is not None:
-        cause = result.error
-        while getattr(cause, "__cause__", None) is not None:
-            cause = cause.__cause__
-        message = str(cause).strip().splitlines()
-        print(f"grpo failed: {type(cause).__name__}: {message[-1] if message else ''}", file=sys.stderr)
+    failure = run_ray_grpo(config, resolved)
+    if failure is not None:
+        print(f"grpo failed: {failure}", file=sys.stderr)
         return 1
     import storage
     from training.grpo.loop import MODEL_DIR, REWARDS_LOG

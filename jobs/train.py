@@ -108,9 +108,9 @@ def run_ray(args: argparse.Namespace) -> int:
         return 2
     if (code := _ready(config)) is not None:
         return code
-    from pipelines.train import failure_line, run_ray_training
+    from pipelines.train import run_ray_training
 
-    failure = failure_line(run_ray_training(config))
+    failure = run_ray_training(config)
     if failure is not None:
         print(f"training failed: {failure}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ from curation.stages.failure import StageFailure
 from curation.stages.pipeline import CurationPipeline
 from pipelines.cluster_checks import check_nodes
 from pipelines.cluster_fit import check_fit, cluster_node_types, pool_demands
-from pipelines.ray_env import ensure_ray, without_benign_ray_lines
+from pipelines.ray_env import ensure_ray, kill_pool_actors, without_benign_ray_lines
 from pipelines.writers import deliver, start_writers
 from schemas.config import CurateConfig, Resources
 
@@ -245,6 +245,7 @@ class RayExecutor:
         except Exception as exc:
             for writer in writers:
                 ray.kill(writer)
+            kill_pool_actors([name for name, *_ in actor_groups(self.cfg, pipeline)])
             cause = one_line_cause(exc)
             if cause is None:
                 raise

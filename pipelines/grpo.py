@@ -21,7 +21,7 @@ import ray
 
 from models.rewards.base import Reward, RewardItem
 from pipelines.ray_env import ensure_ray
-from pipelines.train import ray_storage
+from pipelines.train import failure_config, ray_storage, run_trainer
 from schemas.grpo import GRPOConfig, GRPORewardsConfig
 from schemas.rewards import RewardResult, RewardsConfig
 from training.grpo.rewards import build_rewards
@@ -84,7 +84,7 @@ def _worker_loop(loop_config: dict) -> None:
 
 
 def run_ray_grpo(config: GRPOConfig, resolved: RewardsConfig | None = None):
-    """Run GRPO on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); returns Ray Train's Result.
+    """Run GRPO on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); None when it completed, else why it failed in one line.
     `resolved`: the services' RewardsConfig with the profile's models, for in-process stt, quality, similarity."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -112,9 +112,13 @@ def run_ray_grpo(config: GRPOConfig, resolved: RewardsConfig | None = None):
                 resources_per_worker={"CPU": rc.policy_cpus, **({"GPU": 1} if rc.use_gpu else {})},
             ),
             torch_config=TorchConfig(backend="nccl" if rc.use_gpu else "gloo"),
-            run_config=RunConfig(name="s2-grpo", storage_path=ray_storage(config.runtime.out)),
+            run_config=RunConfig(
+                name="s2-grpo",
+                storage_path=ray_storage(config.runtime.out),
+                failure_config=failure_config(0, rc.start_timeout_s),
+            ),
         )
-        return trainer.fit()
+        return run_trainer(trainer, rc.start_timeout_s)
     finally:
         for h in handles:
             ray.kill(h)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -12,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 
 import ray
+from ray.actor import ActorHandle
 
 # glibc gives every thread that allocates its own arena and keeps freed memory there; Ray workers run dozens
 # of threads (gRPC, torch, ONNX Runtime), so without a cap a worker's footprint is its arenas' high-water marks.
@@ -87,3 +89,15 @@ def without_benign_ray_lines() -> Iterator[None]:
         os.dup2(saved, fd)  # closes the pipe's last write end: the pump drains it and stops
         thread.join(timeout=5)
         os.close(saved)
+
+
+def kill_pool_actors(names: list[str]) -> None:
+    """Kill the actors of the Ray Data pools `names` (their classes) that this driver still holds. Ray Data stops a failed execution
+    without force: it drops its pools and leaves the actors to reference counting, but the completion callback of
+    the failed task, held by Ray's core worker, keeps its actor's handle; the actor then holds its CPUs until the
+    driver exits, and in a long-lived driver the next job waits for them (a Ray Train group never started). The
+    handles are found among the driver's objects: Ray Data keeps no list of them once its pools are dropped."""
+    labels = tuple(f"(MapBatches({name}))" for name in names)  # Ray Data's class name: MapWorker(MapBatches(Name))
+    for obj in gc.get_objects():
+        if isinstance(obj, ActorHandle) and obj._ray_actor_creation_function_descriptor.class_name.endswith(labels):
+            ray.kill(obj)

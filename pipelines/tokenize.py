@@ -13,7 +13,7 @@ from curation.io.tokenized import TokenizePlan, TokenizePlanError, done_shards, 
 from curation.stages.codec import CodecStage
 from models import registry
 from pipelines.curate import configure_data_context
-from pipelines.ray_env import ensure_ray, without_benign_ray_lines
+from pipelines.ray_env import ensure_ray, kill_pool_actors, without_benign_ray_lines
 from schemas.config import TokenizeConfig
 
 
@@ -64,9 +64,13 @@ def run_tokenize(cfg: TokenizeConfig, progress: bool | None = None) -> dict:
 
             bar = tqdm(total=len(plan.shards), initial=len(done), unit="shard", desc="tokenize", file=sys.stderr)
         with without_benign_ray_lines():
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                if bar is not None:
-                    bar.update(len(batch["shard"]))
+            try:
+                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                    if bar is not None:
+                        bar.update(len(batch["shard"]))
+            except Exception:
+                kill_pool_actors([ShardTokenizer.__name__])
+                raise
         if bar is not None:
             bar.close()
     missing = set(plan.shards) - done_shards(cfg.output, plan)

@@ -62,12 +62,22 @@ def ray_storage(out: str) -> str:
     return f"{out.rstrip('/')}/ray" if out.startswith("s3://") else os.path.abspath(os.path.join(out, "ray"))
 
 
-def fit(worker_loop, config, name: str):
+def failure_config(max_failures: int, start_timeout_s: float):
+    """Up to `max_failures` restarts of the group after a worker dies; a group that does not start within
+    `start_timeout_s` stops the run (Ray Train counts it as a controller failure and would retry it without limit).
+    Ray Train reads the timeout from the driver's environment and hands it to its controller."""
+    from ray.train import FailureConfig
+
+    os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = str(start_timeout_s)
+    return FailureConfig(max_failures=max_failures, controller_failure_limit=0)
+
+
+def fit(worker_loop, config, name: str) -> str | None:
     """Run `worker_loop(config as a dict)` on `config.ray.workers` Ray Train workers (RAY_ADDRESS or ray.address; else
     a local Ray), with Ray Train's records under runtime.out/ray and up to ray.max_failures restarts of the group;
-    returns Ray Train's Result. `config`: a training config with `ray` (schemas.training.RayConfig) and `runtime.out`
+    returns None when it completed, else why it failed in one line. `config`: a training config with `ray` (schemas.training.RayConfig) and `runtime.out`
     (the Dual-AR trainer's, the codec's)."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     ensure_ray(config.ray.address)
@@ -83,23 +93,35 @@ def fit(worker_loop, config, name: str):
         run_config=RunConfig(
             name=name,
             storage_path=ray_storage(config.runtime.out),
-            failure_config=FailureConfig(max_failures=config.ray.max_failures),
+            failure_config=failure_config(config.ray.max_failures, config.ray.start_timeout_s),
         ),
     )
-    return trainer.fit()
+    return run_trainer(trainer, config.ray.start_timeout_s)
 
 
-def failure_line(result) -> str | None:
-    """A failed Ray Train Result's root cause in one line (None when it succeeded)."""
-    if result.error is None:
+def run_trainer(trainer, start_timeout_s: float) -> str | None:
+    """Run a Ray Train trainer: None when it completed, else its root cause in one line. Ray Train raises a failed
+    run's error from fit() (TrainingFailedError: workers out of restarts, a group that did not start in time)."""
+    from ray.train import TrainingFailedError
+
+    try:
+        error = trainer.fit().error
+    except TrainingFailedError as exc:
+        error = exc
+    if error is None:
         return None
-    cause = result.error
-    while getattr(cause, "__cause__", None) is not None:
-        cause = cause.__cause__
-    message = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {message[-1] if message else ''}"
+    error = getattr(error, "controller_failure", None) or error  # a ControllerError wraps the controller's own
+    if type(error).__name__ == "WorkerGroupStartupTimeoutError":  # (the class is private to Ray Train)
+        return (
+            f"the worker group did not start within ray.start_timeout_s ({start_timeout_s:g} s): the cluster has no "
+            "room for it (its CPUs or GPUs held by other work, or nodes not added yet)"
+        )
+    while getattr(error, "__cause__", None) is not None:
+        error = error.__cause__
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[-1] if message else ''}"
 
 
 def run_ray_training(config: TrainConfig):
-    """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); returns Ray Train's Result."""
+    """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); None when it completed, else why it failed in one line."""
     return fit(_worker_loop, config, "s2-train")

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.rewards import TOKEN_ENV, RewardsConfig
-from schemas.training import LoraConfig, TinyModelConfig
+from schemas.training import LoraConfig, StartTimeout, TinyModelConfig
 
 # Rewards a GRPO run can weigh: the services' three (models.rewards) and the demo's learnable one
 # (training.grpo.rewards.DurationReward).
@@ -259,6 +259,7 @@ class RayConfig(_Strict):
     policy_cpus: float = Field(default=1.0, gt=0, description="CPUs per policy worker (default 1).")
     reward_cpus: float = Field(default=1.0, ge=0, description="CPUs per in-process reward actor (default 1).")
     reward_gpus: float = Field(default=0.0, ge=0, description="GPU fraction per reward actor (default 0).")
+    start_timeout_s: StartTimeout = 600.0
 
 
 class GRPOConfig(_Strict):

@@ -6,7 +6,7 @@ Every default is stated in its field's description. Sections: data, model, optim
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -302,6 +302,16 @@ class RuntimeConfig(RunConfig):
     )
 
 
+# Ray Train's worker group start, bounded (pipelines/train.py): the training and GRPO jobs alike
+StartTimeout = Annotated[
+    float,
+    Field(
+        gt=0,
+        description="Seconds the worker group may take to be placed and started, at the start and after each restart (default 600, time for an autoscaler to add nodes): past it the run stops in one line instead of waiting forever for resources that something else holds.",
+    ),
+]
+
+
 class RayConfig(_Strict):
     """`python -m jobs.train`: the same loop under Ray Train."""
 
@@ -316,6 +326,7 @@ class RayConfig(_Strict):
         ge=-1,
         description="Restarts of the worker group after a worker dies (default 3; -1 = without limit): it resumes from the last reported checkpoint.",
     )
+    start_timeout_s: StartTimeout = 600.0
 
 
 class TrainConfig(_Strict):

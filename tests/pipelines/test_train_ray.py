@@ -14,6 +14,7 @@ import time
 import boto3
 import psutil
 import pytest
+import ray
 import yaml
 
 from jobs import train as train_job
@@ -89,3 +90,26 @@ def test_two_ray_workers_survive_a_killed_worker_with_the_losses_of_one_process(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="run/")["Contents"]}
     assert {"run/checkpoints/latest", "run/checkpoints/step-00000006/state.pt", "run/model/config.json"} <= keys
     assert {"run/checkpoints/step-00000006/__0_0.distcp", "run/checkpoints/step-00000006/__1_0.distcp"} <= keys
+
+
+@ray.remote
+class Holder:
+    """Holds CPUs, as a job's left-over actor would."""
+
+    def ready(self) -> bool:
+        return True
+
+
+def test_a_worker_group_that_cannot_start_stops_the_run_in_one_line(ray_session, shards, tmp_path, capsys):  # noqa: F811
+    holder = Holder.options(num_cpus=ray.available_resources()["CPU"]).remote()
+    try:
+        ray.get(holder.ready.remote(), timeout=60)
+        config = tiny_config(shards, tmp_path / "run", "runtime.max_steps=1", "ray.start_timeout_s=3")
+        (tmp_path / "train.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+        start = time.monotonic()
+        assert train_job.main(["--config", str(tmp_path / "train.yaml"), "--workers", "1"]) == 1
+        assert time.monotonic() - start < 60  # one try of 3 s, not Ray Train's retries without end
+    finally:
+        ray.kill(holder)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("training failed: the worker group did not start within ray.start_timeout_s (3 s)")
