@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import re
@@ -13,7 +12,6 @@ import warnings
 from collections.abc import Iterator
 
 import ray
-from ray.actor import ActorHandle
 
 # glibc gives every thread that allocates its own arena and keeps freed memory there; Ray workers run dozens
 # of threads (gRPC, torch, ONNX Runtime), so without a cap a worker's footprint is its arenas' high-water marks.
@@ -92,12 +90,16 @@ def without_benign_ray_lines() -> Iterator[None]:
 
 
 def kill_pool_actors(names: list[str]) -> None:
-    """Kill the actors of the Ray Data pools `names` (their classes) that this driver still holds. Ray Data stops a failed execution
-    without force: it drops its pools and leaves the actors to reference counting, but the completion callback of
-    the failed task, held by Ray's core worker, keeps its actor's handle; the actor then holds its CPUs until the
-    driver exits, and in a long-lived driver the next job waits for them (a Ray Train group never started). The
-    handles are found among the driver's objects: Ray Data keeps no list of them once its pools are dropped."""
+    """Kill this job's actors of the Ray Data pools `names` (their classes). Ray Data stops a failed execution
+    without force: it drops its pools and leaves the actors to reference counting, but a pending task's callback, held
+    by Ray's core worker, can keep an actor alive; it then holds its CPUs until the driver exits, and in a long-lived
+    driver the next job waits for them (seen: a Ray Train group that never started). They are found in the GCS's actor
+    table, by job and class (Ray's public state API needs the dashboard, which a job's Ray may not run)."""
+    from ray._private import state
+
     labels = tuple(f"(MapBatches({name}))" for name in names)  # Ray Data's class name: MapWorker(MapBatches(Name))
-    for obj in gc.get_objects():
-        if isinstance(obj, ActorHandle) and obj._ray_actor_creation_function_descriptor.class_name.endswith(labels):
-            ray.kill(obj)
+    job = ray.JobID.from_hex(ray.get_runtime_context().get_job_id())
+    core = ray._private.worker.global_worker.core_worker
+    for actor_id, info in state.actors(job_id=job).items():
+        if info["State"] != "DEAD" and info["ActorClassName"].endswith(labels):
+            core.kill_actor(ray.ActorID.from_hex(actor_id), True)

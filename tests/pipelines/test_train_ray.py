@@ -67,7 +67,9 @@ def test_two_ray_workers_survive_a_killed_worker_with_the_losses_of_one_process(
 ):
     common = ("runtime.max_steps=6", "runtime.ckpt_every=2", "runtime.log_every=1")
     train(tiny_config(shards, tmp_path / "one", *common, "data.num_workers=2", "optimizer.accumulation=2"))
-    config = tiny_config(shards, f"s3://{bucket}/run", *common, "data.num_workers=0", "ray.max_failures=1")
+    config = tiny_config(
+        shards, f"s3://{bucket}/run", *common, "data.num_workers=0", "ray.max_failures=1", "ray.start_timeout_s=120"
+    )
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
     seen: dict = {}
     killer = threading.Thread(target=kill_a_worker_after_the_first_checkpoint, args=(bucket, seen), daemon=True)
