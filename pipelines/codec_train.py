@@ -22,5 +22,6 @@ def _worker_loop(config: dict) -> None:
 
 
 def run_ray_codec_training(config: CodecTrainConfig):
-    """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); None when it completed, else why it failed in one line."""
+    """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); None when it completed, else why it
+    failed in one line."""
     return fit(_worker_loop, config, "s2-codec-train")

@@ -84,8 +84,9 @@ def _worker_loop(loop_config: dict) -> None:
 
 
 def run_ray_grpo(config: GRPOConfig, resolved: RewardsConfig | None = None):
-    """Run GRPO on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); None when it completed, else why it failed in one line.
-    `resolved`: the services' RewardsConfig with the profile's models, for in-process stt, quality, similarity."""
+    """Run GRPO on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); None when it completed, else why it
+    failed in one line. `resolved`: the services' RewardsConfig with the profile's models, for in-process stt,
+    quality, similarity."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 

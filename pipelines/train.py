@@ -74,9 +74,10 @@ def failure_config(max_failures: int, start_timeout_s: float):
 
 def fit(worker_loop, config, name: str) -> str | None:
     """Run `worker_loop(config as a dict)` on `config.ray.workers` Ray Train workers (RAY_ADDRESS or ray.address; else
-    a local Ray), with Ray Train's records under runtime.out/ray and up to ray.max_failures restarts of the group;
-    returns None when it completed, else why it failed in one line. `config`: a training config with `ray` (schemas.training.RayConfig) and `runtime.out`
-    (the Dual-AR trainer's, the codec's)."""
+    a local Ray), with Ray Train's records under runtime.out/ray, up to ray.max_failures restarts of the group and
+    each start bounded by ray.start_timeout_s; returns None when it completed, else why it failed in one line.
+    `config`: a training config with `ray` (schemas.training.RayConfig) and `runtime.out` (the Dual-AR trainer's, the
+    codec's)."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -123,5 +124,6 @@ def run_trainer(trainer, start_timeout_s: float) -> str | None:
 
 
 def run_ray_training(config: TrainConfig):
-    """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); None when it completed, else why it failed in one line."""
+    """Train on a Ray cluster (RAY_ADDRESS or ray.address; else a local Ray); None when it completed, else why it
+    failed in one line."""
     return fit(_worker_loop, config, "s2-train")

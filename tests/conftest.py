@@ -102,7 +102,7 @@ def _kill_started_processes() -> None:
 
 
 # Ray 2.x can hang for good in ray.shutdown() closing its GCS subscribers (a gRPC call without a deadline:
-# ray-project/ray#44836, #45044; seen twice at the end of this suite with every test passed). A bounded
+# ray-project/ray#44836, #45044; seen 3 times at the end of this suite with every test passed). A bounded
 # wait (a clean shutdown takes seconds), then an exit with pytest's own status, so a finished suite never hangs CI.
 RAY_SHUTDOWN_S = 30
 _EXIT_STATUS = pytest.StashKey[int]()
