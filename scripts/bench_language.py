@@ -11,6 +11,7 @@ speech, and the precision of 'kept as English' over English + Mandarin. Segments
 filters count as not kept.
 
     .venv/bin/python -m scripts.bench_language --corpus /work/shared/corpus --out bench_out/language.json
+    .venv/bin/python -m scripts.bench_language --corpus /work/shared/corpus --option maxhmmpf=3000   # decoder settings
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from curation.io.audio import decode_file
 from curation.io.keys import source_key
@@ -62,13 +64,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
     ap.add_argument("--no-reversed", action="store_true", help="skip the time-reversed English set")
+    ap.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a pocketsphinx option (YAML value), e.g. a search setting: --option maxhmmpf=3000",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
 
     gate = LanguageGate()
+    options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
     seg = SegmentationStage(SegmentationConfig())
     # the gate wide open: every segment's evidence is recorded, the decision is replayed below per threshold
-    stage = TranscriptionStage(TranscriptionConfig(language_gate=LanguageGate(min_score=-1e9)))
+    asr = TranscriptionConfig().model.model_copy(update={"options": options})
+    stage = TranscriptionStage(TranscriptionConfig(model=asr, language_gate=LanguageGate(min_score=-1e9)))
     seg.setup()
     stage.setup()
     folders = {"en": ["clean_en", "speech"], "zh": ["non_english", "zh"]}
@@ -118,6 +129,7 @@ def main() -> int:
         )
     result = {
         "gate": gate.model_dump(),
+        "options": options,
         "segments": {k: sum(r["set"] == k for r in records) for k in ("en", "zh", "reversed")},
         "default": chosen,
         "sweep": sweep,

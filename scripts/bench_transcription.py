@@ -32,6 +32,19 @@ from scripts.bench_corpus import build_set, plan_files
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def speakers_digest(kept: list) -> str:
+    """Digest of the kept rows' speaker turns and of the voices they carry to source-level diarization (the
+    embeddings' bytes)."""
+    h = hashlib.sha256()
+    for r in kept:
+        h.update(repr([(t.speaker, t.start_s, t.end_s) for t in r.sample.transcript.turns]).encode())
+        voices = r.speakers.voices if r.speakers is not None else None
+        if voices is not None:
+            for a in (voices.speech, voices.windows, voices.embeddings, voices.phrases, voices.phrase_embeddings):
+                h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
 def capture(input_dir: Path, n_files: int, work: Path) -> list:
     """The rows that reach transcription for the first `n_files` files of the set, in order."""
     from curation.executor import SequentialExecutor
@@ -107,6 +120,7 @@ def run_stage(rows: list, overrides: list[str], threads: int) -> dict:
         "verdicts": dict(sorted(verdicts.items())),
         "kept_transcripts_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16],
         "kept_keys_sha256": hashlib.sha256("\n".join(r.key for r in kept).encode()).hexdigest()[:16],
+        "kept_speakers_sha256": speakers_digest(kept),
         "transcripts": texts,
     }
 

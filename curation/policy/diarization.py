@@ -281,29 +281,57 @@ def _speaker_turns(turns: list[list[int]], ids, frame_s: float, duration: float)
     ]
 
 
-def _embed_voices(
-    wav: np.ndarray, sample_rate: int, embedder: SpeakerEmbedder, params: DiarizationParams, speech, spans
-) -> tuple[np.ndarray, SegmentVoices]:
-    """The windows and the phrases embedded in one call: (the windows' embeddings, the segment's voices)."""
-    frame = int(round(sample_rate * FRAME_S))
-    phrases = _phrase_spans(speech, params)
-    emb = embedder.embed([wav[a * frame : b * frame] for a, b in (*spans, *phrases)], sample_rate)
-    n = len(spans)
-    found = SegmentVoices(
-        speech, spans, emb[:n].astype(np.float16), len(wav) / sample_rate, phrases, emb[n:].astype(np.float16)
-    )
-    return emb[:n], found
+@dataclass(frozen=True)
+class VoicePlan:
+    """What one segment embeds: its 10 ms speech mask and the frame spans of its windows and of its phrases (none
+    when it has no window)."""
+
+    speech: np.ndarray
+    spans: np.ndarray
+    phrases: np.ndarray
+
+    @classmethod
+    def of(cls, wav: np.ndarray, sample_rate: int, params: DiarizationParams) -> VoicePlan:
+        speech = speech_frames(wav, sample_rate, params)
+        spans = _window_spans(speech, params)
+        phrases = _phrase_spans(speech, params) if len(spans) else np.zeros((0, 2), np.int32)
+        return cls(speech, spans, phrases)
+
+    def clips(self, wav: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+        """The windows', then the phrases' audio."""
+        frame = int(round(sample_rate * FRAME_S))
+        return [wav[a * frame : b * frame] for a, b in (*self.spans, *self.phrases)]
+
+    def voices(self, emb: np.ndarray, duration_s: float) -> tuple[np.ndarray, SegmentVoices]:
+        """From the embeddings of `clips`: (the windows' embeddings, the segment's voices)."""
+        n = len(self.spans)
+        if not n:
+            return emb[:0], SegmentVoices(self.speech, self.spans, np.zeros((0, 0), np.float16), duration_s)
+        found = SegmentVoices(
+            self.speech, self.spans, emb[:n].astype(np.float16), duration_s, self.phrases, emb[n:].astype(np.float16)
+        )
+        return emb[:n], found
+
+
+def embed_voices(
+    wavs: Sequence[np.ndarray], sample_rate: int, embedder: SpeakerEmbedder, params: DiarizationParams
+) -> list[tuple[VoicePlan, np.ndarray]]:
+    """Each segment's plan and the embeddings of its clips, all segments' clips in one embedder call (which then pads
+    one network block, not one per segment). An embedding does not depend on what shares its call."""
+    plans = [VoicePlan.of(w, sample_rate, params) for w in wavs]
+    clips = [plan.clips(w, sample_rate) for plan, w in zip(plans, wavs)]
+    flat = [c for cs in clips for c in cs]
+    emb = embedder.embed(flat, sample_rate) if flat else np.zeros((0, 0), np.float32)
+    bounds = np.cumsum([0, *map(len, clips)])
+    return [(plan, emb[a:b]) for plan, a, b in zip(plans, bounds[:-1], bounds[1:])]
 
 
 def segment_voices(
     wav: np.ndarray, sample_rate: int, embedder: SpeakerEmbedder, params: DiarizationParams = DiarizationParams()
 ) -> SegmentVoices:
     """The segment's voices for `diarize_source` alone, without its own turns: for turns a transcriber wrote itself."""
-    speech = speech_frames(wav, sample_rate, params)
-    spans = _window_spans(speech, params)
-    if not len(spans):
-        return SegmentVoices(speech, spans, np.zeros((0, 0), np.float16), len(wav) / sample_rate)
-    return _embed_voices(wav, sample_rate, embedder, params, speech, spans)[1]
+    plan, emb = embed_voices([wav], sample_rate, embedder, params)[0]
+    return plan.voices(emb, len(wav) / sample_rate)[1]
 
 
 def diarize(
@@ -319,19 +347,22 @@ def diarize_segment(
     embedder: SpeakerEmbedder,
     params: DiarizationParams = DiarizationParams(),
     voices: bool = True,
+    embedded: tuple[VoicePlan, np.ndarray] | None = None,
 ) -> tuple[list[SpeakerTurn], SegmentVoices | None]:
     """`diarize`, and the segment's voices for source-level diarization (`diarize_source`). Without `voices` (None
-    then), a segment with too little speech to tell voices apart is not embedded at all."""
+    then), a segment with too little speech to tell voices apart is not embedded at all. `embedded`: the segment's
+    entry of `embed_voices`, when its clips were embedded with other segments'."""
     duration = len(wav) / sample_rate
     single = [SpeakerTurn(0, 0.0, duration)]
     frame = int(round(sample_rate * FRAME_S))
-    speech = speech_frames(wav, sample_rate, params)
-    spans = _window_spans(speech, params)
+    plan = embedded[0] if embedded is not None else VoicePlan.of(wav, sample_rate, params)
+    speech, spans = plan.speech, plan.spans
     too_little = speech.sum() * FRAME_S < 2 * params.min_speaker_s or len(spans) < 2
     if not len(spans) or (too_little and not voices):
         return single, SegmentVoices(speech, spans[:0], np.zeros((0, 0), np.float16), duration) if voices else None
     if voices:
-        emb, found = _embed_voices(wav, sample_rate, embedder, params, speech, spans)
+        clips = embedded[1] if embedded is not None else embedder.embed(plan.clips(wav, sample_rate), sample_rate)
+        emb, found = plan.voices(clips, duration)
     else:
         emb, found = embedder.embed([wav[a * frame : b * frame] for a, b in spans], sample_rate), None
     if too_little:

@@ -32,7 +32,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.policy.diarization import SpeakerTurn, diarization_params, diarize_segment, segment_voices
+from curation.policy.diarization import (
+    SpeakerTurn,
+    VoicePlan,
+    diarization_params,
+    diarize_segment,
+    embed_voices,
+)
 from curation.policy.overlap import overlap_seconds
 from curation.policy.text_filters import Verdict, check_empty, check_language, check_rate, check_repeats, speech_rate
 from curation.policy.turns import speaker_turns
@@ -147,6 +153,7 @@ class TranscriptionStage(CurationStage):
             results.update(
                 (id(r), res) for r, res in self.call_model(group, transcribe, RejectReason.TRANSCRIPTION_FAILED)
             )
+        kept: list[tuple[_Item, RichTranscript]] = []
         for item in items:
             if id(item.row) not in results:
                 continue
@@ -164,21 +171,31 @@ class TranscriptionStage(CurationStage):
             if verdict:
                 item.row.rejected(self.name, *verdict)
                 continue
+            kept.append((item, out))
+        # the kept segments' windows and phrases are embedded in one call
+        speaking = [item.row for item, _ in kept if item.speakers]
+        embed = lambda waves, rate: embed_voices(waves, rate, self.embedder, self.diarization)  # noqa: E731
+        voices = {id(r): v for r, v in self.call_model(speaking, embed, RejectReason.TRANSCRIPTION_FAILED)}
+        for item, out in kept:
+            if item.speakers and id(item.row) not in voices:
+                continue  # its embedding failed: rejected
             try:
-                item.row.sample.transcript = self._with_speakers(item, out) if item.speakers else out
+                item.row.sample.transcript = (
+                    self._with_speakers(item, out, voices[id(item.row)]) if item.speakers else out
+                )
             except Exception as exc:
                 self.fail(item.row, RejectReason.TRANSCRIPTION_FAILED, exc)
         return rows
 
-    def _with_speakers(self, item: _Item, t: RichTranscript) -> RichTranscript:
+    def _with_speakers(self, item: _Item, t: RichTranscript, embedded: tuple[VoicePlan, np.ndarray]) -> RichTranscript:
         """A kept segment's voices on its row (for source-level diarization) and, unless the model wrote its turns,
-        its speaker turns from diarization."""
+        its speaker turns from diarization. `embedded`: its entry of `embed_voices`."""
         rate = item.row.analysis_rate
         if item.speakers == "voices":
-            voices = segment_voices(item.wav, rate, self.embedder, self.diarization)
-            item.row.speakers = SpeakerEvidence(voices, model_turns=True)
+            plan, emb = embedded
+            item.row.speakers = SpeakerEvidence(plan.voices(emb, len(item.wav) / rate)[1], model_turns=True)
             return t
-        diar, voices = diarize_segment(item.wav, rate, self.embedder, self.diarization)
+        diar, voices = diarize_segment(item.wav, rate, self.embedder, self.diarization, embedded=embedded)
         item.row.speakers = SpeakerEvidence(voices, item.turn_text)
         turns = speaker_turns(t.words or [], diar, item.turn_text)
         return RichTranscript(turns=turns, language=t.language, words=t.words, model_id=t.model_id)

@@ -86,7 +86,6 @@ class ResemblyzerEmbedder:
         path = weights_path(spec)
         self.model_id = "resemblyzer" if not spec.checkpoint else f"resemblyzer:{path.name}"
         self.device = pick_device(spec.device)
-        self.batch_size = spec.batch_size
         self.trim_silence = bool(spec.options.get("trim_silence", True))
         self.net = VoiceEncoderNet()
         state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
@@ -104,25 +103,25 @@ class ResemblyzerEmbedder:
         return np.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])
 
     def embed(self, waveforms: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        """The partials of every waveform run through the network together, NET_BLOCK at a time, so a call pads at
+        most one block however its partials split into clips (a segment's 1.5 s windows are one partial each)."""
         import torch
 
+        parts = [self._partials(resample(to_mono(x), sample_rate, self.sample_rate)) for x in waveforms]
         out = np.zeros((len(waveforms), self.dim), dtype=np.float32)
-        for k in range(0, len(waveforms), self.batch_size):
-            parts = [
-                self._partials(resample(to_mono(x), sample_rate, self.sample_rate))
-                for x in waveforms[k : k + self.batch_size]
-            ]
-            mels = np.concatenate(parts)
-            mels = np.concatenate([mels, np.zeros((-len(mels) % NET_BLOCK, *mels.shape[1:]), mels.dtype)])
-            with torch.inference_mode():
-                partial = np.concatenate(
-                    [
-                        self.net(torch.from_numpy(mels[b : b + NET_BLOCK]).to(self.device)).cpu().numpy()
-                        for b in range(0, len(mels), NET_BLOCK)
-                    ]
-                )
-            bounds = np.cumsum([0] + [len(p) for p in parts])
-            for j in range(len(parts)):
-                mean = partial[bounds[j] : bounds[j + 1]].mean(axis=0)
-                out[k + j] = mean / max(np.linalg.norm(mean), 1e-12)
+        if not parts:
+            return out
+        mels = np.concatenate(parts)
+        mels = np.concatenate([mels, np.zeros((-len(mels) % NET_BLOCK, *mels.shape[1:]), mels.dtype)])
+        with torch.inference_mode():
+            partial = np.concatenate(
+                [
+                    self.net(torch.from_numpy(mels[b : b + NET_BLOCK]).to(self.device)).cpu().numpy()
+                    for b in range(0, len(mels), NET_BLOCK)
+                ]
+            )
+        bounds = np.cumsum([0] + [len(p) for p in parts])
+        for j in range(len(parts)):
+            mean = partial[bounds[j] : bounds[j + 1]].mean(axis=0)
+            out[j] = mean / max(np.linalg.norm(mean), 1e-12)
         return out

@@ -69,6 +69,18 @@ def test_batching_and_resampling_do_not_change_embeddings(resemblyzer):
     assert resemblyzer.embed([resample(a, 16000, 44100)], 44100)[0] @ together[0] > 0.98
 
 
+def test_a_call_pads_at_most_one_network_block(resemblyzer, monkeypatch):
+    """Ten 1.5 s windows are one partial each: the network sees them as one block of 16, not a padded block per
+    `batch_size` clips."""
+    x = _clip("aew_a0001")
+    windows = [x[k * 8000 : k * 8000 + 24000] for k in range(10)]
+    net, rows = resemblyzer.net, []
+    monkeypatch.setattr(resemblyzer, "net", lambda mels: rows.append(len(mels)) or net(mels))
+    together = resemblyzer.embed(windows, 16000)
+    assert rows == [16]
+    assert np.array_equal(together[3], resemblyzer.embed([windows[3]], 16000)[0])
+
+
 def test_wavlm_xvector_from_a_tiny_checkpoint(tmp_path):
     from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
 

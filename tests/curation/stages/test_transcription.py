@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 import curation.stages.transcription as transcription
-from curation.policy.diarization import join_utterances, speech_span
+from curation.policy.diarization import diarize_segment, join_utterances, speech_span
 from curation.row import Row
 from curation.stages.transcription import TranscriptionStage
 from models.asr.qwen3_omni import parse_output
@@ -149,7 +149,8 @@ def test_offline_english_asr_keeps_only_speech_it_can_vouch_for(local_stage):
 
 def test_each_utterance_is_decoded_once_and_only_kept_ones_get_speakers(local_stage, monkeypatch):
     """The words and the language evidence come from one decoder pass per utterance, and the speaker embeddings are
-    computed only for the segments the language gate and the filters keep (the gate refuses the Mandarin clip)."""
+    computed only for the segments the language gate and the filters keep (the gate refuses the Mandarin clip), in
+    one embedder call for all of them, giving each the voices it gets alone."""
     arctic = _load("pyroomacoustics__cmu_arctic_us_aew_a0001.wav")
     zh = _zh("fireredasr__BAC009S0764W0121.wav")
     decoder = local_stage.transcriber.decoder
@@ -159,11 +160,21 @@ def test_each_utterance_is_decoded_once_and_only_kept_ones_get_speakers(local_st
     monkeypatch.setattr(
         transcription, "diarize_segment", lambda wav, *a, **k: diarized.append(len(wav)) or diarize(wav, *a, **k)
     )
+    embed, calls = local_stage.embedder.embed, []
+    monkeypatch.setattr(
+        local_stage.embedder, "embed", lambda clips, rate: calls.append(len(clips)) or embed(clips, rate)
+    )
     out = local_stage([_row(1, arctic), _row(2, zh), _row(3, arctic[: len(arctic) // 2])])
     assert _outcome(out, 1)[0] == "language_unsupported"
     assert out[0].live and out[2].live and out[1].speakers is None
     assert passes == [len(arctic), len(zh), len(arctic) // 2]
     assert diarized == [len(arctic), len(arctic) // 2]
+    assert len(calls) == 1  # both kept segments' windows and phrases
+    for row in (out[0], out[2]):
+        _, alone = diarize_segment(row.analysis_waveform(), SR, local_stage.embedder, local_stage.diarization)
+        got = row.speakers.voices
+        assert np.array_equal(got.embeddings, alone.embeddings) and np.array_equal(got.windows, alone.windows)
+        assert np.array_equal(got.phrase_embeddings, alone.phrase_embeddings) and len(got.phrases) > 0
 
 
 class _CountingDecoder:
