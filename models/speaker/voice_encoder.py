@@ -62,7 +62,8 @@ def partial_starts(n_samples: int) -> list[int]:
 
 
 class ResemblyzerEmbedder:
-    """embed(waveforms, sample_rate) -> (n, 256) unit vectors; cosine similarity compares speakers."""
+    """embed(waveforms, sample_rate) -> (n, 256) unit vectors; cosine similarity compares speakers. The spec's
+    batch_size is not used: the network always runs NET_BLOCK partials at a time."""
 
     sample_rate = frontend.SAMPLE_RATE
     dim = 256
