@@ -41,13 +41,8 @@ def reference_words(text: str) -> str:
     return re.sub(r"\[[^\]]*\]|\|", " ", text)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
-    ap.add_argument("--model", default="pocketsphinx")
-    ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--languages", default="en", help="comma-separated manifest languages to score")
+def add_option_argument(ap: argparse.ArgumentParser) -> None:
+    """--option KEY=VALUE (repeatable): a transcriber option, read by `model_options`."""
     ap.add_argument(
         "--option",
         action="append",
@@ -55,6 +50,21 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="a model option (YAML value), e.g. a pocketsphinx search setting: --option beam=1e-40",
     )
+
+
+def model_options(values: list[str]) -> dict:
+    """--option KEY=VALUE values -> a ModelSpec's options (each value read as YAML: numbers, booleans)."""
+    return {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in values)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
+    ap.add_argument("--model", default="pocketsphinx")
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--languages", default="en", help="comma-separated manifest languages to score")
+    add_option_argument(ap)
     ap.add_argument("--max-wer", type=float, default=0.40)
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -64,7 +74,7 @@ def main() -> int:
         rows = [
             r for r in csv.DictReader(f, delimiter="\t") if r.get("transcript", "").strip() and r.get("lang") in langs
         ]
-    options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
+    options = model_options(args.option)
     spec = ModelSpec(name=args.model, checkpoint=args.checkpoint, device=args.device, batch_size=1, options=options)
     transcriber = registry.build("asr", spec)
 

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from curation.io.audio import decode_file
 from curation.io.keys import source_key
@@ -32,6 +31,7 @@ from curation.stages.segmentation import SegmentationStage
 from curation.stages.transcription import TranscriptionStage, gate_score
 from schemas.config import LanguageGate, SegmentationConfig, TranscriptionConfig
 from schemas.sample import AudioFacts
+from scripts.bench_asr import add_option_argument, model_options
 
 SR = 16000
 AUDIO = {".wav", ".flac", ".mp3", ".ogg"}
@@ -64,18 +64,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
     ap.add_argument("--no-reversed", action="store_true", help="skip the time-reversed English set")
-    ap.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a pocketsphinx option (YAML value), e.g. a search setting: --option maxhmmpf=3000",
-    )
+    add_option_argument(ap)
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
 
     gate = LanguageGate()
-    options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
+    options = model_options(args.option)
     seg = SegmentationStage(SegmentationConfig())
     # the gate wide open: every segment's evidence is recorded, the decision is replayed below per threshold
     asr = TranscriptionConfig().model.model_copy(update={"options": options})

@@ -364,7 +364,7 @@ def diarize_segment(
         clips = embedded[1] if embedded is not None else embedder.embed(plan.clips(wav, sample_rate), sample_rate)
         emb, found = plan.voices(clips, duration)
     else:
-        emb, found = embedder.embed([wav[a * frame : b * frame] for a, b in spans], sample_rate), None
+        emb, found = embedder.embed(plan.clips(wav, sample_rate)[: len(spans)], sample_rate), None
     if too_little:
         return single, found
     labels = _cluster(emb, params.same_speaker_similarity)
