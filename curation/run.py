@@ -19,7 +19,6 @@ import storage
 from curation.io.ingest import list_inputs
 from curation.io.plan import RunPlan, completed_units, load_plan, unit_inputs
 from curation.io.shards import SHARDS_DIR, UnitWriter
-from curation.report import write_report
 from curation.report.stats import RunStats
 from curation.row import Row
 from curation.stages.decode import input_rows
@@ -117,6 +116,9 @@ def curate(
         audio_hours_per_hour=round(summary["hours_in"] * 3600 / wall, 2) if wall > 0 else None,
         output=cfg.output,
     )
+    # here, not at the top: the stage workers import this module, and the report's matplotlib is ~28 MB a process
+    from curation.report.write import write_report
+
     quality = cfg.quality if cfg.quality.enabled else None
     summary["report"] = write_report(
         cfg.output,

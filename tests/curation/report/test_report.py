@@ -12,9 +12,9 @@ import pytest
 import storage
 from curation.io.keys import segment_key
 from curation.io.shards import manifest_row
-from curation.report import write_report
 from curation.report.plots import plot_tags
 from curation.report.stats import RunStats
+from curation.report.write import write_report
 from schemas.quality import QualityScores
 from schemas.rejects import RejectReason, Stage
 from schemas.sample import AudioFacts, Reject, Sample, SourceRef
