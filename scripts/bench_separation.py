@@ -414,8 +414,11 @@ def run_separated(args: argparse.Namespace, spec: ModelSpec) -> dict:
         "configured": configured,
     }
     evaluation = {}
+    for r in segments:  # a perfect rule keeps the vocals that reach the bar, and only those: what this separator allows
+        r["reachable"] = r.get("separated") and r["kind"] != "clean" and r["good"]
+    reachable = _speech_kept(segments, "reachable")
     print(
-        f"{'rule':14s} {'input':6s} {'SNR':>4s} {'separated':>9s} {'speech kept':>11s} {'good rejected (s)':>17s} {'kept < bar':>10s}"
+        f"{'rule':14s} {'input':6s} {'SNR':>4s} {'separated':>9s} {'speech kept':>11s} {'good rejected (s)':>17s} {'kept < bar':>10s} {'reachable':>9s}"
     )
     for label, gate in rules.items():
         for r in segments:
@@ -443,11 +446,12 @@ def run_separated(args: argparse.Namespace, spec: ModelSpec) -> dict:
                         sum(r["end_s"] - r["start_s"] for r in sel if r["good"] and not r[label]), 2
                     ),
                     "kept_below_bar": sum(x < _bar(kind, args) for x in kept_si),
+                    "reachable": None if kind == "clean" else round(reachable.get((kind, snr), 0.0), 4),
                 }
             )
             x = rows[-1]
             print(
-                f"{label:14s} {kind:6s} {'' if snr == -1 else f'{snr:g}':>4s} {x['separated']:9d} {x['speech_time_kept']:11.1%} {x['good_rejected_s']:17.1f} {x['kept_below_bar']:10d}"
+                f"{label:14s} {kind:6s} {'' if snr == -1 else f'{snr:g}':>4s} {x['separated']:9d} {x['speech_time_kept']:11.1%} {x['good_rejected_s']:17.1f} {x['kept_below_bar']:10d} {'' if x['reachable'] is None else format(x['reachable'], '.1%'):>9s}"
             )
         evaluation[label] = {"gate": gate.model_dump(), "table": rows}
     print(f"{args.separated_out}: labels.jsonl and {len([r for r in segments if r.get('separated')])} clips")
