@@ -48,12 +48,14 @@ from curation.io.audio import decode_file, open_stream
 from curation.io.keys import source_key
 from curation.policy.diarization import (
     FRAME_S,
+    DiarizationParams,
     SpeakerTurn,
     _unit,
     attribution_accuracy,
     diarization_params,
     diarize_segment,
     diarize_source,
+    speaker_raster,
     speech_frames,
     speech_span,
 )
@@ -195,25 +197,26 @@ def measure_bandwidth(corpus: Path) -> dict:
 
 def talkers(ref: list[SpeakerTurn], n: int) -> np.ndarray:
     """(speakers, n) bool: who the reference says talks in each 10 ms frame."""
-    out = np.zeros((1 + max(t.speaker for t in ref), n), bool)
-    for t in ref:
-        out[t.speaker, int(round(t.start_s / FRAME_S)) : int(round(t.end_s / FRAME_S))] = True
-    return out
+    return speaker_raster(ref, n, sorted({t.speaker for t in ref}))
 
 
 def between_voices(wav: np.ndarray, ref: list[SpeakerTurn], embedder, window_s: float = 1.0) -> np.ndarray:
     """Per 10 ms frame, how much its windows resemble their second-nearest reference speaker (-1 outside speech):
     a window of two voices should resemble both. The centroids come from the reference's one-speaker speech."""
-    frame, n = int(SR * FRAME_S), len(wav) // int(SR * FRAME_S)
+    frame = int(SR * FRAME_S)
+    n, win = len(wav) // frame, int(round(window_s / FRAME_S))
+
+    def embed(starts) -> np.ndarray:
+        return _unit(embedder.embed([wav[a * frame : (a + win) * frame] for a in starts], SR))
+
     who = talkers(ref, n)
     alone = who & (who.sum(axis=0) == 1)
-    win = int(round(window_s / FRAME_S))
-    cents = []
-    for mask in alone:
-        starts = [a for a in np.flatnonzero(mask)[::50] if mask[a : a + win].mean() > 0.9]
-        cents.append(_unit(embedder.embed([wav[a * frame : (a + win) * frame] for a in starts], SR).mean(axis=0)))
+    cents = [
+        _unit(embed([a for a in np.flatnonzero(mask)[::50] if mask[a : a + win].mean() > 0.9]).mean(axis=0))
+        for mask in alone
+    ]
     starts = np.arange(0, n - win, 10)
-    sims = np.sort(_unit(embedder.embed([wav[a * frame : (a + win) * frame] for a in starts], SR)) @ np.stack(cents).T)
+    sims = np.sort(embed(starts) @ np.stack(cents).T)
     total, count = np.zeros(n), np.zeros(n)
     for a, v in zip(starts, sims[:, -2]):
         total[a : a + win] += v
@@ -281,14 +284,15 @@ def main() -> int:
     args = ap.parse_args()
     results: dict = {}
     ok = True
+    embedder, params = build_embedder(args) if {"overlap", "speakers"} & set(args.parts) else (None, None)
     if "bandwidth" in args.parts:
         results["bandwidth"] = measure_bandwidth(args.corpus)
         ok = results["bandwidth"]["passes"]
     if "overlap" in args.parts:
-        results["overlap"] = measure_overlap(args.corpus, build_embedder(args)[0])
+        results["overlap"] = measure_overlap(args.corpus, embedder)
         ok = ok and results["overlap"]["passes"]
     if "speakers" in args.parts:
-        results["speakers"] = measure_speakers(args)
+        results["speakers"] = measure_speakers(args, embedder, params)
         ok = ok and all(r["passes"] is not False for r in results["speakers"]["sources"])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -302,8 +306,7 @@ def build_embedder(args: argparse.Namespace):
     return registry.build("speaker", spec), diarization_params(spec)
 
 
-def measure_speakers(args: argparse.Namespace) -> dict:
-    embedder, params = build_embedder(args)
+def measure_speakers(args: argparse.Namespace, embedder, params: DiarizationParams) -> dict:
     stage = SegmentationStage(SegmentationConfig())
     stage.setup()
     results = {"embedder": embedder.model_id, "params": vars(params), "bar": BAR, "sources": []}

@@ -490,7 +490,8 @@ def join_utterances(
     return np.concatenate(parts), ref
 
 
-def _raster(turns: Sequence[SpeakerTurn], n: int, speakers: list) -> np.ndarray:
+def speaker_raster(turns: Sequence[SpeakerTurn], n: int, speakers: list) -> np.ndarray:
+    """(speakers, n) bool: who talks in each of the first `n` 10 ms frames, rows in the order of `speakers`."""
     grid = np.zeros((len(speakers), n), dtype=bool)
     for t in turns:
         grid[speakers.index(t.speaker), int(round(t.start_s / FRAME_S)) : int(round(t.end_s / FRAME_S))] = True
@@ -503,7 +504,7 @@ def attribution_accuracy(reference: Sequence[SpeakerTurn], hypothesis: Sequence[
     end = max([t.end_s for t in reference] + [t.end_s for t in hypothesis])
     n = int(round(end / FRAME_S)) + 1
     ref_ids, hyp_ids = sorted({t.speaker for t in reference}), sorted({t.speaker for t in hypothesis})
-    ref, hyp = _raster(reference, n, ref_ids), _raster(hypothesis, n, hyp_ids)
+    ref, hyp = speaker_raster(reference, n, ref_ids), speaker_raster(hypothesis, n, hyp_ids)
     single = ref.sum(axis=0) == 1
     if not single.any():
         return 0.0
